@@ -1,0 +1,491 @@
+//! The allocation engine (spec §4): pure functions from the registry *as read under the
+//! lock* to the changed registry and the events that record the change. No files, no
+//! clock; whether a port is listening comes in through [`Probe`].
+
+pub mod manage;
+pub mod place;
+pub mod slots;
+
+use serde::Serialize;
+
+use crate::error::{Error, Result};
+use crate::registry::model::{
+    Instance, InstanceBehavior, Origin, Placement, PortRange, Registry, Rule, ServiceType,
+};
+use crate::registry::validate;
+
+pub use place::Space;
+
+/// Tells whether something listens on a port right now.
+pub trait Probe {
+    fn is_listening(&self, port: u16) -> bool;
+}
+
+impl<F: Fn(u16) -> bool> Probe for F {
+    fn is_listening(&self, port: u16) -> bool {
+        self(port)
+    }
+}
+
+/// Facts about this machine, read at the edge and passed in.
+#[derive(Clone, Copy)]
+pub struct Machine<'a> {
+    /// The OS ephemeral port range (`/proc/sys/net/ipv4/ip_local_port_range`).
+    pub ephemeral: Option<PortRange>,
+    pub probe: &'a dyn Probe,
+}
+
+impl std::fmt::Debug for Machine<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Machine")
+            .field("ephemeral", &self.ephemeral)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The highest port auto-allocation may use when `max_port` is not set.
+pub const IANA_REGISTERED_MAX: u16 = 49151;
+
+/// The span auto-allocation works in: `[min_port, max_port]`, where an unset `max_port`
+/// means the lower of 49151 and the port below the ephemeral range.
+pub fn space(reg: &Registry, machine: &Machine<'_>) -> Space {
+    let default_hi = machine.ephemeral.map_or(IANA_REGISTERED_MAX, |e| {
+        e.start.saturating_sub(1).min(IANA_REGISTERED_MAX)
+    });
+    Space {
+        lo: reg.settings.min_port.max(1024),
+        hi: reg.settings.max_port.unwrap_or(default_hi),
+        ephemeral: machine.ephemeral,
+    }
+}
+
+/// One change to the registry, as the audit trail records it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "event", rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Event {
+    TypeAllocated {
+        service_type: String,
+        ranges: Vec<PortRange>,
+        placement: &'static str,
+        chunk: u16,
+    },
+    TypeGrew {
+        service_type: String,
+        ranges: Vec<PortRange>,
+        placement: &'static str,
+        chunk: u16,
+    },
+    TypeAdded {
+        service_type: String,
+        ranges: Vec<PortRange>,
+    },
+    TypeEdited {
+        service_type: String,
+        ranges: Vec<PortRange>,
+    },
+    TypeRemoved {
+        service_type: String,
+        ranges: Vec<PortRange>,
+    },
+    InstanceAssigned {
+        service_type: String,
+        instance: String,
+        port: u16,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        workspace: Option<String>,
+    },
+    InstanceReleased {
+        service_type: String,
+        instance: String,
+        port: u16,
+    },
+    RuleChanged {
+        pattern: String,
+    },
+    ConfigChanged {
+        key: String,
+        value: String,
+    },
+}
+
+/// A request for an instance port.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Request<'a> {
+    pub service_type: &'a str,
+    pub instance: &'a str,
+    pub workspace: Option<&'a str>,
+    /// A wished-for port: taken when free (and, for a new type, its range starts there);
+    /// otherwise a warning and the normal slot.
+    pub port: Option<u16>,
+    /// Recorded on a type this request creates.
+    pub requested_by: Option<&'a str>,
+    /// Instance behaviour of a type this request creates (a rule may also set it).
+    pub instance_behavior: Option<InstanceBehavior>,
+}
+
+/// What an allocation gave. Its JSON is the `allocate` output (spec §5).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Grant {
+    pub service_type: String,
+    pub instance: String,
+    pub port: u16,
+    pub ranges: Vec<PortRange>,
+    pub instance_behavior: InstanceBehavior,
+    /// This request created the type.
+    pub auto_allocated: bool,
+    /// The instance already held this port; nothing changed.
+    pub existing: bool,
+}
+
+/// The result of a registry change: what it gave, what it changed, what the user should hear.
+#[derive(Debug, Clone, Default)]
+pub struct Outcome<T> {
+    pub value: T,
+    pub events: Vec<Event>,
+    pub warnings: Vec<String>,
+}
+
+/// The rule that applies to a type name: among the matching patterns, the longest (the most
+/// specific) wins; equal lengths go to the pattern that sorts first.
+pub fn rule_for<'r>(reg: &'r Registry, name: &str) -> Option<(&'r str, &'r Rule)> {
+    reg.rules
+        .iter()
+        .filter(|(p, _)| glob::Pattern::new(p).is_ok_and(|g| g.matches(name)))
+        .min_by_key(|(p, _)| std::cmp::Reverse(p.len()))
+        .map(|(p, r)| (p.as_str(), r))
+}
+
+/// Known category words (Styxy's standard types) a name may contain.
+const CATEGORY_WORDS: [&str; 18] = [
+    "dev",
+    "api",
+    "database",
+    "db",
+    "auth",
+    "functions",
+    "ui",
+    "hub",
+    "storybook",
+    "test",
+    "proxy",
+    "docs",
+    "monitoring",
+    "build",
+    "infrastructure",
+    "ai",
+    "messaging",
+    "coordination",
+];
+
+/// The categories of a type name, most specific first: the prefix before the first `-` or
+/// `/`, then every known category word among its parts.
+pub fn categories(name: &str) -> Vec<&str> {
+    let mut parts = name.split(['-', '/', '_', '.']);
+    let mut cats: Vec<&str> = Vec::new();
+    if name.contains(['-', '/'])
+        && let Some(prefix) = parts.next()
+    {
+        cats.push(prefix);
+    }
+    for part in name.split(['-', '/', '_', '.']) {
+        if CATEGORY_WORDS.contains(&part) && !cats.contains(&part) {
+            cats.push(part);
+        }
+    }
+    cats
+}
+
+/// Ranges of other types that share a category with `name`, in category order then port.
+fn category_ranges(reg: &Registry, name: &str) -> Vec<PortRange> {
+    let mut out = Vec::new();
+    for cat in categories(name) {
+        let mut found: Vec<PortRange> = reg
+            .types
+            .iter()
+            .filter(|(n, _)| n.as_str() != name && categories(n).contains(&cat))
+            .flat_map(|(_, t)| t.ranges.iter().copied())
+            .collect();
+        found.sort_unstable();
+        out.extend(found);
+    }
+    out
+}
+
+/// Finds a new range for type `name` by the settings and the matching rule.
+fn new_range(
+    reg: &Registry,
+    machine: &Machine<'_>,
+    name: &str,
+    exact_start: Option<u16>,
+) -> Result<(PortRange, Placement, u16)> {
+    let rule = rule_for(reg, name).map(|(_, r)| r);
+    let chunk = rule
+        .and_then(|r| r.chunk_size)
+        .unwrap_or(reg.settings.chunk_size);
+    let placement = rule
+        .and_then(|r| r.placement)
+        .unwrap_or(reg.settings.placement);
+    let space = space(reg, machine);
+    let existing: Vec<PortRange> = reg.all_ranges().into_iter().map(|(r, _)| r).collect();
+    let cats = category_ranges(reg, name);
+    let want = place::Want {
+        name,
+        chunk,
+        gap: reg.settings.gap_size,
+        placement,
+        exact_start: None,
+        min_start: rule.and_then(|r| r.preferred_range_start),
+    };
+    let pinned = exact_start.and_then(|p| {
+        let exact = place::Want {
+            exact_start: Some(p),
+            ..want
+        };
+        place::place(&existing, &cats, space, exact, machine.probe)
+    });
+    pinned
+        .or_else(|| place::place(&existing, &cats, space, want, machine.probe))
+        .map(|r| (r, placement, chunk))
+        .ok_or_else(|| Error::NoRoom {
+            name: name.to_owned(),
+            chunk,
+            lo: space.lo,
+            hi: space.hi,
+            gap: reg.settings.gap_size,
+        })
+}
+
+/// Gives `req.instance` a port in `req.service_type`, creating the type (auto-allocation)
+/// or growing it when needed. The same instance always gets the same port back.
+pub fn allocate(
+    reg: &mut Registry,
+    machine: &Machine<'_>,
+    req: &Request<'_>,
+) -> Result<Outcome<Grant>> {
+    validate::name(req.service_type)?;
+    validate::instance(req.instance)?;
+    let name = req.service_type;
+    let mut events = Vec::new();
+    let mut warnings = Vec::new();
+
+    // Idempotence: an instance that holds a port keeps it.
+    if let Some(t) = reg.types.get(name)
+        && let Some(held) = t.instances.get(req.instance)
+    {
+        if let Some(p) = req.port.filter(|p| *p != held.port) {
+            warnings.push(format!(
+                "instance {:?} of {name:?} already holds port {}, not {p}; release it first to move it",
+                req.instance, held.port
+            ));
+        }
+        let grant = Grant {
+            service_type: name.to_owned(),
+            instance: req.instance.to_owned(),
+            port: held.port,
+            ranges: t.ranges.clone(),
+            instance_behavior: t.instance_behavior,
+            auto_allocated: false,
+            existing: true,
+        };
+        return Ok(Outcome {
+            value: grant,
+            events,
+            warnings,
+        });
+    }
+
+    let mut created = false;
+    if !reg.types.contains_key(name) {
+        if !reg.settings.auto_allocate {
+            return Err(Error::UnknownType {
+                name: name.to_owned(),
+                hint: format!(
+                    "add it with `cargo styxy type add {name} --range A-B`, or turn auto-allocation on with `cargo styxy config set auto_allocate true`"
+                ),
+            });
+        }
+        let (range, placement, chunk) = new_range(reg, machine, name, req.port)?;
+        if let Some(p) = req.port.filter(|p| range.start != *p) {
+            warnings.push(format!(
+                "port {p} is not free for a new range of {name:?}; using {range} instead"
+            ));
+        }
+        let behavior = req
+            .instance_behavior
+            .or_else(|| rule_for(reg, name).and_then(|(_, r)| r.instance_behavior))
+            .unwrap_or_default();
+        let mut t = ServiceType::new(vec![range], Origin::Auto);
+        t.instance_behavior = behavior;
+        t.requested_by = Some(req.requested_by.unwrap_or(req.instance).to_owned());
+        reg.types.insert(name.to_owned(), t);
+        events.push(Event::TypeAllocated {
+            service_type: name.to_owned(),
+            ranges: vec![range],
+            placement: placement.as_str(),
+            chunk,
+        });
+        created = true;
+    }
+
+    let max_instances = {
+        let t = &reg.types[name];
+        t.max_instances.unwrap_or(reg.settings.max_instances)
+    };
+    let port = match slots::pick(&reg.types[name], req.port, machine.probe) {
+        Some(p) => p,
+        None => {
+            let t = &reg.types[name];
+            if t.instances.len() >= max_instances as usize {
+                return Err(full_error(name, t));
+            }
+            let (range, placement, chunk) = new_range(reg, machine, name, None)?;
+            let t = reg.types.get_mut(name).expect("checked above");
+            t.ranges.push(range);
+            events.push(Event::TypeGrew {
+                service_type: name.to_owned(),
+                ranges: vec![range],
+                placement: placement.as_str(),
+                chunk,
+            });
+            slots::pick(t, None, machine.probe).ok_or_else(|| full_error(name, t))?
+        }
+    };
+    if let Some(p) = req.port.filter(|p| *p != port)
+        && warnings.is_empty()
+    {
+        warnings.push(format!(
+            "port {p} is not free in {name:?} ({}); using {port} instead",
+            reg.types[name].ranges_text()
+        ));
+    }
+    let t = reg.types.get_mut(name).expect("inserted or present");
+    t.instances.insert(
+        req.instance.to_owned(),
+        Instance {
+            port,
+            workspace: req.workspace.map(str::to_owned),
+        },
+    );
+    events.push(Event::InstanceAssigned {
+        service_type: name.to_owned(),
+        instance: req.instance.to_owned(),
+        port,
+        workspace: req.workspace.map(str::to_owned),
+    });
+    Ok(Outcome {
+        value: Grant {
+            service_type: name.to_owned(),
+            instance: req.instance.to_owned(),
+            port,
+            ranges: t.ranges.clone(),
+            instance_behavior: t.instance_behavior,
+            auto_allocated: created,
+            existing: false,
+        },
+        events,
+        warnings,
+    })
+}
+
+fn full_error(name: &str, t: &ServiceType) -> Error {
+    const SHOWN: usize = 5;
+    let mut holders: Vec<String> = t
+        .instances
+        .iter()
+        .take(SHOWN)
+        .map(|(id, i)| format!("{id} on {}", i.port))
+        .collect();
+    if t.instances.len() > SHOWN {
+        holders.push(format!("and {} more", t.instances.len() - SHOWN));
+    }
+    Error::TypeFull {
+        name: name.to_owned(),
+        ranges: t.ranges_text(),
+        count: t.instances.len(),
+        holders: holders.join(", "),
+    }
+}
+
+/// One freed instance.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Released {
+    pub service_type: String,
+    pub instance: String,
+    pub port: u16,
+    /// The instance was the last of an auto-allocated type, which is gone with it.
+    pub type_removed: bool,
+}
+
+/// Frees the instances that match: `instance` in `service_type`, every instance of
+/// `service_type`, or `instance` in every type. An auto-allocated type left with no instances
+/// is removed, so its range returns to free space.
+pub fn release(
+    reg: &mut Registry,
+    service_type: Option<&str>,
+    instance: Option<&str>,
+) -> Result<Outcome<Vec<Released>>> {
+    if let Some(name) = service_type
+        && !reg.types.contains_key(name)
+    {
+        return Err(Error::UnknownType {
+            name: name.to_owned(),
+            hint: "see `cargo styxy list` for the types".into(),
+        });
+    }
+    let mut out: Outcome<Vec<Released>> = Outcome::default();
+    let names: Vec<String> = reg
+        .types
+        .keys()
+        .filter(|n| service_type.is_none_or(|s| s == n.as_str()))
+        .cloned()
+        .collect();
+    for name in names {
+        let t = reg.types.get_mut(&name).expect("listed above");
+        let ids: Vec<String> = t
+            .instances
+            .keys()
+            .filter(|id| instance.is_none_or(|i| i == id.as_str()))
+            .cloned()
+            .collect();
+        if ids.is_empty() {
+            continue;
+        }
+        for id in &ids {
+            let port = t.instances.remove(id).expect("listed above").port;
+            out.events.push(Event::InstanceReleased {
+                service_type: name.clone(),
+                instance: id.clone(),
+                port,
+            });
+            out.value.push(Released {
+                service_type: name.clone(),
+                instance: id.clone(),
+                port,
+                type_removed: false,
+            });
+        }
+        if t.origin == Origin::Auto && t.instances.is_empty() {
+            let t = reg.types.remove(&name).expect("present");
+            out.events.push(Event::TypeRemoved {
+                service_type: name.clone(),
+                ranges: t.ranges,
+            });
+            if let Some(last) = out.value.last_mut() {
+                last.type_removed = true;
+            }
+        }
+    }
+    if out.value.is_empty() {
+        let what = match (service_type, instance) {
+            (Some(s), Some(i)) => format!("instance {i:?} holds no port in {s:?}"),
+            (Some(s), None) => format!("{s:?} has no instances"),
+            (None, Some(i)) => format!("instance {i:?} holds no port"),
+            (None, None) => "nothing to release".to_owned(),
+        };
+        return Err(Error::NothingToRelease { what });
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,133 @@
+//! `config show|path|validate|set|restore`: the registry's settings and health.
+
+use std::path::PathBuf;
+
+use clap::Subcommand;
+use serde::Serialize;
+
+use crate::allocate::manage;
+use crate::cli::Ctx;
+use crate::cli::list::settings_view;
+
+/// Registry settings, location, validation and backups
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Show the settings in force. With `--format json`: {"file", "settings": {…}}
+    Show,
+    /// Print the registry file's path
+    Path,
+    /// Check that the registry parses and is consistent
+    Validate,
+    /// Set one setting, validated before it is written
+    #[command(after_help = setting_help())]
+    Set {
+        /// min_port, max_port, chunk_size, gap_size, placement, max_instances, auto_allocate
+        key: String,
+        value: String,
+    },
+    /// Restore the registry from a backup (the newest good one unless BACKUP is given)
+    Restore {
+        /// A backup file (see `--list`)
+        backup: Option<PathBuf>,
+        /// List the backups, newest first, instead
+        #[arg(long)]
+        list: bool,
+    },
+}
+
+fn setting_help() -> String {
+    let mut s = String::from("Settings:\n");
+    for (k, what) in manage::SETTING_KEYS {
+        s.push_str(&format!("  {k:<14} {what}\n"));
+    }
+    s
+}
+
+#[derive(Debug, Serialize)]
+struct Show {
+    file: PathBuf,
+    settings: crate::cli::list::SettingsView,
+}
+
+#[derive(Debug, Serialize)]
+struct Validated {
+    file: PathBuf,
+    valid: bool,
+    service_types: usize,
+    instances: usize,
+}
+
+pub fn run(ctx: &Ctx, cmd: ConfigCommand) -> anyhow::Result<()> {
+    let file = ctx.store.file();
+    match cmd {
+        ConfigCommand::Show => {
+            let reg = ctx.store.read()?;
+            let view = Show {
+                file: file.clone(),
+                settings: settings_view(&reg),
+            };
+            ctx.emit(&view, |out| {
+                let s = &view.settings;
+                writeln!(out, "# {}", file.display())?;
+                writeln!(out, "min_port = {}", s.min_port)?;
+                let how = if reg.settings.max_port.is_some() {
+                    ""
+                } else {
+                    "  # auto: below the ephemeral range"
+                };
+                writeln!(out, "max_port = {}{how}", s.max_port)?;
+                writeln!(out, "chunk_size = {}", s.chunk_size)?;
+                writeln!(out, "gap_size = {}", s.gap_size)?;
+                writeln!(out, "placement = {:?}", s.placement)?;
+                writeln!(out, "max_instances = {}", s.max_instances)?;
+                writeln!(out, "auto_allocate = {}", s.auto_allocate)
+            })
+        }
+        ConfigCommand::Path => ctx.emit(&file, |out| writeln!(out, "{}", file.display())),
+        ConfigCommand::Validate => {
+            let reg = ctx.store.read()?;
+            let view = Validated {
+                file: file.clone(),
+                valid: true,
+                service_types: reg.types.len(),
+                instances: reg.types.values().map(|t| t.instances.len()).sum(),
+            };
+            ctx.emit(&view, |out| {
+                writeln!(
+                    out,
+                    "{} is valid: {} service types, {} instances",
+                    file.display(),
+                    view.service_types,
+                    view.instances
+                )
+            })
+        }
+        ConfigCommand::Set { key, value } => {
+            let mut guard = ctx.store.lock()?;
+            let out = manage::set_setting(&mut guard.registry, &key, &value)?;
+            let view = settings_view(&guard.registry);
+            guard.commit(&out.events)?;
+            ctx.emit(&view, |out| writeln!(out, "{key} = {value}"))
+        }
+        ConfigCommand::Restore { list: true, .. } => {
+            let backups = ctx.store.backups();
+            ctx.emit(&backups, |out| {
+                for b in &backups {
+                    writeln!(out, "{}", b.display())?;
+                }
+                Ok(())
+            })
+        }
+        ConfigCommand::Restore { backup, .. } => {
+            let restored = ctx.store.restore(backup.as_deref())?;
+            ctx.emit(&restored, |out| {
+                writeln!(
+                    out,
+                    "restored {} from {}",
+                    file.display(),
+                    restored.display()
+                )
+            })
+        }
+    }
+}

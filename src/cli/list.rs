@@ -1,0 +1,161 @@
+//! `list`: every service type with its ranges, instances and live leases, and the settings.
+
+use clap::Args;
+use serde::Serialize;
+
+use crate::allocate;
+use crate::cli::Ctx;
+use crate::registry::model::{InstanceBehavior, PortRange, Registry, join_ranges};
+
+/// List service types, their ranges, instances and ports, and the settings
+///
+/// With `--format json`: {"service_types": [{"name", "ranges", "instance_behavior",
+/// "auto_allocated", "origin", "preferred_ports", "description", "instances": [{"instance",
+/// "port", "workspace"}], "leases": [{"port", "pid"}]}], "settings": {"min_port",
+/// "max_port", "chunk_size", "gap_size", "placement", "max_instances", "auto_allocate"}}.
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    /// Only types whose name matches this glob, e.g. `shop-*`
+    #[arg(value_name = "PATTERN")]
+    pub pattern: Option<String>,
+    /// Hide the built-in types that have no instances
+    #[arg(long)]
+    pub used: bool,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Listing<'a> {
+    pub service_types: Vec<TypeView<'a>>,
+    pub settings: SettingsView,
+}
+
+#[derive(Debug, Serialize)]
+pub struct TypeView<'a> {
+    pub name: &'a str,
+    pub ranges: &'a [PortRange],
+    pub instance_behavior: InstanceBehavior,
+    pub auto_allocated: bool,
+    pub origin: &'static str,
+    pub preferred_ports: &'a [u16],
+    pub description: Option<&'a str>,
+    pub instances: Vec<InstanceView<'a>>,
+    /// Live leases of `cargo styxy run` (none are taken yet by this version).
+    pub leases: Vec<LeaseView>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct InstanceView<'a> {
+    pub instance: &'a str,
+    pub port: u16,
+    pub workspace: Option<&'a str>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct LeaseView {
+    pub port: u16,
+    pub pid: u32,
+}
+
+#[derive(Debug, Serialize)]
+pub struct SettingsView {
+    pub min_port: u16,
+    /// The effective upper bound (computed from the ephemeral range when not set).
+    pub max_port: u16,
+    pub chunk_size: u16,
+    pub gap_size: u16,
+    pub placement: &'static str,
+    pub max_instances: u32,
+    pub auto_allocate: bool,
+}
+
+/// The settings as in force on this machine.
+pub fn settings_view(reg: &Registry) -> SettingsView {
+    let space = allocate::space(reg, &crate::this_machine());
+    let s = &reg.settings;
+    SettingsView {
+        min_port: space.lo,
+        max_port: space.hi,
+        chunk_size: s.chunk_size,
+        gap_size: s.gap_size,
+        placement: s.placement.as_str(),
+        max_instances: s.max_instances,
+        auto_allocate: s.auto_allocate,
+    }
+}
+
+pub fn run(ctx: &Ctx, args: ListArgs) -> anyhow::Result<()> {
+    let reg = ctx.store.read()?;
+    let pattern = args
+        .pattern
+        .as_deref()
+        .map(crate::registry::validate::pattern)
+        .transpose()?;
+    let service_types: Vec<TypeView<'_>> = reg
+        .types
+        .iter()
+        .filter(|(n, _)| pattern.as_ref().is_none_or(|p| p.matches(n)))
+        .filter(|(_, t)| !args.used || !t.instances.is_empty())
+        .map(|(name, t)| TypeView {
+            name,
+            ranges: &t.ranges,
+            instance_behavior: t.instance_behavior,
+            auto_allocated: t.origin == crate::registry::Origin::Auto,
+            origin: t.origin.as_str(),
+            preferred_ports: &t.preferred_ports,
+            description: t.description.as_deref(),
+            instances: t
+                .instances
+                .iter()
+                .map(|(id, i)| InstanceView {
+                    instance: id,
+                    port: i.port,
+                    workspace: i.workspace.as_deref(),
+                })
+                .collect(),
+            leases: Vec::new(),
+        })
+        .collect();
+    let listing = Listing {
+        service_types,
+        settings: settings_view(&reg),
+    };
+    ctx.emit(&listing, |out| {
+        let width = listing
+            .service_types
+            .iter()
+            .map(|t| t.name.len())
+            .max()
+            .unwrap_or(4)
+            .max(4);
+        writeln!(
+            out,
+            "{:width$}  {:<13}  {:<6}  {:<7}  INSTANCES",
+            "TYPE", "RANGES", "MODE", "ORIGIN"
+        )?;
+        for t in &listing.service_types {
+            writeln!(
+                out,
+                "{:width$}  {:<13}  {:<6}  {:<7}  {}",
+                t.name,
+                join_ranges(t.ranges),
+                t.instance_behavior.as_str(),
+                t.origin,
+                t.instances.len()
+            )?;
+            for i in &t.instances {
+                writeln!(out, "  {:>5}  {}", i.port, i.instance)?;
+            }
+        }
+        let s = &listing.settings;
+        writeln!(
+            out,
+            "\nauto-allocation: {} ports per range, gap {}, placement {}, in {}-{}{}",
+            s.chunk_size,
+            s.gap_size,
+            s.placement,
+            s.min_port,
+            s.max_port,
+            if s.auto_allocate { "" } else { " (off)" }
+        )
+    })
+}

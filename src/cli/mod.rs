@@ -1,0 +1,237 @@
+//! The command-line tool: clap definitions, one module per command, and the edge where
+//! errors become one `error: …` line and an exit code.
+
+mod allocate;
+mod config;
+mod list;
+mod release;
+mod rule;
+mod types;
+
+use std::ffi::OsString;
+use std::io::{self, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anstream::eprintln;
+use anstyle::{AnsiColor, Effects, Style};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use serde::Serialize;
+
+use crate::registry::{Store, paths};
+
+/// Exit status of a run that failed (usage errors exit 2, through clap).
+pub const EXIT_FAILURE: u8 = 1;
+
+/// cargo runs us as `cargo-styxy styxy …`: the root is `cargo` with one subcommand.
+#[derive(Debug, Parser)]
+#[command(name = "cargo", bin_name = "cargo", styles = clap_cargo::style::CLAP_STYLING)]
+pub enum CargoCli {
+    Styxy(Cli),
+}
+
+/// Stable, unique ports for every dev service of every checkout, known before it starts.
+///
+/// A per-user registry (a TOML file guarded by an OS file lock, no daemon) gives every
+/// service type its port ranges and every instance its own port, the same one on every run.
+#[derive(Debug, Args)]
+#[command(version, about, long_about, propagate_version = true)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Args)]
+pub struct GlobalArgs {
+    /// Registry directory [default: $STYXY_HOME, else $XDG_CONFIG_HOME/styxy]
+    #[arg(long, global = true, value_name = "DIR")]
+    pub registry: Option<PathBuf>,
+    /// Path to Cargo.toml (for the workspace commands)
+    #[arg(long, global = true, value_name = "PATH")]
+    pub manifest_path: Option<PathBuf>,
+    /// Output format
+    #[arg(long, global = true, value_enum, default_value_t = Format::Human)]
+    pub format: Format,
+    /// Print no warnings or progress messages
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+    /// Say more about what happens
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// When to color messages
+    #[arg(long, global = true, value_enum, default_value_t = Color::Auto, value_name = "WHEN")]
+    pub color: Color,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    Human,
+    Json,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Color {
+    Auto,
+    Always,
+    Never,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    Allocate(allocate::AllocateArgs),
+    Release(release::ReleaseArgs),
+    List(list::ListArgs),
+    #[command(subcommand)]
+    Type(types::TypeCommand),
+    #[command(subcommand)]
+    Rule(rule::RuleCommand),
+    #[command(subcommand)]
+    Config(config::ConfigCommand),
+}
+
+/// What a command needs from the global options.
+#[derive(Debug)]
+pub struct Ctx {
+    pub store: Store,
+    pub format: Format,
+    pub quiet: bool,
+    pub verbose: u8,
+}
+
+impl Ctx {
+    /// Prints a warning on stderr unless `-q`.
+    pub fn warn(&self, message: &str) {
+        if !self.quiet {
+            let style = AnsiColor::Yellow.on_default().effects(Effects::BOLD);
+            eprintln!("{style}warning{style:#}: {message}");
+        }
+    }
+
+    /// Prints a progress note on stderr with `-v`.
+    pub fn note(&self, message: &str) {
+        if self.verbose > 0 && !self.quiet {
+            eprintln!("{message}");
+        }
+    }
+
+    /// Writes `value` as JSON, or the human form, to stdout.
+    pub fn emit<T: Serialize>(
+        &self,
+        value: &T,
+        human: impl FnOnce(&mut dyn Write) -> io::Result<()>,
+    ) -> anyhow::Result<()> {
+        let stdout = io::stdout();
+        let mut out = stdout.lock();
+        match self.format {
+            Format::Json => {
+                serde_json::to_writer_pretty(&mut out, value)?;
+                writeln!(out)?;
+            }
+            Format::Human => human(&mut out)?,
+        }
+        out.flush()?;
+        Ok(())
+    }
+}
+
+/// Runs the tool with the process's arguments and returns its exit code.
+pub fn main() -> ExitCode {
+    run(std::env::args_os())
+}
+
+/// Runs the tool with `args` (argv[0] first). Accepts `cargo-styxy styxy <cmd>` (as cargo
+/// runs it) and a bare `cargo-styxy <cmd>`.
+pub fn run(args: impl IntoIterator<Item = OsString>) -> ExitCode {
+    let mut args: Vec<OsString> = args.into_iter().collect();
+    if args.get(1).is_none_or(|a| a != "styxy") {
+        args.insert(1.min(args.len()), "styxy".into());
+    }
+    let CargoCli::Styxy(cli) = match CargoCli::try_parse_from(args) {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(2));
+        }
+    };
+    let choice = match cli.global.color {
+        Color::Auto => anstream::ColorChoice::Auto,
+        Color::Always => anstream::ColorChoice::Always,
+        Color::Never => anstream::ColorChoice::Never,
+    };
+    choice.write_global();
+    match execute(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
+        Err(e) => {
+            report(&e);
+            ExitCode::from(EXIT_FAILURE)
+        }
+    }
+}
+
+fn execute(cli: Cli) -> anyhow::Result<()> {
+    let dir = paths::registry_dir(cli.global.registry.as_deref())?;
+    let ctx = Ctx {
+        store: Store::new(dir).quiet(cli.global.quiet),
+        format: cli.global.format,
+        quiet: cli.global.quiet,
+        verbose: cli.global.verbose,
+    };
+    match cli.command {
+        Command::Allocate(args) => allocate::run(&ctx, args),
+        Command::Release(args) => release::run(&ctx, args),
+        Command::List(args) => list::run(&ctx, args),
+        Command::Type(cmd) => types::run(&ctx, cmd),
+        Command::Rule(cmd) => rule::run(&ctx, cmd),
+        Command::Config(cmd) => config::run(&ctx, cmd),
+    }
+}
+
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<io::Error>()
+            .is_some_and(|io| io.kind() == io::ErrorKind::BrokenPipe)
+            || c.downcast_ref::<serde_json::Error>()
+                .and_then(|j| j.io_error_kind())
+                .is_some_and(|k| k == io::ErrorKind::BrokenPipe)
+    })
+}
+
+/// One `error: …` line, with the causes the message does not already say.
+fn report(e: &anyhow::Error) {
+    let style = Style::new()
+        .fg_color(Some(AnsiColor::Red.into()))
+        .effects(Effects::BOLD);
+    let mut line = e.to_string();
+    for cause in e.chain().skip(1) {
+        let cause = cause.to_string();
+        if !line.contains(&cause) {
+            line.push_str(": ");
+            line.push_str(&cause);
+        }
+    }
+    eprintln!("{style}error{style:#}: {line}");
+}
+
+/// clap value parser for a port: 1-65535, with our message.
+pub(crate) fn port_arg(s: &str) -> Result<u16, String> {
+    crate::registry::validate::parse_port(s).map_err(|e| e.to_string())
+}
+
+/// clap value parser for a range `A-B`.
+pub(crate) fn range_arg(s: &str) -> Result<crate::registry::PortRange, String> {
+    crate::registry::validate::parse_range(s).map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn clap_definition_is_consistent() {
+        CargoCli::command().debug_assert();
+    }
+}

@@ -1,0 +1,42 @@
+//! `release`: free instances; an auto-allocated type left empty is removed.
+
+use clap::Args;
+
+use crate::allocate;
+use crate::cli::Ctx;
+
+/// Free instance ports
+///
+/// An auto-allocated type whose last instance is released is removed, and its range returns
+/// to free space. With `--format json`: [{"service_type", "instance", "port", "type_removed"}].
+#[derive(Debug, Args)]
+#[command(group = clap::ArgGroup::new("what").required(true).multiple(true))]
+pub struct ReleaseArgs {
+    /// Service type to release in (alone: all its instances)
+    #[arg(long, value_name = "TYPE", group = "what")]
+    pub service: Option<String>,
+    /// Instance to release (alone: in every type)
+    #[arg(long, value_name = "ID", group = "what")]
+    pub instance: Option<String>,
+}
+
+pub fn run(ctx: &Ctx, args: ReleaseArgs) -> anyhow::Result<()> {
+    let mut guard = ctx.store.lock()?;
+    let outcome = allocate::release(
+        &mut guard.registry,
+        args.service.as_deref(),
+        args.instance.as_deref(),
+    )?;
+    guard.commit(&outcome.events)?;
+    ctx.emit(&outcome.value, |out| {
+        for r in &outcome.value {
+            let gone = if r.type_removed { "; type removed" } else { "" };
+            writeln!(
+                out,
+                "released {}: port {} of {}{gone}",
+                r.instance, r.port, r.service_type
+            )?;
+        }
+        Ok(())
+    })
+}

@@ -1,0 +1,133 @@
+//! `rule add|rm|list`: auto-allocation rules by glob on the type name.
+
+use clap::Subcommand;
+use serde::Serialize;
+
+use crate::allocate::manage;
+use crate::cli::{Ctx, port_arg};
+use crate::registry::{InstanceBehavior, Placement, Rule};
+
+/// Auto-allocation rules: what a new type whose name matches a glob gets
+#[derive(Debug, Subcommand)]
+pub enum RuleCommand {
+    /// Add a rule (or replace the rule of the same pattern)
+    Add {
+        /// Glob on the type name, e.g. `monitoring-*`; the longest matching pattern wins
+        pattern: String,
+        /// Ports per new range
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+        chunk_size: Option<u16>,
+        /// Where new ranges go
+        #[arg(long, value_name = "P", value_parser = placement_arg)]
+        placement: Option<Placement>,
+        /// Place new ranges at or above this port when there is room
+        #[arg(long, value_name = "PORT", value_parser = port_arg)]
+        preferred_start: Option<u16>,
+        /// single or multi
+        #[arg(long, value_name = "B", value_parser = behavior_arg)]
+        instance: Option<InstanceBehavior>,
+    },
+    /// Remove a rule
+    Rm { pattern: String },
+    /// List the rules. With `--format json`: {"PATTERN": {"chunk_size", "placement",
+    /// "preferred_range_start", "instance_behavior"}}
+    List,
+}
+
+fn placement_arg(s: &str) -> Result<Placement, String> {
+    Placement::parse(s).ok_or_else(|| {
+        format!(
+            "unknown placement {s:?}; use one of {}",
+            Placement::NAMES.join(", ")
+        )
+    })
+}
+
+fn behavior_arg(s: &str) -> Result<InstanceBehavior, String> {
+    match s {
+        "single" => Ok(InstanceBehavior::Single),
+        "multi" => Ok(InstanceBehavior::Multi),
+        _ => Err(format!(
+            "unknown instance behavior {s:?}; use single or multi"
+        )),
+    }
+}
+
+#[derive(Debug, Serialize)]
+struct Changed<'a> {
+    pattern: &'a str,
+    removed: bool,
+}
+
+pub fn run(ctx: &Ctx, cmd: RuleCommand) -> anyhow::Result<()> {
+    let (pattern, removed) = match cmd {
+        RuleCommand::List => {
+            let reg = ctx.store.read()?;
+            return ctx.emit(&reg.rules, |out| {
+                if reg.rules.is_empty() {
+                    writeln!(
+                        out,
+                        "no rules; add one with `cargo styxy rule add PATTERN …`"
+                    )?;
+                }
+                for (p, r) in &reg.rules {
+                    writeln!(out, "{p}: {}", describe(r))?;
+                }
+                Ok(())
+            });
+        }
+        RuleCommand::Add {
+            pattern,
+            chunk_size,
+            placement,
+            preferred_start,
+            instance,
+        } => {
+            let rule = Rule {
+                chunk_size,
+                placement,
+                preferred_range_start: preferred_start,
+                instance_behavior: instance,
+            };
+            let mut guard = ctx.store.lock()?;
+            let out = manage::set_rule(&mut guard.registry, &pattern, rule)?;
+            guard.commit(&out.events)?;
+            (pattern, false)
+        }
+        RuleCommand::Rm { pattern } => {
+            let mut guard = ctx.store.lock()?;
+            let out = manage::remove_rule(&mut guard.registry, &pattern)?;
+            guard.commit(&out.events)?;
+            (pattern, true)
+        }
+    };
+    let view = Changed {
+        pattern: &pattern,
+        removed,
+    };
+    ctx.emit(&view, |out| {
+        let verb = if removed { "removed" } else { "saved" };
+        writeln!(out, "{verb} rule {pattern}")
+    })
+}
+
+fn describe(r: &Rule) -> String {
+    let mut parts = Vec::new();
+    if let Some(c) = r.chunk_size {
+        parts.push(format!("chunk_size {c}"));
+    }
+    if let Some(p) = r.placement {
+        parts.push(format!("placement {}", p.as_str()));
+    }
+    if let Some(s) = r.preferred_range_start {
+        parts.push(format!("preferred_range_start {s}"));
+    }
+    if let Some(b) = r.instance_behavior {
+        parts.push(format!("instance {}", b.as_str()));
+    }
+    if parts.is_empty() {
+        "(defaults)".into()
+    } else {
+        parts.join(", ")
+    }
+}

@@ -1,0 +1,137 @@
+//! The library's typed errors. Each message is one sentence that ends with the fix.
+
+use std::path::PathBuf;
+
+use crate::registry::model::PortRange;
+
+/// Everything that can go wrong in the library.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    #[error("invalid service type name {name:?}: {reason}")]
+    InvalidName { name: String, reason: String },
+
+    #[error("invalid instance id {id:?}: {reason}")]
+    InvalidInstance { id: String, reason: String },
+
+    #[error("invalid {what} {value:?}: {reason}")]
+    InvalidValue {
+        what: &'static str,
+        value: String,
+        reason: String,
+    },
+
+    #[error("invalid setting `{key}` = {value:?}: {reason}")]
+    InvalidSetting {
+        key: String,
+        value: String,
+        reason: String,
+    },
+
+    #[error(
+        "range {range} of {name:?} overlaps {other_range} of {other:?}; pick a range that is free (see `cargo styxy list`)"
+    )]
+    Overlap {
+        name: String,
+        range: PortRange,
+        other: String,
+        other_range: PortRange,
+    },
+
+    #[error("service type {name:?} already exists; change it with `cargo styxy type set {name}`")]
+    TypeExists { name: String },
+
+    #[error("unknown service type {name:?}; {hint}")]
+    UnknownType { name: String, hint: String },
+
+    #[error("no rule for pattern {pattern:?}; see `cargo styxy rule list`")]
+    UnknownRule { pattern: String },
+
+    #[error("{what}; see `cargo styxy list`")]
+    NothingToRelease { what: String },
+
+    #[error(
+        "port range {ranges} of {name:?} is full ({count} instances: {holders}); run `cargo styxy gc`, `cargo styxy release`, or raise max_instances"
+    )]
+    TypeFull {
+        name: String,
+        ranges: String,
+        count: usize,
+        holders: String,
+    },
+
+    #[error(
+        "no room for {chunk} more ports for {name:?} in {lo}-{hi} with gap_size {gap}; free ranges with `cargo styxy release`, or widen the span with `cargo styxy config set max_port …`"
+    )]
+    NoRoom {
+        name: String,
+        chunk: u16,
+        lo: u16,
+        hi: u16,
+        gap: u16,
+    },
+
+    #[error(
+        "{file}:{line}:{column}: {message}; fix the file by hand{}",
+        restore_hint(backup.as_ref())
+    )]
+    Parse {
+        file: PathBuf,
+        line: usize,
+        column: usize,
+        message: String,
+        backup: Option<PathBuf>,
+    },
+
+    #[error("{file}: {problem}; fix the file by hand{}", restore_hint(backup.as_ref()))]
+    InvalidRegistry {
+        file: PathBuf,
+        problem: String,
+        backup: Option<PathBuf>,
+    },
+
+    #[error("no backup of the registry in {dir}; nothing to restore")]
+    NoBackup { dir: PathBuf },
+
+    #[error(
+        "gave up waiting {secs} s for the styxy registry lock {lock_file}; another cargo-styxy is holding it (see `fuser {lock_file}`), or raise STYXY_LOCK_TIMEOUT"
+    )]
+    LockTimeout { lock_file: PathBuf, secs: u64 },
+
+    #[error("cannot find a registry directory: set STYXY_HOME or pass --registry DIR")]
+    NoHome,
+
+    #[error("{action} {path}: {source}")]
+    Io {
+        action: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+fn restore_hint(backup: Option<&PathBuf>) -> String {
+    match backup {
+        Some(b) => format!(
+            " or restore the last good backup {} with `cargo styxy config restore`",
+            b.display()
+        ),
+        None => String::new(),
+    }
+}
+
+impl Error {
+    pub(crate) fn io(
+        action: &'static str,
+        path: impl Into<PathBuf>,
+        source: std::io::Error,
+    ) -> Self {
+        Self::Io {
+            action,
+            path: path.into(),
+            source,
+        }
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,34 @@
+//! # styxy
+//!
+//! The library behind `cargo styxy`: stable, unique, known-in-advance ports for every
+//! development service of every checkout on a machine, with no daemon. State lives in a
+//! per-user registry (a TOML file) guarded by an OS file lock on a sidecar file.
+//!
+//! - [`registry`]: the registry's model, location, lock and atomic, comment-preserving writes.
+//! - [`allocate`]: the allocation engine, pure functions of the registry as read under the
+//!   lock.
+//! - [`probe`]: whether a port is listening now, and the OS ephemeral range.
+//!
+//! The library builds without the command-line tool (`default-features = false`), so a build
+//! script can depend on it without clap or any async runtime.
+//!
+//! MSRV: Rust 1.89 (`std::fs::File::lock`). The API is not stable before 1.0.
+
+pub mod allocate;
+pub mod error;
+pub mod fsx;
+pub mod probe;
+pub mod registry;
+
+#[cfg(feature = "cli")]
+pub mod cli;
+
+pub use error::{Error, Result};
+
+/// The facts about this machine that allocation needs, from the real OS.
+pub fn this_machine() -> allocate::Machine<'static> {
+    allocate::Machine {
+        ephemeral: probe::ephemeral_range(),
+        probe: &probe::is_listening,
+    }
+}

@@ -1,0 +1,312 @@
+//! The registry's typed content: settings, service types, instances and rules.
+//!
+//! These are plain values. They are read from the registry file with serde, changed by the
+//! pure allocator, and written back by [`super::edit`], which keeps the user's comments.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+/// An inclusive span of ports, written `[start, end]` in TOML and JSON.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct PortRange {
+    pub start: u16,
+    pub end: u16,
+}
+
+impl PortRange {
+    pub const fn new(start: u16, end: u16) -> Self {
+        Self { start, end }
+    }
+
+    /// Number of ports in the range (`end >= start` is checked by validation).
+    pub fn len(&self) -> u32 {
+        u32::from(self.end).saturating_sub(u32::from(self.start)) + 1
+    }
+
+    /// A range always holds at least one port.
+    pub fn is_empty(&self) -> bool {
+        false
+    }
+
+    pub fn contains(&self, port: u16) -> bool {
+        (self.start..=self.end).contains(&port)
+    }
+
+    pub fn overlaps(&self, other: &PortRange) -> bool {
+        self.start <= other.end && other.start <= self.end
+    }
+
+    pub fn ports(&self) -> impl Iterator<Item = u16> + use<> {
+        self.start..=self.end
+    }
+}
+
+impl fmt::Display for PortRange {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}-{}", self.start, self.end)
+    }
+}
+
+impl Serialize for PortRange {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        [self.start, self.end].serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for PortRange {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let [start, end] = <[u16; 2]>::deserialize(d)?;
+        Ok(Self { start, end })
+    }
+}
+
+/// Whether every instance of a type gets its own port (`multi`) or all share one (`single`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum InstanceBehavior {
+    #[default]
+    Multi,
+    Single,
+}
+
+impl InstanceBehavior {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Multi => "multi",
+            Self::Single => "single",
+        }
+    }
+}
+
+/// Where a service type came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Origin {
+    /// Shipped in the registry template (Styxy's standard categories).
+    Builtin,
+    /// Declared by hand (`type add`, or written into the file).
+    #[default]
+    User,
+    /// Created by auto-allocation; removed again when its last instance is released.
+    Auto,
+}
+
+impl Origin {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Builtin => "builtin",
+            Self::User => "user",
+            Self::Auto => "auto",
+        }
+    }
+}
+
+/// How auto-allocation chooses where a new range goes (spec §4).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Placement {
+    /// After the highest range.
+    #[default]
+    After,
+    /// Before the lowest range in the managed span.
+    Before,
+    /// The first gap between ranges that fits, else next to the same category, else after.
+    Smart,
+}
+
+impl Placement {
+    pub const NAMES: [&'static str; 3] = ["after", "before", "smart"];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::After => "after",
+            Self::Before => "before",
+            Self::Smart => "smart",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "after" => Some(Self::After),
+            "before" => Some(Self::Before),
+            "smart" => Some(Self::Smart),
+            _ => None,
+        }
+    }
+}
+
+/// Registry-wide settings (`[settings]`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    /// Lowest port auto-allocation uses.
+    #[serde(default = "defaults::min_port")]
+    pub min_port: u16,
+    /// Highest port auto-allocation uses; unset means just below the OS ephemeral range
+    /// (and never above 49151).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_port: Option<u16>,
+    /// Ports in a new auto-allocated range, and in each growth chunk.
+    #[serde(default = "defaults::chunk_size")]
+    pub chunk_size: u16,
+    /// Free ports kept between an auto-allocated range and every other range.
+    #[serde(default = "defaults::gap_size")]
+    pub gap_size: u16,
+    #[serde(default)]
+    pub placement: Placement,
+    /// Instances a `multi` type may hold before growth stops.
+    #[serde(default = "defaults::max_instances")]
+    pub max_instances: u32,
+    /// Whether unknown service types are created on first use.
+    #[serde(default = "defaults::auto_allocate")]
+    pub auto_allocate: bool,
+}
+
+mod defaults {
+    pub fn min_port() -> u16 {
+        10000
+    }
+    pub fn chunk_size() -> u16 {
+        10
+    }
+    pub fn gap_size() -> u16 {
+        10
+    }
+    pub fn max_instances() -> u32 {
+        100
+    }
+    pub fn auto_allocate() -> bool {
+        true
+    }
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            min_port: defaults::min_port(),
+            max_port: None,
+            chunk_size: defaults::chunk_size(),
+            gap_size: defaults::gap_size(),
+            placement: Placement::default(),
+            max_instances: defaults::max_instances(),
+            auto_allocate: defaults::auto_allocate(),
+        }
+    }
+}
+
+/// One holder of a port inside a service type.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Instance {
+    pub port: u16,
+    /// The checkout (canonical workspace root or directory) the instance belongs to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workspace: Option<String>,
+}
+
+/// A named category of services with its port ranges (spec §2).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceType {
+    pub ranges: Vec<PortRange>,
+    #[serde(default)]
+    pub instance_behavior: InstanceBehavior,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub preferred_ports: Vec<u16>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    #[serde(default)]
+    pub origin: Origin,
+    /// For auto-allocated types: who first asked for it (workspace, package/bin, or instance).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requested_by: Option<String>,
+    /// Overrides `settings.max_instances` for this type.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_instances: Option<u32>,
+    /// Instance id → its port.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub instances: BTreeMap<String, Instance>,
+}
+
+impl ServiceType {
+    /// A type with the given ranges and nothing else set.
+    pub fn new(ranges: Vec<PortRange>, origin: Origin) -> Self {
+        Self {
+            ranges,
+            instance_behavior: InstanceBehavior::Multi,
+            preferred_ports: Vec::new(),
+            description: None,
+            origin,
+            requested_by: None,
+            max_instances: None,
+            instances: BTreeMap::new(),
+        }
+    }
+
+    /// The type's ranges as `10000-10009, 10030-10039`.
+    pub fn ranges_text(&self) -> String {
+        join_ranges(&self.ranges)
+    }
+
+    pub fn contains(&self, port: u16) -> bool {
+        self.ranges.iter().any(|r| r.contains(port))
+    }
+}
+
+/// Ranges as `a-b, c-d`.
+pub fn join_ranges(ranges: &[PortRange]) -> String {
+    ranges
+        .iter()
+        .map(PortRange::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// An auto-allocation rule (`[rules."PATTERN"]`): what a new type whose name matches gets.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Rule {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chunk_size: Option<u16>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub placement: Option<Placement>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub preferred_range_start: Option<u16>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instance_behavior: Option<InstanceBehavior>,
+}
+
+/// The whole registry.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Registry {
+    #[serde(default)]
+    pub settings: Settings,
+    #[serde(default)]
+    pub types: BTreeMap<String, ServiceType>,
+    #[serde(default)]
+    pub rules: BTreeMap<String, Rule>,
+}
+
+impl Registry {
+    /// Every range of every type with its owner, sorted by start.
+    pub fn all_ranges(&self) -> Vec<(PortRange, &str)> {
+        let mut all: Vec<(PortRange, &str)> = self
+            .types
+            .iter()
+            .flat_map(|(name, t)| t.ranges.iter().map(move |r| (*r, name.as_str())))
+            .collect();
+        all.sort_unstable();
+        all
+    }
+
+    /// The type whose range holds `port`, if any.
+    pub fn owner_of(&self, port: u16) -> Option<(&str, &ServiceType)> {
+        self.types
+            .iter()
+            .find(|(_, t)| t.contains(port))
+            .map(|(n, t)| (n.as_str(), t))
+    }
+}

@@ -1,0 +1,366 @@
+//! The registry on disk: the sidecar lock, the guard that is the only way to change the
+//! registry, atomic writes, backups, and the sweep of a killed writer's temp files.
+
+use std::fs::{self, File, OpenOptions, TryLockError};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use toml_edit::DocumentMut;
+
+use crate::allocate::Event;
+use crate::error::{Error, Result};
+use crate::fsx;
+use crate::registry::edit;
+use crate::registry::model::Registry;
+use crate::registry::validate;
+
+/// The registry file in the registry directory.
+pub const REGISTRY_FILE: &str = "registry.toml";
+/// The sidecar lock file: locked, never replaced (a lock on the data file itself would be
+/// lost when a rename swaps its inode).
+pub const LOCK_FILE: &str = "registry.lock";
+/// Where earlier versions of the registry are kept.
+pub const BACKUP_DIR: &str = "backups";
+/// How many earlier versions are kept.
+pub const BACKUPS_KEPT: usize = 10;
+/// The environment variable that sets the lock deadline in seconds.
+pub const LOCK_TIMEOUT_ENV: &str = "STYXY_LOCK_TIMEOUT";
+/// How long to wait for the lock unless told otherwise.
+pub const DEFAULT_LOCK_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The registry's first content: settings and Styxy's 17 standard service types.
+pub const TEMPLATE: &str = include_str!("../../templates/registry.toml");
+
+/// A registry directory. Opening one touches nothing; the directory and the file are
+/// created by the first change.
+#[derive(Debug, Clone)]
+pub struct Store {
+    dir: PathBuf,
+    lock_timeout: Duration,
+    quiet: bool,
+}
+
+/// Exclusive access to the registry, holding the parsed content as read *after* the lock was
+/// taken. Change [`Guard::registry`] and [`Guard::commit`]; dropping the guard without a
+/// commit changes nothing. The lock is released when the guard is dropped (and by the kernel
+/// if the process dies).
+#[derive(Debug)]
+pub struct Guard<'s> {
+    store: &'s Store,
+    lock: File,
+    doc: DocumentMut,
+    original: Registry,
+    /// The registry; change it, then commit.
+    pub registry: Registry,
+    /// How long taking the lock took.
+    pub lock_wait: Duration,
+    locked_at: Instant,
+}
+
+impl Store {
+    /// The registry in `dir`. The lock deadline comes from `STYXY_LOCK_TIMEOUT` (seconds),
+    /// else 30 s.
+    pub fn new(dir: impl Into<PathBuf>) -> Self {
+        let lock_timeout = std::env::var(LOCK_TIMEOUT_ENV)
+            .ok()
+            .and_then(|s| s.trim().parse::<f64>().ok())
+            .filter(|s| s.is_finite() && *s >= 0.0)
+            .map_or(DEFAULT_LOCK_TIMEOUT, Duration::from_secs_f64);
+        Self {
+            dir: dir.into(),
+            lock_timeout,
+            quiet: false,
+        }
+    }
+
+    /// Don't print "waiting for the styxy registry lock".
+    pub fn quiet(mut self, quiet: bool) -> Self {
+        self.quiet = quiet;
+        self
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub fn file(&self) -> PathBuf {
+        self.dir.join(REGISTRY_FILE)
+    }
+
+    pub fn lock_file(&self) -> PathBuf {
+        self.dir.join(LOCK_FILE)
+    }
+
+    pub fn backup_dir(&self) -> PathBuf {
+        self.dir.join(BACKUP_DIR)
+    }
+
+    /// Reads the registry without the lock (writes are atomic, so a reader sees a whole
+    /// version). A registry that does not exist yet reads as the template.
+    pub fn read(&self) -> Result<Registry> {
+        match self.read_text()? {
+            Some(text) => self.parse_typed(&text),
+            None => Ok(template()),
+        }
+    }
+
+    fn read_text(&self) -> Result<Option<String>> {
+        let file = self.file();
+        match fs::read_to_string(&file) {
+            Ok(text) => Ok(Some(text)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(Error::io("cannot read the registry", file, e)),
+        }
+    }
+
+    fn parse_typed(&self, text: &str) -> Result<Registry> {
+        let reg: Registry = toml::from_str(text)
+            .map_err(|e| self.parse_error(text, e.span().map_or(0, |s| s.start), e.message()))?;
+        validate::registry(&reg).map_err(|problem| Error::InvalidRegistry {
+            file: self.file(),
+            problem,
+            backup: self.last_good_backup(),
+        })?;
+        Ok(reg)
+    }
+
+    fn parse_doc(&self, text: &str) -> Result<DocumentMut> {
+        text.parse::<DocumentMut>()
+            .map_err(|e| self.parse_error(text, e.span().map_or(0, |s| s.start), e.message()))
+    }
+
+    fn parse_error(&self, text: &str, offset: usize, message: &str) -> Error {
+        let (line, column) = line_column(text, offset);
+        Error::Parse {
+            file: self.file(),
+            line,
+            column,
+            message: message.trim().replace('\n', " "),
+            backup: self.last_good_backup(),
+        }
+    }
+
+    /// Takes the lock: a sidecar file locked with the OS's advisory lock, retried until the
+    /// deadline (printing "waiting for the styxy registry lock" once).
+    fn take_lock(&self) -> Result<(File, Duration)> {
+        fsx::create_private_dir(&self.dir)?;
+        let path = self.lock_file();
+        let mut options = OpenOptions::new();
+        options.read(true).write(true).create(true).truncate(false);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        let file = options
+            .open(&path)
+            .map_err(|e| Error::io("cannot open the lock file", &path, e))?;
+        let start = Instant::now();
+        let mut pause = Duration::from_micros(200);
+        let mut told = false;
+        loop {
+            match file.try_lock() {
+                Ok(()) => return Ok((file, start.elapsed())),
+                Err(TryLockError::WouldBlock) => {}
+                Err(TryLockError::Error(e)) => {
+                    return Err(Error::io("cannot lock", &path, e));
+                }
+            }
+            let waited = start.elapsed();
+            if waited >= self.lock_timeout {
+                return Err(Error::LockTimeout {
+                    lock_file: path,
+                    secs: self.lock_timeout.as_secs(),
+                });
+            }
+            if !told && !self.quiet && waited >= Duration::from_millis(500) {
+                eprintln!("waiting for the styxy registry lock {}", path.display());
+                told = true;
+            }
+            std::thread::sleep(pause.min(self.lock_timeout - waited));
+            pause = (pause * 2).min(Duration::from_millis(8));
+        }
+    }
+
+    /// Takes the lock, sweeps temp files of killed writers, and reads the registry (creating
+    /// nothing yet: a missing file reads as the template and is written by the first commit).
+    /// A file that does not parse is an error, and is never overwritten.
+    pub fn lock(&self) -> Result<Guard<'_>> {
+        let (lock, lock_wait) = self.take_lock()?;
+        let locked_at = Instant::now();
+        fsx::sweep_temps(&self.dir, REGISTRY_FILE);
+        let text = self.read_text()?.unwrap_or_else(|| TEMPLATE.to_owned());
+        let doc = self.parse_doc(&text)?;
+        let registry = self.parse_typed(&text)?;
+        Ok(Guard {
+            store: self,
+            lock,
+            doc,
+            original: registry.clone(),
+            registry,
+            lock_wait,
+            locked_at,
+        })
+    }
+
+    /// The backups, newest first.
+    pub fn backups(&self) -> Vec<PathBuf> {
+        let Ok(entries) = fs::read_dir(self.backup_dir()) else {
+            return Vec::new();
+        };
+        let mut found: Vec<PathBuf> = entries
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| {
+                p.file_name()
+                    .and_then(|n| n.to_str())
+                    .is_some_and(|n| n.starts_with("registry.") && n.ends_with(".toml"))
+            })
+            .collect();
+        found.sort_unstable();
+        found.reverse();
+        found
+    }
+
+    /// The newest backup that parses and validates.
+    pub fn last_good_backup(&self) -> Option<PathBuf> {
+        self.backups().into_iter().find(|b| {
+            fs::read_to_string(b)
+                .ok()
+                .and_then(|t| toml::from_str::<Registry>(&t).ok())
+                .is_some_and(|r| validate::registry(&r).is_ok())
+        })
+    }
+
+    /// Keeps the current file as a backup before it is replaced: a hard link to its inode
+    /// (the rename that follows leaves that inode to the backup), or a copy where links fail.
+    fn backup_current(&self) -> Result<()> {
+        let current = fsx::write_target(&self.file());
+        if !current.exists() {
+            return Ok(());
+        }
+        let dir = self.backup_dir();
+        fsx::create_private_dir(&dir)?;
+        let nanos = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_nanos();
+        let backup = dir.join(format!("registry.{nanos:020}.toml"));
+        if fs::hard_link(&current, &backup).is_err() {
+            fs::copy(&current, &backup)
+                .map_err(|e| Error::io("cannot back up the registry to", &backup, e))?;
+        }
+        for old in self.backups().into_iter().skip(BACKUPS_KEPT) {
+            let _ = fs::remove_file(old);
+        }
+        Ok(())
+    }
+
+    /// Replaces the registry with a backup (`None`: the newest one that parses and
+    /// validates). The current file, even one that does not parse, is kept as a backup first.
+    /// Returns the backup restored.
+    pub fn restore(&self, backup: Option<&Path>) -> Result<PathBuf> {
+        let (_lock, _) = self.take_lock()?;
+        let chosen = match backup {
+            Some(b) => b.to_path_buf(),
+            None => self.last_good_backup().ok_or_else(|| Error::NoBackup {
+                dir: self.backup_dir(),
+            })?,
+        };
+        let text = fs::read_to_string(&chosen)
+            .map_err(|e| Error::io("cannot read the backup", &chosen, e))?;
+        let reg: Registry = toml::from_str(&text).map_err(|e| {
+            let (line, column) = line_column(&text, e.span().map_or(0, |s| s.start));
+            Error::Parse {
+                file: chosen.clone(),
+                line,
+                column,
+                message: e.message().trim().to_owned(),
+                backup: None,
+            }
+        })?;
+        validate::registry(&reg).map_err(|problem| Error::InvalidRegistry {
+            file: chosen.clone(),
+            problem,
+            backup: None,
+        })?;
+        self.backup_current()?;
+        fsx::write_atomic(&self.file(), text.as_bytes())?;
+        Ok(chosen)
+    }
+}
+
+impl Guard<'_> {
+    pub fn store(&self) -> &Store {
+        self.store
+    }
+
+    /// How long the lock has been held so far.
+    pub fn held(&self) -> Duration {
+        self.locked_at.elapsed()
+    }
+
+    /// Writes the registry if it changed: validated as a whole, only the changed parts of the
+    /// document rewritten (comments survive), the old version kept as a backup, the new one
+    /// put in place atomically. `events` are what the change did (the audit trail's input).
+    /// Returns whether anything was written. The lock is released afterwards.
+    pub fn commit(mut self, events: &[Event]) -> Result<bool> {
+        let _ = events;
+        if self.registry == self.original {
+            return Ok(false);
+        }
+        let store = self.store;
+        validate::registry(&self.registry).map_err(|problem| Error::InvalidRegistry {
+            file: store.file(),
+            problem: format!("refusing to write an invalid registry: {problem}"),
+            backup: None,
+        })?;
+        edit::sync(&mut self.doc, &self.original, &self.registry);
+        let text = self.doc.to_string();
+        debug_assert_eq!(
+            toml::from_str::<Registry>(&text).ok().as_ref(),
+            Some(&self.registry),
+            "the edited document must read back as the registry"
+        );
+        store.backup_current()?;
+        fsx::write_atomic(&store.file(), text.as_bytes())?;
+        drop(self.lock);
+        Ok(true)
+    }
+}
+
+/// The registry as the template makes it.
+pub fn template() -> Registry {
+    toml::from_str(TEMPLATE).expect("the bundled template parses (checked by a test)")
+}
+
+/// 1-based line and column (in characters) of a byte offset.
+fn line_column(text: &str, offset: usize) -> (usize, usize) {
+    let mut end = offset.min(text.len());
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    let before = &text[..end];
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    (line, column)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn template_parses_and_validates() {
+        let reg = template();
+        assert_eq!(reg.types.len(), 17);
+        assert!(validate::registry(&reg).is_ok());
+        assert_eq!(
+            reg.types["ai"].instance_behavior,
+            crate::registry::model::InstanceBehavior::Single
+        );
+    }
+
+    #[test]
+    fn line_column_counts_from_one() {
+        assert_eq!(line_column("a\nbc\nd", 4), (2, 3));
+        assert_eq!(line_column("", 0), (1, 1));
+    }
+}

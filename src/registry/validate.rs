@@ -1,0 +1,254 @@
+//! Checks on names, ports, settings and whole registries, done before anything is written.
+
+use crate::error::{Error, Result};
+use crate::registry::model::{PortRange, Registry, Settings};
+
+/// The longest service type name accepted.
+pub const MAX_NAME_LEN: usize = 100;
+/// The longest instance id accepted (a workspace path fits).
+pub const MAX_INSTANCE_LEN: usize = 4096;
+
+/// A service type name: one or two `[A-Za-z0-9._-]` segments joined by a single `/`
+/// (`package/bin`), no `.`/`..` segment, at most [`MAX_NAME_LEN`] characters.
+pub fn name(name: &str) -> Result<()> {
+    let fail = |reason: &str| {
+        Err(Error::InvalidName {
+            name: name.to_owned(),
+            reason: reason.to_owned(),
+        })
+    };
+    if name.is_empty() {
+        return fail("it is empty; use letters, digits, `.`, `_` and `-`");
+    }
+    if name.chars().count() > MAX_NAME_LEN {
+        return fail(&format!("it is longer than {MAX_NAME_LEN} characters"));
+    }
+    if let Some(c) = name
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '/')))
+    {
+        return fail(&format!(
+            "{c:?} is not allowed; use letters, digits, `.`, `_`, `-` and one `/` between package and bin"
+        ));
+    }
+    let segments: Vec<&str> = name.split('/').collect();
+    if segments.len() > 2 {
+        return fail("only one `/` (between package and bin) is allowed");
+    }
+    if segments.iter().any(|s| s.is_empty()) {
+        return fail("a `/` must stand between two non-empty parts (`package/bin`)");
+    }
+    if segments.iter().any(|s| *s == "." || *s == "..") {
+        return fail("`.` and `..` are not names");
+    }
+    Ok(())
+}
+
+/// An instance id: non-empty, no control characters, at most [`MAX_INSTANCE_LEN`] bytes.
+pub fn instance(id: &str) -> Result<()> {
+    let fail = |reason: &str| {
+        Err(Error::InvalidInstance {
+            id: id.to_owned(),
+            reason: reason.to_owned(),
+        })
+    };
+    if id.is_empty() {
+        return fail("it is empty");
+    }
+    if id.len() > MAX_INSTANCE_LEN {
+        return fail(&format!("it is longer than {MAX_INSTANCE_LEN} bytes"));
+    }
+    if id.chars().any(char::is_control) {
+        return fail("it contains a control character");
+    }
+    Ok(())
+}
+
+/// A port number as typed by a user: 1..=65535.
+pub fn parse_port(text: &str) -> Result<u16> {
+    let bad = |reason: &str| Error::InvalidValue {
+        what: "port",
+        value: text.to_owned(),
+        reason: reason.to_owned(),
+    };
+    let n: i64 = text
+        .trim()
+        .parse()
+        .map_err(|_| bad("not a whole number; use 1-65535"))?;
+    match u16::try_from(n) {
+        Ok(0) | Err(_) => Err(bad("ports are 1-65535")),
+        Ok(p) => Ok(p),
+    }
+}
+
+/// A range as typed by a user: `A-B` (or a single port `A`).
+pub fn parse_range(text: &str) -> Result<PortRange> {
+    let (a, b) = text.split_once('-').unwrap_or((text, text));
+    let range = PortRange::new(parse_port(a)?, parse_port(b)?);
+    range_ok(range)?;
+    Ok(range)
+}
+
+/// Start not above end, no port 0.
+pub fn range_ok(range: PortRange) -> Result<()> {
+    if range.start == 0 {
+        return Err(Error::InvalidValue {
+            what: "range",
+            value: range.to_string(),
+            reason: "port 0 is not a port; ports are 1-65535".into(),
+        });
+    }
+    if range.start > range.end {
+        return Err(Error::InvalidValue {
+            what: "range",
+            value: range.to_string(),
+            reason: format!(
+                "start is above end; write it as {}-{}",
+                range.end, range.start
+            ),
+        });
+    }
+    Ok(())
+}
+
+/// Settings that auto-allocation can work with.
+pub fn settings(s: &Settings) -> Result<()> {
+    let bad = |key: &str, value: String, reason: String| {
+        Err(Error::InvalidSetting {
+            key: key.to_owned(),
+            value,
+            reason,
+        })
+    };
+    if s.min_port < 1024 {
+        return bad(
+            "min_port",
+            s.min_port.to_string(),
+            "ports below 1024 are privileged; use 1024 or more".into(),
+        );
+    }
+    if let Some(max) = s.max_port
+        && max <= s.min_port
+    {
+        return bad(
+            "max_port",
+            max.to_string(),
+            format!("it must be above min_port ({})", s.min_port),
+        );
+    }
+    if s.chunk_size == 0 {
+        return bad(
+            "chunk_size",
+            "0".into(),
+            "a range holds at least 1 port".into(),
+        );
+    }
+    if s.max_instances == 0 {
+        return bad(
+            "max_instances",
+            "0".into(),
+            "a type holds at least 1 instance".into(),
+        );
+    }
+    Ok(())
+}
+
+/// A glob pattern for `[rules."PATTERN"]`.
+pub fn pattern(p: &str) -> Result<glob::Pattern> {
+    let bad = |reason: String| Error::InvalidValue {
+        what: "rule pattern",
+        value: p.to_owned(),
+        reason,
+    };
+    if p.is_empty() || p.chars().any(char::is_control) || p.len() > MAX_NAME_LEN {
+        return Err(bad(format!(
+            "use a glob of at most {MAX_NAME_LEN} printable characters, e.g. \"monitoring-*\""
+        )));
+    }
+    glob::Pattern::new(p).map_err(|e| bad(format!("{e}; e.g. \"monitoring-*\"")))
+}
+
+/// Everything a registry must satisfy before it is used or written: valid settings, names,
+/// ranges and patterns; no two ranges overlapping; every instance inside its type.
+/// Returns the first problem as a sentence.
+pub fn registry(reg: &Registry) -> std::result::Result<(), String> {
+    settings(&reg.settings).map_err(|e| e.to_string())?;
+    for (n, t) in &reg.types {
+        name(n).map_err(|e| e.to_string())?;
+        if t.ranges.is_empty() {
+            return Err(format!("service type {n:?} has no ranges"));
+        }
+        for r in &t.ranges {
+            range_ok(*r).map_err(|e| format!("service type {n:?}: {e}"))?;
+        }
+        for (id, i) in &t.instances {
+            instance(id).map_err(|e| format!("service type {n:?}: {e}"))?;
+            if !t.contains(i.port) {
+                return Err(format!(
+                    "instance {id:?} of {n:?} holds port {}, outside the type's ranges {}",
+                    i.port,
+                    t.ranges_text()
+                ));
+            }
+        }
+    }
+    let all = reg.all_ranges();
+    for pair in all.windows(2) {
+        let ((a, an), (b, bn)) = (pair[0], pair[1]);
+        if a.overlaps(&b) {
+            return Err(Error::Overlap {
+                name: bn.to_owned(),
+                range: b,
+                other: an.to_owned(),
+                other_range: a,
+            }
+            .to_string());
+        }
+    }
+    for (p, rule) in &reg.rules {
+        pattern(p).map_err(|e| e.to_string())?;
+        if rule.chunk_size == Some(0) {
+            return Err(format!("rule {p:?}: chunk_size must be at least 1"));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names() {
+        for ok in ["api", "shop-web/admin", "a.b_c-1", &"x".repeat(100)] {
+            assert!(name(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "",
+            "/api",
+            "api/",
+            "a/b/c",
+            "..",
+            "a/..",
+            "a b",
+            "a\u{7}b",
+            "a\nb",
+            "é",
+            &"x".repeat(101),
+        ] {
+            assert!(name(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn ports_and_ranges() {
+        assert_eq!(parse_port("8080").unwrap(), 8080);
+        for bad in ["0", "70000", "-1", "abc", ""] {
+            assert!(parse_port(bad).is_err(), "{bad}");
+        }
+        assert_eq!(parse_range("10-20").unwrap(), PortRange::new(10, 20));
+        assert_eq!(parse_range("10").unwrap(), PortRange::new(10, 10));
+        assert!(parse_range("20-10").is_err());
+        assert!(parse_range("0-10").is_err());
+    }
+}
