@@ -95,3 +95,15 @@ pub fn sweep_temps(dir: &Path, file_name: &str) -> usize {
         .filter(|e| fs::remove_file(e.path()).is_ok())
         .count()
 }
+
+/// Writes a new file readable by its owner only (0600). Fails if it exists.
+pub fn write_private(path: &Path, contents: &[u8]) -> Result<()> {
+    let mut options = fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    options
+        .open(path)
+        .and_then(|mut f| f.write_all(contents))
+        .map_err(|e| Error::io("cannot write", path, e))
+}

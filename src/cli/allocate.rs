@@ -21,7 +21,7 @@ pub struct AllocateArgs {
     pub instance: Option<String>,
     /// Port wanted: used when free, else a warning and the next free one. A new type's range
     /// starts here
-    #[arg(long, value_name = "PORT", value_parser = port_arg)]
+    #[arg(long, value_name = "PORT", value_parser = port_arg, allow_negative_numbers = true)]
     pub port: Option<u16>,
     /// If the type is new, make it single-instance (every instance shares one port)
     #[arg(long)]

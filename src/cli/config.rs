@@ -23,6 +23,7 @@ pub enum ConfigCommand {
     Set {
         /// min_port, max_port, chunk_size, gap_size, placement, max_instances, auto_allocate
         key: String,
+        #[arg(allow_hyphen_values = true)]
         value: String,
     },
     /// Restore the registry from a backup (the newest good one unless BACKUP is given)

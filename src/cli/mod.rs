@@ -44,6 +44,7 @@ pub struct Cli {
 }
 
 #[derive(Debug, Args)]
+#[command(next_help_heading = "Global Options")]
 pub struct GlobalArgs {
     /// Registry directory [default: $STYXY_HOME, else $XDG_CONFIG_HOME/styxy]
     #[arg(long, global = true, value_name = "DIR")]

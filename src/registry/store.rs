@@ -229,13 +229,10 @@ impl Store {
         })
     }
 
-    /// Keeps the current file as a backup before it is replaced: a hard link to its inode
-    /// (the rename that follows leaves that inode to the backup), or a copy where links fail.
-    fn backup_current(&self) -> Result<()> {
-        let current = fsx::write_target(&self.file());
-        if !current.exists() {
-            return Ok(());
-        }
+    /// Keeps `contents` as the newest backup (its own file, not a link: an editor that
+    /// writes the registry in place must not change a backup), and drops all but the newest
+    /// [`BACKUPS_KEPT`]. A backup torn by a crash does not parse and is skipped on restore.
+    fn keep_backup(&self, contents: &[u8]) -> Result<()> {
         let dir = self.backup_dir();
         fsx::create_private_dir(&dir)?;
         let nanos = SystemTime::now()
@@ -243,10 +240,7 @@ impl Store {
             .unwrap_or_default()
             .as_nanos();
         let backup = dir.join(format!("registry.{nanos:020}.toml"));
-        if fs::hard_link(&current, &backup).is_err() {
-            fs::copy(&current, &backup)
-                .map_err(|e| Error::io("cannot back up the registry to", &backup, e))?;
-        }
+        fsx::write_private(&backup, contents)?;
         for old in self.backups().into_iter().skip(BACKUPS_KEPT) {
             let _ = fs::remove_file(old);
         }
@@ -281,8 +275,11 @@ impl Store {
             problem,
             backup: None,
         })?;
-        self.backup_current()?;
+        if let Ok(current) = fs::read(fsx::write_target(&self.file())) {
+            self.keep_backup(&current)?;
+        }
         fsx::write_atomic(&self.file(), text.as_bytes())?;
+        self.keep_backup(text.as_bytes())?;
         Ok(chosen)
     }
 }
@@ -299,7 +296,7 @@ impl Guard<'_> {
 
     /// Writes the registry if it changed: validated as a whole, only the changed parts of the
     /// document rewritten (comments survive), the old version kept as a backup, the new one
-    /// put in place atomically. `events` are what the change did (the audit trail's input).
+    /// put in place atomically, and kept as the newest backup. `events` are what the change did (the audit trail's input).
     /// Returns whether anything was written. The lock is released afterwards.
     pub fn commit(mut self, events: &[Event]) -> Result<bool> {
         let _ = events;
@@ -319,8 +316,8 @@ impl Guard<'_> {
             Some(&self.registry),
             "the edited document must read back as the registry"
         );
-        store.backup_current()?;
         fsx::write_atomic(&store.file(), text.as_bytes())?;
+        store.keep_backup(text.as_bytes())?;
         drop(self.lock);
         Ok(true)
     }

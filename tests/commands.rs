@@ -1,0 +1,309 @@
+//! The registry commands run as a user runs them: the real binary on a temp registry.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::io::Read;
+use std::process::Stdio;
+
+use common::Home;
+
+#[test]
+fn allocate_is_stable_and_shows_in_list() {
+    let home = Home::new();
+    let a = home.json(&["allocate", "--service", "shop-api", "--instance", "wt1"]);
+    assert_eq!(a["service_type"], "shop-api");
+    assert_eq!(a["instance"], "wt1");
+    assert_eq!(a["port"], 11510);
+    assert_eq!(a["ranges"], serde_json::json!([[11510, 11519]]));
+    assert_eq!(a["auto_allocated"], true);
+    assert_eq!(a["existing"], false);
+    assert_eq!(a["instance_behavior"], "multi");
+
+    let b = home.json(&["allocate", "--service", "shop-api", "--instance", "wt2"]);
+    assert_eq!((b["port"].as_u64(), b["auto_allocated"].as_bool()), (Some(11511), Some(false)));
+
+    let again = home.json(&["allocate", "--service", "shop-api", "--instance", "wt1"]);
+    assert_eq!((again["port"].as_u64(), again["existing"].as_bool()), (Some(11510), Some(true)));
+
+    let list = home.json(&["list", "shop-*"]);
+    let types = list["service_types"].as_array().unwrap();
+    assert_eq!(types.len(), 1);
+    let t = &types[0];
+    assert_eq!(t["name"], "shop-api");
+    assert_eq!(t["origin"], "auto");
+    assert_eq!(t["auto_allocated"], true);
+    assert_eq!(t["leases"], serde_json::json!([]));
+    let instances: Vec<(&str, u64)> = t["instances"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| (i["instance"].as_str().unwrap(), i["port"].as_u64().unwrap()))
+        .collect();
+    assert_eq!(instances, [("wt1", 11510), ("wt2", 11511)]);
+    for key in ["min_port", "max_port", "chunk_size", "gap_size", "placement"] {
+        assert!(list["settings"].get(key).is_some(), "settings.{key} missing");
+    }
+}
+
+#[test]
+fn default_instance_is_the_current_directory() {
+    let home = Home::new();
+    let dir = tempfile::tempdir().unwrap();
+    let out = home
+        .cmd(&["allocate", "--service", "x", "--format", "json"])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let g: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let canonical = dir.path().canonicalize().unwrap();
+    assert_eq!(g["instance"], canonical.to_str().unwrap());
+    let list = home.json(&["list", "x"]);
+    assert_eq!(
+        list["service_types"][0]["instances"][0]["workspace"],
+        canonical.to_str().unwrap()
+    );
+}
+
+#[test]
+fn release_frees_and_removes_empty_auto_types() {
+    let home = Home::new();
+    home.ok(&["config", "set", "gap_size", "0"]);
+    home.ok(&["allocate", "--service", "a", "--instance", "i"]);
+    home.ok(&["allocate", "--service", "b", "--instance", "i"]);
+    home.ok(&["allocate", "--service", "api", "--instance", "i"]);
+    let released = home.json(&["release", "--instance", "i"]);
+    let released = released.as_array().unwrap();
+    assert_eq!(released.len(), 3);
+    let list = home.json(&["list", "--used"]);
+    assert_eq!(list["service_types"], serde_json::json!([]));
+    // The built-in type stays; the auto ones are gone and their space is free again.
+    assert!(home.ok(&["list", "api"]).contains("api"));
+    home.ok(&["rule", "add", "big", "--chunk-size", "20"]);
+    let big = home.json(&["allocate", "--service", "big", "--instance", "i"]);
+    assert_eq!(big["ranges"], serde_json::json!([[11500, 11519]]));
+    let err = home.fails(&["release", "--service", "big", "--instance", "nobody"], 1);
+    assert!(err.contains("holds no port"), "{err}");
+}
+
+#[test]
+fn type_add_set_rm() {
+    let home = Home::new();
+    home.ok(&["type", "add", "mine", "--range", "20000-20009", "--preferred", "20005"]);
+    let g = home.json(&["allocate", "--service", "mine", "--instance", "a"]);
+    assert_eq!(g["port"], 20005);
+    let err = home.fails(&["type", "add", "clash", "--range", "20009-20020"], 1);
+    assert!(err.contains("overlaps 20000-20009 of \"mine\""), "{err}");
+    let err = home.fails(&["type", "set", "mine", "--range", "20006-20009"], 1);
+    assert!(err.contains("holds port 20005"), "{err}");
+    home.ok(&["type", "set", "mine", "--range", "20000-20019", "--single"]);
+    let b = home.json(&["allocate", "--service", "mine", "--instance", "b"]);
+    assert_eq!(b["port"], 20005, "single types share the port");
+    let err = home.fails(&["type", "rm", "mine"], 1);
+    assert!(err.contains("--force"), "{err}");
+    home.ok(&["type", "rm", "mine", "--force"]);
+    assert!(home.json(&["list", "mine"])["service_types"].as_array().unwrap().is_empty());
+    // Built-in types can be changed by hand too.
+    home.ok(&["type", "set", "api", "--range", "8000-8049"]);
+    let err = home.fails(&["type", "set", "api", "--range", "8000-8150"], 1);
+    assert!(err.contains("proxy"), "{err}");
+}
+
+#[test]
+fn rules_and_settings_steer_auto_allocation() {
+    let home = Home::new();
+    home.ok(&["rule", "add", "metrics-*", "--chunk-size", "20", "--preferred-start", "20000"]);
+    let rules = home.json(&["rule", "list"]);
+    assert_eq!(rules["metrics-*"]["chunk_size"], 20);
+    let g = home.json(&["allocate", "--service", "metrics-db", "--instance", "i"]);
+    assert_eq!(g["ranges"], serde_json::json!([[20000, 20019]]));
+    home.ok(&["rule", "rm", "metrics-*"]);
+    assert_eq!(home.json(&["rule", "list"]), serde_json::json!({}));
+
+    home.ok(&["config", "set", "placement", "smart"]);
+    home.ok(&["config", "set", "chunk_size", "5"]);
+    let show = home.json(&["config", "show"]);
+    assert_eq!(show["settings"]["placement"], "smart");
+    assert_eq!(show["settings"]["chunk_size"], 5);
+    // smart fills the first gap: 10000-… lies below the `ai` range.
+    let g = home.json(&["allocate", "--service", "z", "--instance", "i"]);
+    assert_eq!(g["ranges"], serde_json::json!([[10000, 10004]]));
+    home.ok(&["config", "set", "auto_allocate", "false"]);
+    let err = home.fails(&["allocate", "--service", "unknown", "--instance", "i"], 1);
+    assert!(err.contains("type add unknown"), "{err}");
+}
+
+#[test]
+fn config_path_and_validate() {
+    let home = Home::new();
+    let path = home.ok(&["config", "path"]);
+    assert_eq!(path.trim(), home.registry().to_str().unwrap());
+    home.ok(&["allocate", "--service", "x", "--instance", "i"]);
+    let v = home.json(&["config", "validate"]);
+    assert_eq!((v["valid"].as_bool(), v["service_types"].as_u64()), (Some(true), Some(18)));
+}
+
+#[test]
+fn a_hand_written_comment_survives_every_write() {
+    let home = Home::new();
+    let original = r#"# my ports, hand-kept
+[settings] # tuned for this laptop
+min_port = 20000 # above my VMs
+chunk_size = 10
+gap_size = 5 # tight
+
+# the shop
+[types.shop]
+ranges = [[20000, 20009]] # do not move
+origin = "user"
+
+[types.shop.instances] # who holds what
+"/old/checkout" = { port = 20000 } # keep
+
+[types.legacy] # inline instances
+ranges = [[21000, 21009]]
+instances = { a = { port = 21000 } }
+
+[rules."ops-*"] # ops team
+chunk_size = 20
+"#;
+    std::fs::write(home.registry(), original).unwrap();
+    home.ok(&["allocate", "--service", "shop", "--instance", "new"]);
+    home.ok(&["allocate", "--service", "legacy", "--instance", "b"]);
+    home.ok(&["allocate", "--service", "fresh", "--instance", "x"]);
+    home.ok(&["config", "set", "gap_size", "6"]);
+    home.ok(&["rule", "add", "ops-*", "--chunk-size", "30"]);
+    let now = home.read();
+    for comment in original.lines().filter_map(|l| l.find('#').map(|i| &l[i..])) {
+        assert!(now.contains(comment), "lost {comment:?} in:\n{now}");
+    }
+    assert!(now.contains("gap_size = 6 # tight"), "{now}");
+    assert!(now.contains("chunk_size = 30 # ops team") || now.contains("chunk_size = 30"), "{now}");
+    let list = home.json(&["list", "legacy"]);
+    assert_eq!(list["service_types"][0]["instances"].as_array().unwrap().len(), 2);
+}
+
+#[test]
+fn files_are_private_and_backups_are_kept() {
+    use std::os::unix::fs::PermissionsExt;
+    let parent = tempfile::tempdir().unwrap();
+    let dir = parent.path().join("fresh/styxy");
+    let dir_s = dir.to_str().unwrap();
+    let home = Home::new();
+    for i in 0..14 {
+        home.ok(&["--registry", dir_s, "allocate", "--service", "s", "--instance", &i.to_string()]);
+    }
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&dir), 0o700);
+    assert_eq!(mode(&dir.join("registry.toml")), 0o600);
+    assert_eq!(mode(&dir.join("registry.lock")), 0o600);
+    let backups = std::fs::read_dir(dir.join("backups")).unwrap().count();
+    assert_eq!(backups, 10);
+}
+
+#[test]
+fn a_symlinked_registry_is_written_through_its_link() {
+    let home = Home::new();
+    let elsewhere = tempfile::tempdir().unwrap();
+    let target = elsewhere.path().join("real.toml");
+    std::fs::write(&target, "[settings]\n").unwrap();
+    std::os::unix::fs::symlink(&target, home.registry()).unwrap();
+    home.ok(&["allocate", "--service", "x", "--instance", "i"]);
+    assert!(std::fs::symlink_metadata(home.registry()).unwrap().file_type().is_symlink());
+    assert!(std::fs::read_to_string(&target).unwrap().contains("[types.x"));
+}
+
+#[test]
+fn a_corrupt_registry_is_never_overwritten_and_can_be_restored() {
+    let home = Home::new();
+    home.ok(&["allocate", "--service", "keep", "--instance", "i"]);
+    home.ok(&["allocate", "--service", "keep2", "--instance", "i"]);
+    let mut text = home.read();
+    text.push_str("\n[types.broken\nranges = 1\n");
+    std::fs::write(home.registry(), &text).unwrap();
+    let lines = text.lines().count();
+
+    for args in [
+        &["allocate", "--service", "y", "--instance", "i"][..],
+        &["list"],
+        &["config", "set", "chunk_size", "5"],
+    ] {
+        let err = home.fails(args, 1);
+        assert!(err.contains(&format!("registry.toml:{}:", lines - 1)), "{err}");
+        assert!(err.contains("config restore"), "{err}");
+        assert_eq!(home.read(), text, "the corrupt file must stay as it is");
+    }
+    let restored = home.ok(&["config", "restore"]);
+    assert!(restored.contains("restored"), "{restored}");
+    let list = home.json(&["list", "keep*"]);
+    assert_eq!(list["service_types"].as_array().unwrap().len(), 2);
+    // The corrupt version is itself kept as a backup.
+    let backups = home.ok(&["config", "restore", "--list"]);
+    let kept = backups
+        .lines()
+        .any(|b| std::fs::read_to_string(b).unwrap() == text);
+    assert!(kept, "corrupt version not kept among {backups}");
+}
+
+#[test]
+fn a_held_lock_times_out_naming_the_lock_file() {
+    let home = Home::new();
+    home.ok(&["allocate", "--service", "x", "--instance", "i"]);
+    let before = home.read();
+    let lock = std::fs::File::options()
+        .write(true)
+        .open(home.path().join("registry.lock"))
+        .unwrap();
+    lock.lock().unwrap();
+    let out = home
+        .cmd(&["allocate", "--service", "y", "--instance", "i"])
+        .env("STYXY_LOCK_TIMEOUT", "0.3")
+        .output()
+        .unwrap();
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("registry.lock") && err.contains("STYXY_LOCK_TIMEOUT"), "{err}");
+    assert_eq!(home.read(), before);
+    lock.unlock().unwrap();
+    home.ok(&["allocate", "--service", "y", "--instance", "i"]);
+}
+
+#[test]
+fn a_closed_stdout_pipe_is_not_an_error() {
+    let home = Home::new();
+    // Enough types that `list` fills the pipe and must see EPIPE.
+    let mut text = String::from("[settings]\n");
+    for i in 0..3000u32 {
+        let p = 20000 + i * 3;
+        text.push_str(&format!("[types.t{i}]\nranges = [[{p}, {}]]\n", p + 1));
+    }
+    std::fs::write(home.registry(), text).unwrap();
+    let mut child = home
+        .cmd(&["list"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = [0u8; 16];
+    child.stdout.as_mut().unwrap().read_exact(&mut first).unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(out.status.success(), "{err}");
+    assert!(err.is_empty(), "{err}");
+}
+
+#[test]
+fn runs_bare_and_as_a_cargo_subcommand() {
+    let home = Home::new();
+    let bare = std::process::Command::new(common::BIN)
+        .args(["list", "--format", "json"])
+        .env("STYXY_HOME", home.path())
+        .output()
+        .unwrap();
+    assert!(bare.status.success());
+    assert_eq!(String::from_utf8(bare.stdout).unwrap(), home.ok(&["list", "--format", "json"]));
+    let err = home.fails(&["frobnicate"], 2);
+    assert!(err.contains("unrecognized subcommand"), "{err}");
+}

@@ -1,0 +1,107 @@
+//! Helpers for tests that run the real `cargo-styxy` binary against a temp registry.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_cargo-styxy");
+
+/// A temp registry directory, removed at drop. `STYXY_HOME` points every command at it.
+pub struct Home {
+    pub dir: tempfile::TempDir,
+}
+
+impl Home {
+    pub fn new() -> Self {
+        Self {
+            dir: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn registry(&self) -> PathBuf {
+        self.path().join("registry.toml")
+    }
+
+    pub fn read(&self) -> String {
+        std::fs::read_to_string(self.registry()).unwrap()
+    }
+
+    /// `cargo-styxy styxy ARGS…` as cargo runs it, with this registry.
+    pub fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(BIN);
+        c.arg("styxy")
+            .args(args)
+            .env("STYXY_HOME", self.path())
+            .env("NO_COLOR", "1")
+            .env_remove("STYXY_LOCK_TIMEOUT")
+            .stdin(Stdio::null());
+        c
+    }
+
+    pub fn run(&self, args: &[&str]) -> Output {
+        self.cmd(args).output().unwrap()
+    }
+
+    /// Runs and expects success; returns stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(
+            out.status.success(),
+            "{args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    /// Runs with `--format json` and parses stdout.
+    pub fn json(&self, args: &[&str]) -> serde_json::Value {
+        let mut all = args.to_vec();
+        all.extend(["--format", "json"]);
+        serde_json::from_str(&self.ok(&all)).unwrap()
+    }
+
+    /// Runs and expects failure with exit status `code`; returns stderr.
+    pub fn fails(&self, args: &[&str], code: i32) -> String {
+        let out = self.run(args);
+        let stderr = String::from_utf8(out.stderr).unwrap();
+        assert_eq!(out.status.code(), Some(code), "{args:?}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{args:?} panicked: {stderr}");
+        stderr
+    }
+
+    /// Every range in the registry as (type, start, end), from `list --format json`.
+    pub fn ranges(&self) -> Vec<(String, u16, u16)> {
+        let list = self.json(&["list"]);
+        let mut out = Vec::new();
+        for t in list["service_types"].as_array().unwrap() {
+            for r in t["ranges"].as_array().unwrap() {
+                out.push((
+                    t["name"].as_str().unwrap().to_owned(),
+                    r[0].as_u64().unwrap() as u16,
+                    r[1].as_u64().unwrap() as u16,
+                ));
+            }
+        }
+        out.sort_by_key(|(_, s, _)| *s);
+        out
+    }
+}
+
+/// Asserts no two ranges overlap and every pair involving an auto-allocated type (`auto`
+/// names) keeps `gap` free ports between them.
+pub fn assert_disjoint_with_gaps(ranges: &[(String, u16, u16)], gap: u16, auto: impl Fn(&str) -> bool) {
+    for (i, a) in ranges.iter().enumerate() {
+        for b in &ranges[i + 1..] {
+            let (lo, hi) = if a.1 <= b.1 { (a, b) } else { (b, a) };
+            let free = i64::from(hi.1) - i64::from(lo.2) - 1;
+            assert!(free >= 0, "{lo:?} overlaps {hi:?}");
+            if auto(&a.0) || auto(&b.0) {
+                assert!(free >= i64::from(gap), "{lo:?} and {hi:?}: only {free} ports apart");
+            }
+        }
+    }
+}
