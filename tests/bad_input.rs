@@ -8,43 +8,143 @@ use common::Home;
 
 /// (arguments, exit status, a phrase the error must contain)
 const CASES: &[(&[&str], i32, &str)] = &[
-    (&["allocate", "--service", "x", "--port", "0"], 2, "ports are 1-65535"),
-    (&["allocate", "--service", "x", "--port", "70000"], 2, "ports are 1-65535"),
-    (&["allocate", "--service", "x", "--port", "-1"], 2, "1-65535"),
-    (&["allocate", "--service", "", "--instance", "i"], 1, "it is empty"),
-    (&["allocate", "--service", "a\u{1}b", "--instance", "i"], 1, "is not allowed"),
-    (&["allocate", "--service", "a\nb", "--instance", "i"], 1, "is not allowed"),
-    (&["allocate", "--service", "/abs", "--instance", "i"], 1, "between two non-empty parts"),
-    (&["allocate", "--service", "a/../b", "--instance", "i"], 1, "only one `/`"),
-    (&["allocate", "--service", "pkg/..", "--instance", "i"], 1, "are not names"),
-    (&["allocate", "--service", "ok", "--instance", "bad\u{7}id"], 1, "control character"),
-    (&["allocate", "--service", "ok", "--instance", ""], 1, "it is empty"),
-    (&["type", "add", "t", "--range", "9000-8000"], 2, "start is above end"),
-    (&["type", "add", "t", "--range", "0-10"], 2, "ports are 1-65535"),
-    (&["type", "add", "t", "--range", "65000-70000"], 2, "ports are 1-65535"),
-    (&["type", "add", "t", "--range", "abc"], 2, "not a whole number"),
-    (&["type", "add", "t", "--range", "8050-8060"], 1, "overlaps 8000-8099 of \"api\""),
-    (&["type", "add", "api", "--range", "30000-30001"], 1, "already exists"),
+    (
+        &["allocate", "--service", "x", "--port", "0"],
+        2,
+        "ports are 1-65535",
+    ),
+    (
+        &["allocate", "--service", "x", "--port", "70000"],
+        2,
+        "ports are 1-65535",
+    ),
+    (
+        &["allocate", "--service", "x", "--port", "-1"],
+        2,
+        "1-65535",
+    ),
+    (
+        &["allocate", "--service", "", "--instance", "i"],
+        1,
+        "it is empty",
+    ),
+    (
+        &["allocate", "--service", "a\u{1}b", "--instance", "i"],
+        1,
+        "is not allowed",
+    ),
+    (
+        &["allocate", "--service", "a\nb", "--instance", "i"],
+        1,
+        "is not allowed",
+    ),
+    (
+        &["allocate", "--service", "/abs", "--instance", "i"],
+        1,
+        "between two non-empty parts",
+    ),
+    (
+        &["allocate", "--service", "a/../b", "--instance", "i"],
+        1,
+        "only one `/`",
+    ),
+    (
+        &["allocate", "--service", "pkg/..", "--instance", "i"],
+        1,
+        "are not names",
+    ),
+    (
+        &["allocate", "--service", "ok", "--instance", "bad\u{7}id"],
+        1,
+        "control character",
+    ),
+    (
+        &["allocate", "--service", "ok", "--instance", ""],
+        1,
+        "it is empty",
+    ),
+    (
+        &["type", "add", "t", "--range", "9000-8000"],
+        2,
+        "start is above end",
+    ),
+    (
+        &["type", "add", "t", "--range", "0-10"],
+        2,
+        "ports are 1-65535",
+    ),
+    (
+        &["type", "add", "t", "--range", "65000-70000"],
+        2,
+        "ports are 1-65535",
+    ),
+    (
+        &["type", "add", "t", "--range", "abc"],
+        2,
+        "not a whole number",
+    ),
+    (
+        &["type", "add", "t", "--range", "8050-8060"],
+        1,
+        "overlaps 8000-8099 of \"api\"",
+    ),
+    (
+        &["type", "add", "api", "--range", "30000-30001"],
+        1,
+        "already exists",
+    ),
     (&["type", "add", "t"], 1, "needs a range"),
-    (&["type", "set", "nope", "--single"], 1, "unknown service type"),
+    (
+        &["type", "set", "nope", "--single"],
+        1,
+        "unknown service type",
+    ),
     (&["type", "rm", "nope"], 1, "unknown service type"),
-    (&["config", "set", "placement", "sideways"], 1, "after, before or smart"),
-    (&["config", "set", "chunk_size", "-5"], 1, "expected ports per new range"),
-    (&["config", "set", "chunk_size", "ten"], 1, "expected ports per new range"),
+    (
+        &["config", "set", "placement", "sideways"],
+        1,
+        "after, before or smart",
+    ),
+    (
+        &["config", "set", "chunk_size", "-5"],
+        1,
+        "expected ports per new range",
+    ),
+    (
+        &["config", "set", "chunk_size", "ten"],
+        1,
+        "expected ports per new range",
+    ),
     (&["config", "set", "chunk_size", "0"], 1, "at least 1 port"),
     (&["config", "set", "gap_size", "99999"], 1, "0-65535"),
     (&["config", "set", "min_port", "80"], 1, "privileged"),
     (&["config", "set", "max_port", "9000"], 1, "above min_port"),
     (&["config", "set", "colour", "red"], 1, "no such setting"),
-    (&["config", "set", "auto_allocate", "yes"], 1, "true or false"),
-    (&["rule", "add", "x-*", "--placement", "sideways"], 2, "unknown placement"),
+    (
+        &["config", "set", "auto_allocate", "yes"],
+        1,
+        "true or false",
+    ),
+    (
+        &["rule", "add", "x-*", "--placement", "sideways"],
+        2,
+        "unknown placement",
+    ),
     (&["rule", "add", "x-*", "--chunk-size", "0"], 2, "0"),
-    (&["rule", "add", "[", "--chunk-size", "3"], 1, "invalid rule pattern"),
+    (
+        &["rule", "add", "[", "--chunk-size", "3"],
+        1,
+        "invalid rule pattern",
+    ),
     (&["rule", "rm", "never-added"], 1, "no rule for pattern"),
     (&["release", "--service", "nope"], 1, "unknown service type"),
     (&["release"], 2, "required"),
     (&["list", "["], 1, "invalid rule pattern"),
-    (&["config", "restore", "/nonexistent/backup.toml"], 1, "cannot read the backup"),
+    (
+        &["config", "restore", "/nonexistent/backup.toml"],
+        1,
+        "cannot read the backup",
+    ),
 ];
 
 #[test]
@@ -55,7 +155,10 @@ fn every_bad_input_is_refused_cleanly_and_changes_nothing() {
     for (args, code, phrase) in CASES {
         let err = home.fails(args, *code);
         assert!(err.starts_with("error:"), "{args:?}: {err}");
-        assert!(err.contains(phrase), "{args:?}: expected {phrase:?} in {err}");
+        assert!(
+            err.contains(phrase),
+            "{args:?}: expected {phrase:?} in {err}"
+        );
         assert!(!err.contains("stack backtrace"), "{args:?}: {err}");
         assert_eq!(
             std::fs::read(home.registry()).unwrap(),
@@ -77,8 +180,14 @@ fn a_hand_edited_registry_with_bad_values_names_the_place() {
             "[types.a]\nranges = [[20000, 20010]]\n[types.b]\nranges = [[20005, 20020]]\n",
             "overlaps",
         ),
-        ("[types.a]\nranges = [[20010, 20000]]\n", "start is above end"),
-        ("[types.\"a b\"]\nranges = [[20000, 20001]]\n", "is not allowed"),
+        (
+            "[types.a]\nranges = [[20010, 20000]]\n",
+            "start is above end",
+        ),
+        (
+            "[types.\"a b\"]\nranges = [[20000, 20001]]\n",
+            "is not allowed",
+        ),
     ];
     for (text, phrase) in cases {
         std::fs::write(home.registry(), text).unwrap();

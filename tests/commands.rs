@@ -21,10 +21,16 @@ fn allocate_is_stable_and_shows_in_list() {
     assert_eq!(a["instance_behavior"], "multi");
 
     let b = home.json(&["allocate", "--service", "shop-api", "--instance", "wt2"]);
-    assert_eq!((b["port"].as_u64(), b["auto_allocated"].as_bool()), (Some(11511), Some(false)));
+    assert_eq!(
+        (b["port"].as_u64(), b["auto_allocated"].as_bool()),
+        (Some(11511), Some(false))
+    );
 
     let again = home.json(&["allocate", "--service", "shop-api", "--instance", "wt1"]);
-    assert_eq!((again["port"].as_u64(), again["existing"].as_bool()), (Some(11510), Some(true)));
+    assert_eq!(
+        (again["port"].as_u64(), again["existing"].as_bool()),
+        (Some(11510), Some(true))
+    );
 
     let list = home.json(&["list", "shop-*"]);
     let types = list["service_types"].as_array().unwrap();
@@ -41,8 +47,17 @@ fn allocate_is_stable_and_shows_in_list() {
         .map(|i| (i["instance"].as_str().unwrap(), i["port"].as_u64().unwrap()))
         .collect();
     assert_eq!(instances, [("wt1", 11510), ("wt2", 11511)]);
-    for key in ["min_port", "max_port", "chunk_size", "gap_size", "placement"] {
-        assert!(list["settings"].get(key).is_some(), "settings.{key} missing");
+    for key in [
+        "min_port",
+        "max_port",
+        "chunk_size",
+        "gap_size",
+        "placement",
+    ] {
+        assert!(
+            list["settings"].get(key).is_some(),
+            "settings.{key} missing"
+        );
     }
 }
 
@@ -90,7 +105,15 @@ fn release_frees_and_removes_empty_auto_types() {
 #[test]
 fn type_add_set_rm() {
     let home = Home::new();
-    home.ok(&["type", "add", "mine", "--range", "20000-20009", "--preferred", "20005"]);
+    home.ok(&[
+        "type",
+        "add",
+        "mine",
+        "--range",
+        "20000-20009",
+        "--preferred",
+        "20005",
+    ]);
     let g = home.json(&["allocate", "--service", "mine", "--instance", "a"]);
     assert_eq!(g["port"], 20005);
     let err = home.fails(&["type", "add", "clash", "--range", "20009-20020"], 1);
@@ -103,7 +126,12 @@ fn type_add_set_rm() {
     let err = home.fails(&["type", "rm", "mine"], 1);
     assert!(err.contains("--force"), "{err}");
     home.ok(&["type", "rm", "mine", "--force"]);
-    assert!(home.json(&["list", "mine"])["service_types"].as_array().unwrap().is_empty());
+    assert!(
+        home.json(&["list", "mine"])["service_types"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
     // Built-in types can be changed by hand too.
     home.ok(&["type", "set", "api", "--range", "8000-8049"]);
     let err = home.fails(&["type", "set", "api", "--range", "8000-8150"], 1);
@@ -113,7 +141,15 @@ fn type_add_set_rm() {
 #[test]
 fn rules_and_settings_steer_auto_allocation() {
     let home = Home::new();
-    home.ok(&["rule", "add", "metrics-*", "--chunk-size", "20", "--preferred-start", "20000"]);
+    home.ok(&[
+        "rule",
+        "add",
+        "metrics-*",
+        "--chunk-size",
+        "20",
+        "--preferred-start",
+        "20000",
+    ]);
     let rules = home.json(&["rule", "list"]);
     assert_eq!(rules["metrics-*"]["chunk_size"], 20);
     let g = home.json(&["allocate", "--service", "metrics-db", "--instance", "i"]);
@@ -141,7 +177,10 @@ fn config_path_and_validate() {
     assert_eq!(path.trim(), home.registry().to_str().unwrap());
     home.ok(&["allocate", "--service", "x", "--instance", "i"]);
     let v = home.json(&["config", "validate"]);
-    assert_eq!((v["valid"].as_bool(), v["service_types"].as_u64()), (Some(true), Some(18)));
+    assert_eq!(
+        (v["valid"].as_bool(), v["service_types"].as_u64()),
+        (Some(true), Some(18))
+    );
 }
 
 #[test]
@@ -175,13 +214,25 @@ chunk_size = 20
     home.ok(&["config", "set", "gap_size", "6"]);
     home.ok(&["rule", "add", "ops-*", "--chunk-size", "30"]);
     let now = home.read();
-    for comment in original.lines().filter_map(|l| l.find('#').map(|i| &l[i..])) {
+    for comment in original
+        .lines()
+        .filter_map(|l| l.find('#').map(|i| &l[i..]))
+    {
         assert!(now.contains(comment), "lost {comment:?} in:\n{now}");
     }
     assert!(now.contains("gap_size = 6 # tight"), "{now}");
-    assert!(now.contains("chunk_size = 30 # ops team") || now.contains("chunk_size = 30"), "{now}");
+    assert!(
+        now.contains("chunk_size = 30 # ops team") || now.contains("chunk_size = 30"),
+        "{now}"
+    );
     let list = home.json(&["list", "legacy"]);
-    assert_eq!(list["service_types"][0]["instances"].as_array().unwrap().len(), 2);
+    assert_eq!(
+        list["service_types"][0]["instances"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
 }
 
 #[test]
@@ -192,7 +243,15 @@ fn files_are_private_and_backups_are_kept() {
     let dir_s = dir.to_str().unwrap();
     let home = Home::new();
     for i in 0..14 {
-        home.ok(&["--registry", dir_s, "allocate", "--service", "s", "--instance", &i.to_string()]);
+        home.ok(&[
+            "--registry",
+            dir_s,
+            "allocate",
+            "--service",
+            "s",
+            "--instance",
+            &i.to_string(),
+        ]);
     }
     let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode(&dir), 0o700);
@@ -210,8 +269,17 @@ fn a_symlinked_registry_is_written_through_its_link() {
     std::fs::write(&target, "[settings]\n").unwrap();
     std::os::unix::fs::symlink(&target, home.registry()).unwrap();
     home.ok(&["allocate", "--service", "x", "--instance", "i"]);
-    assert!(std::fs::symlink_metadata(home.registry()).unwrap().file_type().is_symlink());
-    assert!(std::fs::read_to_string(&target).unwrap().contains("[types.x"));
+    assert!(
+        std::fs::symlink_metadata(home.registry())
+            .unwrap()
+            .file_type()
+            .is_symlink()
+    );
+    assert!(
+        std::fs::read_to_string(&target)
+            .unwrap()
+            .contains("[types.x")
+    );
 }
 
 #[test]
@@ -230,7 +298,10 @@ fn a_corrupt_registry_is_never_overwritten_and_can_be_restored() {
         &["config", "set", "chunk_size", "5"],
     ] {
         let err = home.fails(args, 1);
-        assert!(err.contains(&format!("registry.toml:{}:", lines - 1)), "{err}");
+        assert!(
+            err.contains(&format!("registry.toml:{}:", lines - 1)),
+            "{err}"
+        );
         assert!(err.contains("config restore"), "{err}");
         assert_eq!(home.read(), text, "the corrupt file must stay as it is");
     }
@@ -263,7 +334,10 @@ fn a_held_lock_times_out_naming_the_lock_file() {
         .unwrap();
     let err = String::from_utf8(out.stderr).unwrap();
     assert_eq!(out.status.code(), Some(1), "{err}");
-    assert!(err.contains("registry.lock") && err.contains("STYXY_LOCK_TIMEOUT"), "{err}");
+    assert!(
+        err.contains("registry.lock") && err.contains("STYXY_LOCK_TIMEOUT"),
+        "{err}"
+    );
     assert_eq!(home.read(), before);
     lock.unlock().unwrap();
     home.ok(&["allocate", "--service", "y", "--instance", "i"]);
@@ -286,7 +360,12 @@ fn a_closed_stdout_pipe_is_not_an_error() {
         .spawn()
         .unwrap();
     let mut first = [0u8; 16];
-    child.stdout.as_mut().unwrap().read_exact(&mut first).unwrap();
+    child
+        .stdout
+        .as_mut()
+        .unwrap()
+        .read_exact(&mut first)
+        .unwrap();
     drop(child.stdout.take());
     let out = child.wait_with_output().unwrap();
     let err = String::from_utf8(out.stderr).unwrap();
@@ -303,7 +382,10 @@ fn runs_bare_and_as_a_cargo_subcommand() {
         .output()
         .unwrap();
     assert!(bare.status.success());
-    assert_eq!(String::from_utf8(bare.stdout).unwrap(), home.ok(&["list", "--format", "json"]));
+    assert_eq!(
+        String::from_utf8(bare.stdout).unwrap(),
+        home.ok(&["list", "--format", "json"])
+    );
     let err = home.fails(&["frobnicate"], 2);
     assert!(err.contains("unrecognized subcommand"), "{err}");
 }

@@ -49,14 +49,23 @@ fn burst(home: &Home, n: usize, args: impl Fn(usize) -> Vec<String>) -> Vec<serd
 fn sixty_four_new_types_at_once_get_disjoint_ranges_with_gaps() {
     let home = Home::new();
     let grants = burst(&home, 64, |i| {
-        ["allocate", "--service", &format!("burst-{i}"), "--instance", "w"]
-            .map(String::from)
-            .to_vec()
+        [
+            "allocate",
+            "--service",
+            &format!("burst-{i}"),
+            "--instance",
+            "w",
+        ]
+        .map(String::from)
+        .to_vec()
     });
     assert_eq!(grants.len(), 64);
     assert!(grants.iter().all(|g| g["auto_allocated"] == true));
     let ranges = home.ranges();
-    let burst_ranges = ranges.iter().filter(|(n, ..)| n.starts_with("burst-")).count();
+    let burst_ranges = ranges
+        .iter()
+        .filter(|(n, ..)| n.starts_with("burst-"))
+        .count();
     assert_eq!(burst_ranges, 64);
     assert_disjoint_with_gaps(&ranges, 10, |n| n.starts_with("burst-"));
 }
@@ -65,13 +74,22 @@ fn sixty_four_new_types_at_once_get_disjoint_ranges_with_gaps() {
 fn thirty_instances_of_one_new_type_get_thirty_ports_and_one_creation() {
     let home = Home::new();
     let grants = burst(&home, 30, |i| {
-        ["allocate", "--service", "shared-new", "--instance", &format!("w{i}")]
-            .map(String::from)
-            .to_vec()
+        [
+            "allocate",
+            "--service",
+            "shared-new",
+            "--instance",
+            &format!("w{i}"),
+        ]
+        .map(String::from)
+        .to_vec()
     });
     let ports: BTreeSet<u64> = grants.iter().map(|g| g["port"].as_u64().unwrap()).collect();
     assert_eq!(ports.len(), 30);
-    let created = grants.iter().filter(|g| g["auto_allocated"] == true).count();
+    let created = grants
+        .iter()
+        .filter(|g| g["auto_allocated"] == true)
+        .count();
     assert_eq!(created, 1);
     // 30 instances in chunks of 10: the type grew twice, its ranges disjoint from the rest.
     let ranges = home.ranges();
@@ -94,7 +112,15 @@ fn writers_killed_at_random_instants_never_tear_the_registry() {
     for round in 0..60 {
         let service = format!("crash-{round}");
         let mut child = home
-            .cmd(&["allocate", "--service", &service, "--instance", "w", "--format", "json"])
+            .cmd(&[
+                "allocate",
+                "--service",
+                &service,
+                "--instance",
+                "w",
+                "--format",
+                "json",
+            ])
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
@@ -118,14 +144,21 @@ fn writers_killed_at_random_instants_never_tear_the_registry() {
             .unwrap();
         assert!(v.status.success(), "{}", String::from_utf8_lossy(&v.stderr));
     }
-    assert!(killed > 0, "no writer was killed; the test did not test anything");
+    assert!(
+        killed > 0,
+        "no writer was killed; the test did not test anything"
+    );
     // The next writer gets the lock without waiting for a dead holder.
     let out = home
         .cmd(&["allocate", "--service", "after", "--instance", "w"])
         .env("STYXY_LOCK_TIMEOUT", "2")
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     // Every acknowledged allocation is still there with its port.
     let list = home.json(&["list", "crash-*"]);
     for (service, port) in &acknowledged {

@@ -4,7 +4,10 @@
 #[test]
 fn help_snapshots() {
     trycmd::TestCases::new()
-        .register_bin("cargo-styxy", std::path::PathBuf::from(env!("CARGO_BIN_EXE_cargo-styxy")))
+        .register_bin(
+            "cargo-styxy",
+            std::path::PathBuf::from(env!("CARGO_BIN_EXE_cargo-styxy")),
+        )
         .env("NO_COLOR", "1")
         .case("tests/cmd/help/*.toml");
 }

@@ -105,7 +105,10 @@ fn the_longest_matching_rule_wins() {
 fn smart_fills_the_first_gap() {
     let mut reg = empty();
     reg.settings.placement = Placement::Smart;
-    for (n, r) in [("x", PortRange::new(10000, 10009)), ("y", PortRange::new(10040, 10049))] {
+    for (n, r) in [
+        ("x", PortRange::new(10000, 10009)),
+        ("y", PortRange::new(10040, 10049)),
+    ] {
         let change = TypeChange {
             ranges: Some(vec![r]),
             ..TypeChange::default()
@@ -149,7 +152,10 @@ fn overlapping_type_add_is_refused() {
         ..TypeChange::default()
     };
     let err = manage::add_type(&mut reg, "mine", change).unwrap_err();
-    assert!(matches!(err, Error::Overlap { ref other, .. } if other == "api"), "{err}");
+    assert!(
+        matches!(err, Error::Overlap { ref other, .. } if other == "api"),
+        "{err}"
+    );
     assert_eq!(reg, before);
 }
 
@@ -217,7 +223,10 @@ fn max_instances_stops_growth_and_names_the_holders() {
     )
     .unwrap_err()
     .to_string();
-    assert!(err.contains("alpha on 10000") && err.contains("beta on 10001"), "{err}");
+    assert!(
+        err.contains("alpha on 10000") && err.contains("beta on 10001"),
+        "{err}"
+    );
     assert!(err.contains("cargo styxy gc"), "{err}");
     assert_eq!(reg, before);
 }
@@ -404,13 +413,20 @@ fn distance(a: PortRange, b: PortRange) -> i64 {
 }
 
 fn check_invariants(reg: &Registry, space: Space) -> Result<(), TestCaseError> {
-    prop_assert!(validate::registry(reg).is_ok(), "{:?}", validate::registry(reg));
+    prop_assert!(
+        validate::registry(reg).is_ok(),
+        "{:?}",
+        validate::registry(reg)
+    );
     let gap = i64::from(reg.settings.gap_size);
     let all = reg.all_ranges();
     for (i, (a, an)) in all.iter().enumerate() {
         let a_auto = reg.types[*an].origin == Origin::Auto;
         if a_auto {
-            prop_assert!(a.start >= space.lo && a.end <= space.hi, "{a} outside bounds");
+            prop_assert!(
+                a.start >= space.lo && a.end <= space.hi,
+                "{a} outside bounds"
+            );
             prop_assert!(!a.overlaps(&EPHEMERAL), "{a} in the ephemeral range");
         }
         for (b, bn) in &all[i + 1..] {

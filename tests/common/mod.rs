@@ -93,14 +93,21 @@ impl Home {
 
 /// Asserts no two ranges overlap and every pair involving an auto-allocated type (`auto`
 /// names) keeps `gap` free ports between them.
-pub fn assert_disjoint_with_gaps(ranges: &[(String, u16, u16)], gap: u16, auto: impl Fn(&str) -> bool) {
+pub fn assert_disjoint_with_gaps(
+    ranges: &[(String, u16, u16)],
+    gap: u16,
+    auto: impl Fn(&str) -> bool,
+) {
     for (i, a) in ranges.iter().enumerate() {
         for b in &ranges[i + 1..] {
             let (lo, hi) = if a.1 <= b.1 { (a, b) } else { (b, a) };
             let free = i64::from(hi.1) - i64::from(lo.2) - 1;
             assert!(free >= 0, "{lo:?} overlaps {hi:?}");
             if auto(&a.0) || auto(&b.0) {
-                assert!(free >= i64::from(gap), "{lo:?} and {hi:?}: only {free} ports apart");
+                assert!(
+                    free >= i64::from(gap),
+                    "{lo:?} and {hi:?}: only {free} ports apart"
+                );
             }
         }
     }
