@@ -329,7 +329,7 @@ fn a_held_lock_times_out_naming_the_lock_file() {
     lock.lock().unwrap();
     let out = home
         .cmd(&["allocate", "--service", "y", "--instance", "i"])
-        .env("STYXY_LOCK_TIMEOUT", "0.3")
+        .env("STYXY_LOCK_TIMEOUT", "1")
         .output()
         .unwrap();
     let err = String::from_utf8(out.stderr).unwrap();
