@@ -101,6 +101,40 @@ pub enum Error {
     #[error("cannot find a registry directory: set STYXY_HOME or pass --registry DIR")]
     NoHome,
 
+    #[error("package `{package}`: `{key}` {reason}; fix it in {manifest}")]
+    Metadata {
+        package: String,
+        key: String,
+        reason: String,
+        manifest: PathBuf,
+    },
+
+    #[error("{path}: {reason}")]
+    Manifest { path: PathBuf, reason: String },
+
+    #[error(
+        "{first} and {second} would both get the env name {env}; give one of them its own with `env = \"…\"` in its `[package.metadata.styxy.bins.<bin>]`"
+    )]
+    EnvClash {
+        env: String,
+        first: String,
+        second: String,
+    },
+
+    #[error(
+        "{first} and {second} would share one port of service type {service_type:?}; give one its own `service = \"…\"`, or join a shared type with `type = \"…\"`"
+    )]
+    ServiceClash {
+        service_type: String,
+        first: String,
+        second: String,
+    },
+
+    #[error(
+        "the workspace at {root} has no services: no bin targets (or all are `skip = true`) and no `[package.metadata.styxy] services`; add a bin or list its services there"
+    )]
+    NoServices { root: PathBuf },
+
     #[error("{action} {path}: {source}")]
     Io {
         action: &'static str,

@@ -8,6 +8,9 @@
 //! - [`allocate`]: the allocation engine, pure functions of the registry as read under the
 //!   lock.
 //! - [`probe`]: whether a port is listening now, and the OS ephemeral range.
+//! - [`workspace`]: a cargo workspace's services, their type and env names.
+//! - [`portfile`]: the per-checkout projection of the registry that build scripts read.
+//! - [`build`]: `styxy::build::emit()`, the build-script entry point.
 //!
 //! The library builds without the command-line tool (`default-features = false`), so a build
 //! script can depend on it without clap or any async runtime.
@@ -15,10 +18,15 @@
 //! MSRV: Rust 1.89 (`std::fs::File::lock`). The API is not stable before 1.0.
 
 pub mod allocate;
+pub mod assign;
+pub mod build;
+pub mod emit;
 pub mod error;
 pub mod fsx;
+pub mod portfile;
 pub mod probe;
 pub mod registry;
+pub mod workspace;
 
 #[cfg(feature = "cli")]
 pub mod cli;

@@ -2,11 +2,17 @@
 //! errors become one `error: …` line and an exit code.
 
 mod allocate;
+mod assign;
+mod completions;
 mod config;
+mod env;
+mod init;
 mod list;
+mod port;
 mod release;
 mod rule;
 mod types;
+mod workspace;
 
 use std::ffi::OsString;
 use std::io::{self, Write};
@@ -52,8 +58,8 @@ pub struct GlobalArgs {
     /// Path to Cargo.toml (for the workspace commands)
     #[arg(long, global = true, value_name = "PATH")]
     pub manifest_path: Option<PathBuf>,
-    /// Output format
-    #[arg(long, global = true, value_enum, default_value_t = Format::Human)]
+    /// Output format (`env` also takes dotenv, shell, fish, powershell, compose)
+    #[arg(long, global = true, value_enum, default_value_t = Format::Human, value_name = "FORMAT")]
     pub format: Format,
     /// Print no warnings or progress messages
     #[arg(short, long, global = true)]
@@ -70,6 +76,11 @@ pub struct GlobalArgs {
 pub enum Format {
     Human,
     Json,
+    Dotenv,
+    Shell,
+    Fish,
+    Powershell,
+    Compose,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -81,6 +92,9 @@ pub enum Color {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    Assign(assign::AssignArgs),
+    Env(env::EnvArgs),
+    Port(port::PortArgs),
     Allocate(allocate::AllocateArgs),
     Release(release::ReleaseArgs),
     List(list::ListArgs),
@@ -90,6 +104,8 @@ pub enum Command {
     Rule(rule::RuleCommand),
     #[command(subcommand)]
     Config(config::ConfigCommand),
+    Init(init::InitArgs),
+    Completions(completions::CompletionsArgs),
 }
 
 /// What a command needs from the global options.
@@ -130,7 +146,7 @@ impl Ctx {
                 serde_json::to_writer_pretty(&mut out, value)?;
                 writeln!(out)?;
             }
-            Format::Human => human(&mut out)?,
+            _ => human(&mut out)?,
         }
         out.flush()?;
         Ok(())
@@ -173,6 +189,13 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> ExitCode {
 }
 
 fn execute(cli: Cli) -> anyhow::Result<()> {
+    let env_only = !matches!(cli.global.format, Format::Human | Format::Json);
+    if env_only && !matches!(cli.command, Command::Env(_)) {
+        anyhow::bail!(
+            "--format {:?} is only for `env`; use human or json",
+            cli.global.format
+        );
+    }
     let dir = paths::registry_dir(cli.global.registry.as_deref())?;
     let ctx = Ctx {
         store: Store::new(dir).quiet(cli.global.quiet),
@@ -180,7 +203,13 @@ fn execute(cli: Cli) -> anyhow::Result<()> {
         quiet: cli.global.quiet,
         verbose: cli.global.verbose,
     };
+    let manifest = cli.global.manifest_path.as_deref();
     match cli.command {
+        Command::Assign(args) => assign::run(&ctx, args, manifest),
+        Command::Env(args) => env::run(&ctx, args, manifest),
+        Command::Port(args) => port::run(&ctx, args, manifest),
+        Command::Init(args) => init::run(&ctx, args, manifest),
+        Command::Completions(args) => completions::run(args),
         Command::Allocate(args) => allocate::run(&ctx, args),
         Command::Release(args) => release::run(&ctx, args),
         Command::List(args) => list::run(&ctx, args),

@@ -1,6 +1,7 @@
 //! The registry on disk: the sidecar lock, the guard that is the only way to change the
 //! registry, atomic writes, backups, and the sweep of a killed writer's temp files.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs::{self, File, OpenOptions, TryLockError};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -10,6 +11,7 @@ use toml_edit::DocumentMut;
 use crate::allocate::Event;
 use crate::error::{Error, Result};
 use crate::fsx;
+use crate::portfile;
 use crate::registry::edit;
 use crate::registry::model::Registry;
 use crate::registry::validate;
@@ -38,6 +40,7 @@ pub struct Store {
     dir: PathBuf,
     lock_timeout: Duration,
     quiet: bool,
+    backdate_port_files: Option<SystemTime>,
 }
 
 /// Exclusive access to the registry, holding the parsed content as read *after* the lock was
@@ -55,6 +58,7 @@ pub struct Guard<'s> {
     /// How long taking the lock took.
     pub lock_wait: Duration,
     locked_at: Instant,
+    touched: BTreeSet<String>,
 }
 
 impl Store {
@@ -70,7 +74,16 @@ impl Store {
             dir: dir.into(),
             lock_timeout,
             quiet: false,
+            backdate_port_files: None,
         }
+    }
+
+    /// Give port files this store writes the modification time `t`. A build script sets it
+    /// to a time before the build started: cargo reruns a build script whose watched file is
+    /// newer than the script's start, and the port file it writes itself is not news.
+    pub fn backdate_port_files(mut self, t: Option<SystemTime>) -> Self {
+        self.backdate_port_files = t;
+        self
     }
 
     /// Don't print "waiting for the styxy registry lock".
@@ -197,6 +210,7 @@ impl Store {
             registry,
             lock_wait,
             locked_at,
+            touched: BTreeSet::new(),
         })
     }
 
@@ -294,33 +308,89 @@ impl Guard<'_> {
         self.locked_at.elapsed()
     }
 
+    /// Makes the next commit (re)write the port file of the workspace `root`, even if the
+    /// registry does not change (a port file that was deleted comes back).
+    pub fn touch_workspace(&mut self, root: &str) {
+        self.touched.insert(root.to_owned());
+    }
+
     /// Writes the registry if it changed: validated as a whole, only the changed parts of the
-    /// document rewritten (comments survive), the old version kept as a backup, the new one
-    /// put in place atomically, and kept as the newest backup. `events` are what the change did (the audit trail's input).
-    /// Returns whether anything was written. The lock is released afterwards.
+    /// document rewritten (comments survive), put in place atomically, and kept as the newest
+    /// backup. Then rewrites the port file of every workspace whose instances changed (and of
+    /// every touched one), each only if its content differs. `events` are what the change did
+    /// (the audit trail's input). Returns whether the registry was written. The lock is
+    /// released afterwards.
     pub fn commit(mut self, events: &[Event]) -> Result<bool> {
         let _ = events;
-        if self.registry == self.original {
-            return Ok(false);
-        }
         let store = self.store;
-        validate::registry(&self.registry).map_err(|problem| Error::InvalidRegistry {
-            file: store.file(),
-            problem: format!("refusing to write an invalid registry: {problem}"),
-            backup: None,
-        })?;
-        edit::sync(&mut self.doc, &self.original, &self.registry);
-        let text = self.doc.to_string();
-        debug_assert_eq!(
-            toml::from_str::<Registry>(&text).ok().as_ref(),
-            Some(&self.registry),
-            "the edited document must read back as the registry"
-        );
-        fsx::write_atomic(&store.file(), text.as_bytes())?;
-        store.keep_backup(text.as_bytes())?;
+        let changed = self.registry != self.original;
+        if changed {
+            validate::registry(&self.registry).map_err(|problem| Error::InvalidRegistry {
+                file: store.file(),
+                problem: format!("refusing to write an invalid registry: {problem}"),
+                backup: None,
+            })?;
+            edit::sync(&mut self.doc, &self.original, &self.registry);
+            let text = self.doc.to_string();
+            debug_assert_eq!(
+                toml::from_str::<Registry>(&text).ok().as_ref(),
+                Some(&self.registry),
+                "the edited document must read back as the registry"
+            );
+            fsx::write_atomic(&store.file(), text.as_bytes())?;
+            store.keep_backup(text.as_bytes())?;
+        }
+        let mut roots = std::mem::take(&mut self.touched);
+        roots.extend(changed_workspaces(&self.original, &self.registry));
+        for root in roots {
+            store.write_port_file(&self.registry, &root)?;
+        }
         drop(self.lock);
-        Ok(true)
+        Ok(changed)
     }
+}
+
+impl Store {
+    /// Writes the port file of `root` if its content differs.
+    fn write_port_file(&self, reg: &Registry, root: &str) -> Result<()> {
+        let path = portfile::path(&self.dir, root);
+        if let Some(dir) = path.parent() {
+            fsx::create_private_dir(dir)?;
+        }
+        let text = portfile::project(reg, root).render();
+        if fsx::write_if_changed(&path, text.as_bytes())?
+            && let Some(t) = self.backdate_port_files
+        {
+            let _ = File::options()
+                .write(true)
+                .open(&path)
+                .and_then(|f| f.set_modified(t));
+        }
+        Ok(())
+    }
+}
+
+/// Workspaces with an instance that was added, removed or moved between `old` and `new`.
+fn changed_workspaces(old: &Registry, new: &Registry) -> BTreeSet<String> {
+    fn holders(reg: &Registry) -> BTreeMap<(&str, &str), (u16, Option<&str>)> {
+        reg.types
+            .iter()
+            .flat_map(|(n, t)| {
+                t.instances.iter().map(move |(id, i)| {
+                    ((n.as_str(), id.as_str()), (i.port, i.workspace.as_deref()))
+                })
+            })
+            .collect()
+    }
+    let (a, b) = (holders(old), holders(new));
+    let mut out = BTreeSet::new();
+    for (key, value) in a.iter().chain(b.iter()) {
+        let (before, after) = (a.get(key), b.get(key));
+        if before != after {
+            out.extend(value.1.map(str::to_owned));
+        }
+    }
+    out
 }
 
 /// The registry as the template makes it.

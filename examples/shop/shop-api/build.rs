@@ -1,0 +1,3 @@
+fn main() {
+    styxy::build::emit().expect("styxy ports");
+}

@@ -1,0 +1,75 @@
+//! Gives every service of a workspace its port: one lock, one allocation per service, one
+//! write of the registry and of the workspace's port file.
+
+use serde::Serialize;
+
+use crate::allocate::{self, Grant, Machine, Request};
+use crate::error::{Error, Result};
+use crate::portfile::PortFile;
+use crate::registry::Store;
+use crate::workspace::Service;
+
+/// A service and the port it got.
+#[derive(Debug, Clone, Serialize)]
+pub struct Assigned {
+    pub service: Service,
+    pub grant: Grant,
+}
+
+/// Allocates every service under one lock. Nothing is written when nothing changed (but a
+/// missing or stale port file is rewritten). Returns the grants and the warnings.
+pub fn assign(
+    store: &Store,
+    machine: &Machine<'_>,
+    root: &str,
+    services: &[Service],
+) -> Result<(Vec<Assigned>, Vec<String>)> {
+    let mut guard = store.lock()?;
+    let mut events = Vec::new();
+    let mut warnings = Vec::new();
+    let mut out = Vec::new();
+    for s in services {
+        if s.joins_type && !guard.registry.types.contains_key(&s.service_type) {
+            return Err(Error::UnknownType {
+                name: s.service_type.clone(),
+                hint: format!(
+                    "{label} joins it with `type = \"{t}\"`; add it with `cargo styxy type add {t} --range A-B`, or write `service = \"{t}\"` to have it created",
+                    label = s.label(),
+                    t = s.service_type
+                ),
+            });
+        }
+        let requested_by = format!("{root} {}", s.label());
+        let request = Request {
+            service_type: &s.service_type,
+            instance: &s.instance,
+            workspace: Some(root),
+            port: s.pinned_port,
+            requested_by: Some(&requested_by),
+            instance_behavior: s.instance_behavior,
+        };
+        let outcome = allocate::allocate(&mut guard.registry, machine, &request)?;
+        events.extend(outcome.events);
+        warnings.extend(
+            outcome
+                .warnings
+                .into_iter()
+                .map(|w| format!("{}: {w}", s.label())),
+        );
+        out.push(Assigned {
+            service: s.clone(),
+            grant: outcome.value,
+        });
+    }
+    guard.touch_workspace(root);
+    guard.commit(&events)?;
+    Ok((out, warnings))
+}
+
+/// The services' ports from the port file, if it has every one of them.
+pub fn from_port_file(pf: &PortFile, services: &[Service]) -> Option<Vec<u16>> {
+    services
+        .iter()
+        .map(|s| pf.port(&s.service_type, &s.instance))
+        .collect()
+}

@@ -1,0 +1,151 @@
+//! The build-script entry point: the workspace's ports as Rust constants.
+//!
+//! ```no_run
+//! // build.rs, in `fn main()`:
+//! styxy::build::emit().expect("styxy ports");
+//! ```
+//!
+//! ```ignore
+//! // src/main.rs
+//! mod ports {
+//!     include!(concat!(env!("OUT_DIR"), "/styxy_ports.rs"));
+//! }
+//! let addr = std::net::SocketAddr::from(([127, 0, 0, 1], ports::API_PORT));
+//! ```
+//!
+//! `emit` never runs cargo (a build script that does can deadlock on cargo's locks) and
+//! never fails a build for want of a registry: offline (`STYXY_OFFLINE=1`) or without a
+//! writable home it falls back to pinned ports or ports derived from the service names, with
+//! a `cargo:warning`.
+
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+use crate::error::{Error, Result};
+use crate::portfile::{self, PortFile};
+use crate::registry::{Store, paths};
+use crate::workspace::{self, Service, manifests};
+
+/// The file written in `$OUT_DIR`.
+pub const OUT_FILE: &str = "styxy_ports.rs";
+/// Set to `1` (or `true`) to skip the registry and use fallback ports.
+pub const OFFLINE_ENV: &str = "STYXY_OFFLINE";
+
+/// What [`emit`] did.
+#[derive(Debug, Clone)]
+pub struct Report {
+    /// Every service of the workspace with its port.
+    pub ports: Vec<(Service, u16)>,
+    /// The ports are fallbacks, not from the registry.
+    pub offline: bool,
+    /// The generated file.
+    pub out_file: PathBuf,
+}
+
+fn env_path(key: &'static str) -> Result<PathBuf> {
+    std::env::var_os(key)
+        .map(PathBuf::from)
+        .ok_or_else(|| Error::InvalidValue {
+            what: "environment",
+            value: key.to_owned(),
+            reason: "is not set; call styxy::build::emit() from a build script".into(),
+        })
+}
+
+/// Writes `$OUT_DIR/styxy_ports.rs` (only when its content changes) with a `pub const
+/// NAME_PORT: u16` per service of the workspace and a `SERVICES` table, emits
+/// `cargo:rustc-env` for this package's own services, and tells cargo to rerun only when
+/// this workspace's port file, its manifests, or the variables read change.
+pub fn emit() -> Result<Report> {
+    let manifest_dir = env_path("CARGO_MANIFEST_DIR")?;
+    let out_dir = env_path("OUT_DIR")?;
+    let package = std::env::var("CARGO_PKG_NAME").unwrap_or_default();
+    for var in [paths::HOME_ENV, OFFLINE_ENV, "XDG_CONFIG_HOME", "HOME"] {
+        println!("cargo:rerun-if-env-changed={var}");
+    }
+    let (ws, manifests) = manifests::discover(&manifest_dir)?;
+    for m in &manifests {
+        println!("cargo:rerun-if-changed={}", m.display());
+    }
+    let services = workspace::services(&ws)?;
+    let root = ws.root.to_string_lossy().into_owned();
+    let offline = std::env::var(OFFLINE_ENV).is_ok_and(|v| v == "1" || v == "true");
+
+    let registry = if offline {
+        println!(
+            "cargo:warning=styxy: {OFFLINE_ENV} is set; using fallback ports, which other checkouts may share"
+        );
+        None
+    } else {
+        match from_registry(&ws.root, &root, &services) {
+            Ok(found) => Some(found),
+            Err(e) => {
+                println!(
+                    "cargo:warning=styxy: no registry ({e}); using fallback ports, which other checkouts may share"
+                );
+                None
+            }
+        }
+    };
+    let fallback = registry.is_none();
+    let (ports, watched) = match registry {
+        Some(found) => found,
+        None => (
+            services.iter().map(workspace::fallback_port).collect(),
+            None,
+        ),
+    };
+    if let Some(w) = watched {
+        println!("cargo:rerun-if-changed={}", w.display());
+    }
+    let ports: Vec<(Service, u16)> = services.into_iter().zip(ports).collect();
+    for (s, port) in &ports {
+        if s.package == package {
+            println!("cargo:rustc-env={}={port}", s.env);
+        }
+    }
+    let out_file = out_dir.join(OUT_FILE);
+    crate::fsx::write_if_changed(&out_file, crate::emit::rust(&root, &ports).as_bytes())?;
+    Ok(Report {
+        ports,
+        offline: fallback,
+        out_file,
+    })
+}
+
+/// The ports from the port file, assigning first when it lacks any; and the path to watch
+/// (the port file, or its nearest existing ancestor directory: cargo reruns a script on
+/// every build when a watched path does not exist).
+fn from_registry(
+    root_dir: &Path,
+    root: &str,
+    services: &[Service],
+) -> Result<(Vec<u16>, Option<PathBuf>)> {
+    let dir = paths::registry_dir(None)?;
+    let pf_path = portfile::path(&dir, root);
+    let ports = match PortFile::read(&pf_path)
+        .and_then(|pf| crate::assign::from_port_file(&pf, services))
+    {
+        Some(ports) => ports,
+        None => {
+            let before_build = std::fs::metadata(root_dir.join("Cargo.toml"))
+                .and_then(|m| m.modified())
+                .ok()
+                .or(Some(SystemTime::UNIX_EPOCH));
+            let store = Store::new(dir)
+                .quiet(true)
+                .backdate_port_files(before_build);
+            let (assigned, warnings) =
+                crate::assign::assign(&store, &crate::this_machine(), root, services)?;
+            for w in warnings {
+                println!("cargo:warning=styxy: {w}");
+            }
+            assigned.into_iter().map(|a| a.grant.port).collect()
+        }
+    };
+    let watched = pf_path
+        .ancestors()
+        .find(|p| p.exists())
+        .map(Path::to_path_buf);
+    Ok((ports, watched))
+}

@@ -1,0 +1,155 @@
+//! The workspace of the current command: found like cargo finds it, described by `cargo
+//! metadata` (cached), narrowed by `-p`/`--bin`/`--exclude`, and its ports — from the port
+//! file when it has them all, else assigned under the lock.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use clap::Args;
+
+use crate::assign::{self, Assigned};
+use crate::cli::Ctx;
+use crate::portfile::{self, PortFile};
+use crate::workspace::{self, Package, Service, Workspace, cache};
+
+/// Which packages and bins of the workspace a command covers (all by default).
+#[derive(Debug, Args, Default)]
+pub struct Selection {
+    #[command(flatten)]
+    pub workspace: clap_cargo::Workspace,
+    /// Only this bin (repeatable)
+    #[arg(long, value_name = "NAME")]
+    pub bin: Vec<String>,
+}
+
+/// The manifest the command is about: `--manifest-path`, else the nearest `Cargo.toml` at
+/// or above the current directory. Canonical.
+pub fn manifest(explicit: Option<&Path>) -> anyhow::Result<PathBuf> {
+    let found = match explicit {
+        Some(p) => {
+            if !p.is_file() {
+                anyhow::bail!(
+                    "manifest {} does not exist; pass --manifest-path to a Cargo.toml",
+                    p.display()
+                );
+            }
+            p.to_path_buf()
+        }
+        None => {
+            let cwd = std::env::current_dir().context("cannot read the current directory")?;
+            workspace::find_manifest(&cwd).with_context(|| {
+                format!(
+                    "no Cargo.toml in {} or any parent; run this in a cargo workspace or pass --manifest-path",
+                    cwd.display()
+                )
+            })?
+        }
+    };
+    Ok(std::fs::canonicalize(&found).unwrap_or(found))
+}
+
+/// The workspace of `manifest`, from the cache when nothing changed, else `cargo metadata
+/// --no-deps` (run through `$CARGO`, never while holding the registry lock).
+pub fn load(ctx: &Ctx, manifest: &Path) -> anyhow::Result<Workspace> {
+    if let Some(ws) = cache::load(ctx.store.dir(), manifest) {
+        return Ok(ws);
+    }
+    ctx.note(&format!(
+        "running cargo metadata for {}",
+        manifest.display()
+    ));
+    let meta = cargo_metadata::MetadataCommand::new()
+        .manifest_path(manifest)
+        .no_deps()
+        .exec()
+        .map_err(|e| match e {
+            cargo_metadata::Error::CargoMetadata { stderr } => anyhow::anyhow!(
+                "cargo metadata failed for {}: {}",
+                manifest.display(),
+                stderr.trim().trim_start_matches("error: ")
+            ),
+            other => anyhow::anyhow!("cargo metadata failed for {}: {other}", manifest.display()),
+        })?;
+    let root = std::fs::canonicalize(&meta.workspace_root)
+        .unwrap_or_else(|_| meta.workspace_root.clone().into_std_path_buf());
+    let packages = meta
+        .workspace_packages()
+        .into_iter()
+        .map(|p| Package {
+            name: p.name.to_string(),
+            manifest_path: p.manifest_path.clone().into_std_path_buf(),
+            bins: p
+                .targets
+                .iter()
+                .filter(|t| t.is_bin())
+                .map(|t| t.name.clone())
+                .collect(),
+            metadata: p.metadata.clone(),
+        })
+        .collect();
+    let ws = Workspace {
+        root,
+        packages,
+        metadata: meta.workspace_metadata.clone(),
+    };
+    cache::store(ctx.store.dir(), manifest, &ws);
+    Ok(ws)
+}
+
+/// The workspace's services, narrowed by the selection. Asking for a package or bin that is
+/// not there is an error naming what is.
+pub fn select(ws: &Workspace, sel: &Selection) -> anyhow::Result<Vec<Service>> {
+    let all = workspace::services(ws)?;
+    let names: Vec<&str> = ws.packages.iter().map(|p| p.name.as_str()).collect();
+    for p in sel.workspace.package.iter().chain(&sel.workspace.exclude) {
+        if !names.contains(&p.as_str()) {
+            anyhow::bail!(
+                "package `{p}` is not a member of the workspace at {}; its members are {}",
+                ws.root.display(),
+                names.join(", ")
+            );
+        }
+    }
+    let picked: Vec<Service> = all
+        .into_iter()
+        .filter(|s| sel.workspace.package.is_empty() || sel.workspace.package.contains(&s.package))
+        .filter(|s| !sel.workspace.exclude.contains(&s.package))
+        .filter(|s| sel.bin.is_empty() || s.bin.as_ref().is_some_and(|b| sel.bin.contains(b)))
+        .collect();
+    if picked.is_empty() {
+        anyhow::bail!(
+            "no service matches the selection (bins: {}); check -p/--bin",
+            ws.packages
+                .iter()
+                .flat_map(|p| p.bins.iter().map(|b| format!("{}/{b}", p.name)))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+    Ok(picked)
+}
+
+/// Assigns `services` under the lock, printing the warnings.
+pub fn assign(ctx: &Ctx, ws: &Workspace, services: &[Service]) -> anyhow::Result<Vec<Assigned>> {
+    let root = ws.root.to_string_lossy();
+    let (assigned, warnings) = assign::assign(&ctx.store, &crate::this_machine(), &root, services)?;
+    for w in warnings {
+        ctx.warn(&w);
+    }
+    Ok(assigned)
+}
+
+/// The services' ports: read from the port file with no lock when it has them all (the
+/// fast path of `env` and `port`), else assigned.
+pub fn ports(ctx: &Ctx, ws: &Workspace, services: &[Service]) -> anyhow::Result<Vec<u16>> {
+    let root = ws.root.to_string_lossy();
+    let known = PortFile::read(&portfile::path(ctx.store.dir(), &root))
+        .and_then(|pf| assign::from_port_file(&pf, services));
+    match known {
+        Some(ports) => Ok(ports),
+        None => Ok(assign(ctx, ws, services)?
+            .into_iter()
+            .map(|a| a.grant.port)
+            .collect()),
+    }
+}

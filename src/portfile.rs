@@ -1,0 +1,92 @@
+//! The per-checkout port file: the registry's instances of one workspace, rewritten under
+//! the lock whenever they change (and only then), read by build scripts and by `env`/`port`
+//! with no lock. One file per checkout, so another checkout's allocation never touches it.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::registry::model::Registry;
+use crate::workspace::fnv1a;
+
+/// The directory in the registry that holds the port files.
+pub const PORTS_DIR: &str = "ports";
+
+/// What a port file holds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PortFile {
+    pub workspace: String,
+    pub ports: Vec<Entry>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Entry {
+    pub service_type: String,
+    pub instance: String,
+    pub port: u16,
+}
+
+/// The port file of the workspace rooted at `root`: `ports/<dir name>-<hash>.json`.
+pub fn path(registry_dir: &Path, root: &str) -> PathBuf {
+    let base: String = Path::new(root)
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .take(40)
+        .collect();
+    registry_dir
+        .join(PORTS_DIR)
+        .join(format!("{base}-{:016x}.json", fnv1a(root.as_bytes())))
+}
+
+/// The instances of `reg` that belong to the workspace `root`, sorted.
+pub fn project(reg: &Registry, root: &str) -> PortFile {
+    let mut ports: Vec<Entry> = reg
+        .types
+        .iter()
+        .flat_map(|(name, t)| {
+            t.instances
+                .iter()
+                .filter(|(_, i)| i.workspace.as_deref() == Some(root))
+                .map(move |(id, i)| Entry {
+                    service_type: name.clone(),
+                    instance: id.clone(),
+                    port: i.port,
+                })
+        })
+        .collect();
+    ports.sort_by(|a, b| (&a.service_type, &a.instance).cmp(&(&b.service_type, &b.instance)));
+    PortFile {
+        workspace: root.to_owned(),
+        ports,
+    }
+}
+
+impl PortFile {
+    pub fn render(&self) -> String {
+        let mut s = serde_json::to_string_pretty(self).unwrap_or_default();
+        s.push('\n');
+        s
+    }
+
+    /// Reads a port file; `None` if it is missing or unreadable (then the caller assigns).
+    pub fn read(path: &Path) -> Option<Self> {
+        let text = std::fs::read_to_string(path).ok()?;
+        serde_json::from_str(&text).ok()
+    }
+
+    pub fn port(&self, service_type: &str, instance: &str) -> Option<u16> {
+        self.ports
+            .iter()
+            .find(|e| e.service_type == service_type && e.instance == instance)
+            .map(|e| e.port)
+    }
+}

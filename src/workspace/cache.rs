@@ -1,0 +1,93 @@
+//! A cache of the workspace `cargo metadata` describes, keyed by the modification times of
+//! the files and directories that could change it, so `env` and `port` on an assigned
+//! workspace never spawn cargo (which alone costs tens of milliseconds).
+
+use std::path::{Path, PathBuf};
+use std::time::UNIX_EPOCH;
+
+use serde::{Deserialize, Serialize};
+
+use crate::workspace::{Workspace, fnv1a};
+
+/// The directory in the registry that holds the cache.
+pub const CACHE_DIR: &str = "cache";
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Entry {
+    manifest: PathBuf,
+    stamps: Vec<(PathBuf, u128)>,
+    workspace: Workspace,
+}
+
+fn file(registry_dir: &Path, manifest: &Path) -> PathBuf {
+    registry_dir.join(CACHE_DIR).join(format!(
+        "workspace-{:016x}.json",
+        fnv1a(manifest.to_string_lossy().as_bytes())
+    ))
+}
+
+/// Modification time in nanoseconds; 0 for a path that does not exist.
+fn mtime(path: &Path) -> u128 {
+    std::fs::metadata(path)
+        .and_then(|m| m.modified())
+        .ok()
+        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_nanos())
+}
+
+/// What could change the workspace's services: its manifests and lock file, every member's
+/// `src` and `src/bin` (bins found by cargo's auto-discovery), and every member's parent
+/// directory (a new member matching a `members` glob).
+fn watched(manifest: &Path, ws: &Workspace) -> Vec<PathBuf> {
+    let mut paths = vec![
+        manifest.to_path_buf(),
+        ws.root.join("Cargo.toml"),
+        ws.root.join("Cargo.lock"),
+    ];
+    for p in &ws.packages {
+        paths.push(p.manifest_path.clone());
+        if let Some(dir) = p.manifest_path.parent() {
+            paths.push(dir.join("src"));
+            paths.push(dir.join("src/bin"));
+            if let Some(parent) = dir.parent() {
+                paths.push(parent.to_path_buf());
+            }
+        }
+    }
+    paths.sort();
+    paths.dedup();
+    paths
+}
+
+/// The cached workspace for `manifest`, if nothing it depends on changed since.
+pub fn load(registry_dir: &Path, manifest: &Path) -> Option<Workspace> {
+    let text = std::fs::read_to_string(file(registry_dir, manifest)).ok()?;
+    let entry: Entry = serde_json::from_str(&text).ok()?;
+    let fresh = entry.manifest == manifest
+        && entry
+            .stamps
+            .iter()
+            .all(|(path, stamp)| mtime(path) == *stamp);
+    fresh.then_some(entry.workspace)
+}
+
+/// Caches `ws` for `manifest`. Best effort: a cache that cannot be written only costs time.
+pub fn store(registry_dir: &Path, manifest: &Path, ws: &Workspace) {
+    let stamps = watched(manifest, ws)
+        .into_iter()
+        .map(|p| {
+            let t = mtime(&p);
+            (p, t)
+        })
+        .collect();
+    let entry = Entry {
+        manifest: manifest.to_path_buf(),
+        stamps,
+        workspace: ws.clone(),
+    };
+    let path = file(registry_dir, manifest);
+    if let (Some(dir), Ok(text)) = (path.parent(), serde_json::to_string(&entry)) {
+        let _ = crate::fsx::create_private_dir(dir)
+            .and_then(|()| crate::fsx::write_atomic(&path, text.as_bytes()));
+    }
+}

@@ -1,0 +1,457 @@
+//! The services of a cargo workspace (spec §3): which bins and extra services it runs, their
+//! service type names, env names and instance ids. Fed by `cargo metadata` in the CLI, or by
+//! reading the manifests directly in build scripts, which must never run cargo; the naming
+//! rules below are the same for both.
+
+pub mod cache;
+pub mod manifests;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::registry::model::InstanceBehavior;
+use crate::registry::validate;
+
+/// A workspace member as far as ports are concerned.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Package {
+    pub name: String,
+    pub manifest_path: PathBuf,
+    /// Names of its bin targets.
+    pub bins: Vec<String>,
+    /// `[package.metadata]`, as JSON.
+    #[serde(default)]
+    pub metadata: serde_json::Value,
+}
+
+/// A workspace: its canonical root and members.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Workspace {
+    /// The canonical workspace root: the instance id of its services.
+    pub root: PathBuf,
+    pub packages: Vec<Package>,
+    /// `[workspace.metadata]`, as JSON.
+    #[serde(default)]
+    pub metadata: serde_json::Value,
+}
+
+/// One service of a workspace and where its port comes from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Service {
+    pub package: String,
+    /// The bin target; `None` for a `[package.metadata.styxy] services` entry.
+    pub bin: Option<String>,
+    pub service_type: String,
+    /// The instance id in its type: the workspace root, plus `#package/bin` for a service
+    /// that joins a shared type with `type = …` (so two such bins get two ports).
+    pub instance: String,
+    /// Env var and constant name.
+    pub env: String,
+    /// A team-pinned port (`port = …`).
+    pub pinned_port: Option<u16>,
+    /// `instance = "single" | "multi"`, for a type the service creates.
+    pub instance_behavior: Option<InstanceBehavior>,
+    /// Joined with `type = …`: the type must exist already.
+    pub joins_type: bool,
+}
+
+impl Service {
+    /// `package/bin`, `package` when they are equal, or the extra service's name.
+    pub fn label(&self) -> String {
+        match &self.bin {
+            Some(b) if *b == self.package => b.clone(),
+            Some(b) => format!("{}/{b}", self.package),
+            None => self.service_type.clone(),
+        }
+    }
+
+    /// Whether `query` names this service: its type, bin, `package/bin`, or env name.
+    pub fn answers_to(&self, query: &str) -> bool {
+        query == self.service_type
+            || query == self.env
+            || query == self.label()
+            || self.bin.as_deref() == Some(query)
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PackageMeta {
+    #[serde(default)]
+    bins: BTreeMap<String, BinMeta>,
+    #[serde(default)]
+    services: Vec<String>,
+    /// Reserved for placement zones.
+    #[serde(default)]
+    #[allow(dead_code)]
+    zone: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BinMeta {
+    service: Option<String>,
+    env: Option<String>,
+    #[serde(rename = "type")]
+    join: Option<String>,
+    port: Option<i64>,
+    instance: Option<String>,
+    #[serde(default)]
+    skip: bool,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct WorkspaceMeta {
+    #[serde(default)]
+    prefix: Option<String>,
+    #[serde(default)]
+    #[allow(dead_code)]
+    zone: Option<String>,
+}
+
+/// `shop-api` → `SHOP_API`.
+pub fn upper_snake(name: &str) -> String {
+    name.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_uppercase()
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+/// An env var and Rust constant name: `[A-Z_][A-Z0-9_]*`, not `PORT` (which `run` sets)
+/// and not `CARGO_*` (cargo's own).
+pub fn check_env_name(env: &str) -> std::result::Result<(), String> {
+    let mut chars = env.chars();
+    let ok_start = chars
+        .next()
+        .is_some_and(|c| c.is_ascii_uppercase() || c == '_');
+    if !ok_start
+        || !env
+            .chars()
+            .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_')
+    {
+        return Err(format!(
+            "env name {env:?} is not an upper-case identifier ([A-Z_][A-Z0-9_]*)"
+        ));
+    }
+    if env == "PORT" || env.starts_with("CARGO_") {
+        return Err(format!(
+            "env name {env:?} is reserved (PORT and CARGO_* are cargo's and `run`'s)"
+        ));
+    }
+    Ok(())
+}
+
+fn meta_error(p: &Package, key: &str, reason: impl Into<String>) -> Error {
+    Error::Metadata {
+        package: p.name.clone(),
+        key: key.to_owned(),
+        reason: reason.into(),
+        manifest: p.manifest_path.clone(),
+    }
+}
+
+/// Every service of the workspace (bins not marked `skip`, then extra services), sorted by
+/// env name. Errors on invalid metadata, on two services with one env name, and on two
+/// services that would hold one instance of one type.
+pub fn services(ws: &Workspace) -> Result<Vec<Service>> {
+    let ws_meta: WorkspaceMeta = ws
+        .metadata
+        .get("styxy")
+        .map(|v| serde_json::from_value(v.clone()))
+        .transpose()
+        .map_err(|e| Error::Manifest {
+            path: ws.root.join("Cargo.toml"),
+            reason: format!("[workspace.metadata.styxy]: {e}"),
+        })?
+        .unwrap_or_default();
+    let prefix = ws_meta.prefix.unwrap_or_default();
+    if !prefix.is_empty() {
+        check_env_name(&format!("{prefix}X")).map_err(|reason| Error::Manifest {
+            path: ws.root.join("Cargo.toml"),
+            reason: format!("[workspace.metadata.styxy] prefix = {prefix:?}: {reason}"),
+        })?;
+    }
+    let root = ws.root.to_string_lossy().into_owned();
+    let mut out: Vec<Service> = Vec::new();
+    for p in &ws.packages {
+        let meta: PackageMeta = p
+            .metadata
+            .get("styxy")
+            .map(|v| serde_json::from_value(v.clone()))
+            .transpose()
+            .map_err(|e| meta_error(p, "[package.metadata.styxy]", e.to_string()))?
+            .unwrap_or_default();
+        if let Some(unknown) = meta.bins.keys().find(|b| !p.bins.contains(b)) {
+            return Err(meta_error(
+                p,
+                &format!("[package.metadata.styxy.bins.{unknown}]"),
+                format!("names no bin of the package (bins: {})", p.bins.join(", ")),
+            ));
+        }
+        for bin in &p.bins {
+            let m = meta.bins.get(bin);
+            let key = |k: &str| format!("[package.metadata.styxy.bins.{bin}] {k}");
+            if m.is_some_and(|m| m.skip) {
+                continue;
+            }
+            let m = m.cloned().unwrap_or_default();
+            let default_name = if *bin == p.name {
+                bin.clone()
+            } else {
+                format!("{}/{bin}", p.name)
+            };
+            if m.service.is_some() && m.join.is_some() {
+                return Err(meta_error(
+                    p,
+                    &key("type"),
+                    "and `service` both name a type; keep one",
+                ));
+            }
+            let service_type = m
+                .join
+                .clone()
+                .or_else(|| m.service.clone())
+                .unwrap_or_else(|| default_name.clone());
+            validate::name(&service_type)
+                .map_err(|e| meta_error(p, &key("service"), e.to_string()))?;
+            let env = match &m.env {
+                Some(e) => e.clone(),
+                None => format!("{prefix}{}_PORT", upper_snake(bin)),
+            };
+            check_env_name(&env).map_err(|reason| {
+                meta_error(p, &key("env"), format!("{reason}; set `env = \"…\"`"))
+            })?;
+            let pinned_port = match m.port {
+                None => None,
+                Some(n) => Some(u16::try_from(n).ok().filter(|p| *p >= 1).ok_or_else(|| {
+                    meta_error(
+                        p,
+                        &key(&format!("port = {n}")),
+                        "is not a port: ports are 1-65535",
+                    )
+                })?),
+            };
+            let instance_behavior = match m.instance.as_deref() {
+                None => None,
+                Some("single") => Some(InstanceBehavior::Single),
+                Some("multi") => Some(InstanceBehavior::Multi),
+                Some(other) => {
+                    return Err(meta_error(
+                        p,
+                        &key(&format!("instance = {other:?}")),
+                        "is not an instance behavior: use \"single\" or \"multi\"",
+                    ));
+                }
+            };
+            let instance = if m.join.is_some() {
+                format!("{root}#{default_name}")
+            } else {
+                root.clone()
+            };
+            out.push(Service {
+                package: p.name.clone(),
+                bin: Some(bin.clone()),
+                service_type,
+                instance,
+                env,
+                pinned_port,
+                instance_behavior,
+                joins_type: m.join.is_some(),
+            });
+        }
+        for name in &meta.services {
+            validate::name(name)
+                .map_err(|e| meta_error(p, "[package.metadata.styxy] services", e.to_string()))?;
+            if out
+                .iter()
+                .any(|s| s.bin.is_none() && s.service_type == *name)
+            {
+                continue; // Another member runs the same extra service: one port for both.
+            }
+            let env = format!("{prefix}{}_PORT", upper_snake(name));
+            check_env_name(&env)
+                .map_err(|reason| meta_error(p, "[package.metadata.styxy] services", reason))?;
+            out.push(Service {
+                package: p.name.clone(),
+                bin: None,
+                service_type: name.clone(),
+                instance: root.clone(),
+                env,
+                pinned_port: None,
+                instance_behavior: None,
+                joins_type: false,
+            });
+        }
+    }
+    out.sort_by(|a, b| a.env.cmp(&b.env).then_with(|| a.label().cmp(&b.label())));
+    for pair in out.windows(2) {
+        if pair[0].env == pair[1].env {
+            return Err(Error::EnvClash {
+                env: pair[0].env.clone(),
+                first: pair[0].label(),
+                second: pair[1].label(),
+            });
+        }
+    }
+    let mut holders: BTreeMap<(&str, &str), &Service> = BTreeMap::new();
+    for s in &out {
+        if let Some(first) = holders.insert((&s.service_type, &s.instance), s) {
+            return Err(Error::ServiceClash {
+                service_type: s.service_type.clone(),
+                first: first.label(),
+                second: s.label(),
+            });
+        }
+    }
+    if out.is_empty() {
+        return Err(Error::NoServices {
+            root: ws.root.clone(),
+        });
+    }
+    Ok(out)
+}
+
+/// A stable 64-bit FNV-1a hash: the same in every process and every version, for file names
+/// and fallback ports.
+pub fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+/// The port a service gets when there is no registry (offline, CI, docs.rs): its pinned port,
+/// else one derived from its type name, in 10000-32767.
+pub fn fallback_port(s: &Service) -> u16 {
+    s.pinned_port.unwrap_or_else(|| {
+        let span = 32767 - 10000 + 1;
+        10000 + u16::try_from(fnv1a(s.service_type.as_bytes()) % span).unwrap_or(0)
+    })
+}
+
+/// The nearest `Cargo.toml` at or above `dir`.
+pub fn find_manifest(dir: &Path) -> Option<PathBuf> {
+    dir.ancestors()
+        .map(|d| d.join("Cargo.toml"))
+        .find(|m| m.is_file())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ws(packages: Vec<Package>, metadata: serde_json::Value) -> Workspace {
+        Workspace {
+            root: PathBuf::from("/ws"),
+            packages,
+            metadata,
+        }
+    }
+
+    fn pkg(name: &str, bins: &[&str], metadata: serde_json::Value) -> Package {
+        Package {
+            name: name.into(),
+            manifest_path: PathBuf::from(format!("/ws/{name}/Cargo.toml")),
+            bins: bins.iter().map(|b| (*b).to_owned()).collect(),
+            metadata,
+        }
+    }
+
+    #[test]
+    fn default_names() {
+        let w = ws(
+            vec![
+                pkg("shop-api", &["shop-api"], serde_json::Value::Null),
+                pkg("shop-web", &["admin", "shop-web"], serde_json::Value::Null),
+            ],
+            serde_json::Value::Null,
+        );
+        let s = services(&w).unwrap();
+        let got: Vec<(&str, &str)> = s
+            .iter()
+            .map(|s| (s.service_type.as_str(), s.env.as_str()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("shop-web/admin", "ADMIN_PORT"),
+                ("shop-api", "SHOP_API_PORT"),
+                ("shop-web", "SHOP_WEB_PORT")
+            ]
+        );
+        assert!(s.iter().all(|s| s.instance == "/ws"));
+    }
+
+    #[test]
+    fn metadata_keys_prefix_and_extras() {
+        let meta = serde_json::json!({"styxy": {
+            "bins": {
+                "api": {"type": "api", "port": 8080, "env": "API_PORT"},
+                "tool": {"skip": true},
+                "cache": {"service": "my-cache", "instance": "single"}
+            },
+            "services": ["postgres"]
+        }});
+        let w = ws(
+            vec![pkg("shop", &["api", "tool", "cache"], meta)],
+            serde_json::json!({"styxy": {"prefix": "SHOP_"}}),
+        );
+        let s = services(&w).unwrap();
+        let api = s.iter().find(|s| s.env == "API_PORT").unwrap();
+        assert_eq!(api.service_type, "api");
+        assert_eq!(api.instance, "/ws#shop/api");
+        assert_eq!(api.pinned_port, Some(8080));
+        let cache = s.iter().find(|s| s.service_type == "my-cache").unwrap();
+        assert_eq!(cache.env, "SHOP_CACHE_PORT");
+        assert_eq!(cache.instance_behavior, Some(InstanceBehavior::Single));
+        assert!(
+            s.iter()
+                .any(|s| s.env == "SHOP_POSTGRES_PORT" && s.bin.is_none())
+        );
+        assert!(!s.iter().any(|s| s.bin.as_deref() == Some("tool")));
+    }
+
+    #[test]
+    fn clashes_and_bad_values_are_errors() {
+        let w = ws(
+            vec![
+                pkg("a", &["api"], serde_json::Value::Null),
+                pkg("b", &["api"], serde_json::Value::Null),
+            ],
+            serde_json::Value::Null,
+        );
+        let e = services(&w).unwrap_err().to_string();
+        assert!(
+            e.contains("a/api and b/api") && e.contains("API_PORT"),
+            "{e}"
+        );
+        for (meta, phrase) in [
+            (serde_json::json!({"port": 70000}), "port = 70000"),
+            (
+                serde_json::json!({"instance": "maybe"}),
+                "instance = \"maybe\"",
+            ),
+            (serde_json::json!({"prot": 1}), "unknown field `prot`"),
+            (serde_json::json!({"env": "lower"}), "upper-case"),
+            (serde_json::json!({"env": "CARGO_X"}), "reserved"),
+        ] {
+            let w = ws(
+                vec![pkg(
+                    "p",
+                    &["x"],
+                    serde_json::json!({"styxy": {"bins": {"x": meta}}}),
+                )],
+                serde_json::Value::Null,
+            );
+            let e = services(&w).unwrap_err().to_string();
+            assert!(e.contains(phrase) && e.contains("package `p`"), "{e}");
+        }
+    }
+}
