@@ -1,0 +1,209 @@
+//! The build.rs integration under real `cargo build` of the bundled example workspace: the
+//! constants are the registry's ports, a no-op build reruns nothing, another checkout's
+//! allocation rebuilds nothing, a change of this checkout's ports does, and builds work with
+//! no registry at all.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use common::Home;
+
+const REPO: &str = env!("CARGO_MANIFEST_DIR");
+
+/// The tests share one target dir (the library is compiled once) and so one `shop-cli`
+/// binary: they take turns.
+static TARGET: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// Copies `examples/shop` to a temp dir, pointing its path dependency at this repository.
+fn example_copy() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let src = Path::new(REPO).join("examples/shop");
+    copy_tree(&src, dir.path());
+    for member in ["shop-api", "shop-cli"] {
+        let manifest = dir.path().join(member).join("Cargo.toml");
+        let text = std::fs::read_to_string(&manifest)
+            .unwrap()
+            .replace("path = \"../../..\"", &format!("path = {REPO:?}"));
+        std::fs::write(manifest, text).unwrap();
+    }
+    // Our lock file pins the library's dependencies to versions already built here.
+    std::fs::copy(
+        Path::new(REPO).join("Cargo.lock"),
+        dir.path().join("Cargo.lock"),
+    )
+    .unwrap();
+    dir
+}
+
+fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap().flatten() {
+        let name = e.file_name();
+        if name == "target" || name == "Cargo.lock" || name == ".env" {
+            continue;
+        }
+        let (src, dst) = (e.path(), to.join(&name));
+        if src.is_dir() {
+            copy_tree(&src, &dst);
+        } else {
+            std::fs::copy(&src, &dst).unwrap();
+        }
+    }
+}
+
+/// The target dir shared by every fixture build, so the library is compiled once.
+fn target_dir() -> PathBuf {
+    Path::new(REPO).join("target/fixture-builds")
+}
+
+fn cargo_build(ws: &Path, env: &[(&str, &str)], remove: &[&str]) -> Output {
+    let mut c = Command::new(env!("CARGO"));
+    c.args(["build", "-v", "--offline"])
+        .current_dir(ws)
+        .env("CARGO_TARGET_DIR", target_dir())
+        .env_remove("STYXY_OFFLINE");
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    for k in remove {
+        c.env_remove(k);
+    }
+    let out = c.output().unwrap();
+    assert!(
+        out.status.success(),
+        "cargo build failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+fn build(home: &Home, ws: &Path) -> String {
+    let home_dir = home.path().to_str().unwrap().to_owned();
+    let out = cargo_build(ws, &[("STYXY_HOME", &home_dir)], &[]);
+    String::from_utf8(out.stderr).unwrap()
+}
+
+/// `shop-cli --ports`: the SERVICES table compiled into the client.
+fn compiled_ports() -> BTreeMap<String, u16> {
+    let out = Command::new(target_dir().join("debug/shop-cli"))
+        .arg("--ports")
+        .output()
+        .unwrap();
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let (name, port) = l.split_once(' ').unwrap();
+            (name.to_owned(), port.parse().unwrap())
+        })
+        .collect()
+}
+
+fn fresh(log: &str, package: &str) -> bool {
+    log.lines()
+        .any(|l| l.trim_start().starts_with("Fresh") && l.contains(&format!(" {package} v")))
+}
+
+#[test]
+fn build_constants_follow_this_checkouts_ports_and_nothing_else() {
+    let _turn = TARGET.lock().unwrap_or_else(|e| e.into_inner());
+    let home = Home::new();
+    let ws = example_copy();
+    let m = ws.path().join("Cargo.toml");
+    let m = m.to_str().unwrap();
+
+    // A fresh checkout: plain cargo build assigns from the manifests, no `assign` first.
+    build(&home, ws.path());
+    let compiled = compiled_ports();
+    assert_eq!(compiled.len(), 4, "{compiled:?}");
+    for (service, port) in &compiled {
+        let cli = home.ok(&["port", service, "--manifest-path", m]);
+        assert_eq!(cli.trim(), port.to_string(), "{service}");
+    }
+
+    // A no-op build reruns no build script, even right after one that assigned.
+    let log = build(&home, ws.path());
+    assert!(fresh(&log, "shop-api") && fresh(&log, "shop-cli"), "{log}");
+
+    // Another checkout's allocation does not rebuild this one.
+    home.ok(&[
+        "allocate",
+        "--service",
+        "shop-api",
+        "--instance",
+        "/elsewhere",
+    ]);
+    home.ok(&[
+        "allocate",
+        "--service",
+        "someone-else",
+        "--instance",
+        "/elsewhere",
+    ]);
+    let log = build(&home, ws.path());
+    assert!(fresh(&log, "shop-api") && fresh(&log, "shop-cli"), "{log}");
+
+    // A change of this checkout's own ports does, and the constants follow.
+    home.ok(&["release", "--service", "postgres"]);
+    home.ok(&["type", "add", "postgres", "--range", "25000-25009"]);
+    home.ok(&["assign", "--manifest-path", m]);
+    let log = build(&home, ws.path());
+    assert!(!fresh(&log, "shop-cli"), "{log}");
+    assert_eq!(compiled_ports()["postgres"], 25000);
+    assert_eq!(
+        compiled_ports()["shop-api"],
+        compiled["shop-api"],
+        "unchanged ports stay"
+    );
+
+    // The example's own test, which reads the constant, passes under `cargo test`.
+    let out = Command::new(env!("CARGO"))
+        .args(["test", "--offline", "-p", "shop-cli"])
+        .current_dir(ws.path())
+        .env("CARGO_TARGET_DIR", target_dir())
+        .env("STYXY_HOME", home.path())
+        .output()
+        .unwrap();
+    let log = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{log}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        log.contains("client_targets_this_checkouts_server ... ok"),
+        "{log}"
+    );
+}
+
+#[test]
+fn builds_without_a_registry() {
+    let _turn = TARGET.lock().unwrap_or_else(|e| e.into_inner());
+    let ws = example_copy();
+    // STYXY_OFFLINE=1 and no home at all.
+    let out = cargo_build(
+        ws.path(),
+        &[("STYXY_OFFLINE", "1"), ("HOME", "/nonexistent")],
+        &["STYXY_HOME", "XDG_CONFIG_HOME"],
+    );
+    let log = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        log.contains("warning: shop-api@0.1.0: styxy: STYXY_OFFLINE is set"),
+        "{log}"
+    );
+    let offline = compiled_ports();
+    assert_eq!(offline.len(), 4);
+    // An unwritable registry falls back to the same deterministic ports, with a warning.
+    let out = cargo_build(
+        ws.path(),
+        &[("STYXY_HOME", "/proc/styxy-cannot-be-here")],
+        &[],
+    );
+    let log = String::from_utf8(out.stderr).unwrap();
+    assert!(log.contains("styxy: no registry"), "{log}");
+    assert_eq!(compiled_ports(), offline);
+}

@@ -1,0 +1,533 @@
+//! `assign`, `env`, `port`, `init` on real fixture workspaces, with real `cargo metadata`.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use common::Home;
+
+/// Writes `files` (path, content) under a new temp dir: a real cargo workspace.
+fn workspace(files: &[(&str, &str)]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    for (path, content) in files {
+        let p = dir.path().join(path);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, content).unwrap();
+    }
+    dir
+}
+
+const MAIN: &str = "fn main() {}\n";
+
+/// Three members: a server, a web package with a single-instance `admin` bin and an extra
+/// `postgres` service, and a tool that is skipped.
+fn shop() -> tempfile::TempDir {
+    workspace(&[
+        (
+            "Cargo.toml",
+            "[workspace]\nmembers = [\"api\", \"web\", \"tools\"]\nresolver = \"3\"\n",
+        ),
+        (
+            "api/Cargo.toml",
+            "[package]\nname = \"shop-api\"\nversion = \"0.1.0\"\nedition = \"2024\"\n",
+        ),
+        ("api/src/main.rs", MAIN),
+        (
+            "web/Cargo.toml",
+            "[package]\nname = \"shop-web\"\nversion = \"0.1.0\"\nedition = \"2024\"\n\n\
+             [package.metadata.styxy.bins.admin]\ninstance = \"single\"\n\n\
+             [package.metadata.styxy]\nservices = [\"postgres\"]\n",
+        ),
+        ("web/src/main.rs", MAIN),
+        ("web/src/bin/admin.rs", MAIN),
+        (
+            "tools/Cargo.toml",
+            "[package]\nname = \"tools\"\nversion = \"0.1.0\"\nedition = \"2024\"\n\n\
+             [package.metadata.styxy.bins.tools]\nskip = true\n",
+        ),
+        ("tools/src/main.rs", MAIN),
+    ])
+}
+
+fn manifest(dir: &Path) -> String {
+    dir.join("Cargo.toml").to_str().unwrap().to_owned()
+}
+
+/// env name → port, from `assign --format json`.
+fn assigned(home: &Home, ws: &Path) -> (String, BTreeMap<String, (String, u64)>) {
+    let a = home.json(&["assign", "--manifest-path", &manifest(ws)]);
+    let services = a["services"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            (
+                s["env"].as_str().unwrap().to_owned(),
+                (
+                    s["service_type"].as_str().unwrap().to_owned(),
+                    s["port"].as_u64().unwrap(),
+                ),
+            )
+        })
+        .collect();
+    (a["workspace"].as_str().unwrap().to_owned(), services)
+}
+
+#[test]
+fn assign_gives_every_bin_a_port_and_is_idempotent() {
+    let home = Home::new();
+    let ws = shop();
+    let json = home.json(&["assign", "--manifest-path", &manifest(ws.path())]);
+    let root = ws.path().canonicalize().unwrap();
+    assert_eq!(json["workspace"], root.to_str().unwrap());
+    let services = json["services"].as_array().unwrap();
+    let envs: Vec<&str> = services
+        .iter()
+        .map(|s| s["env"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        envs,
+        [
+            "ADMIN_PORT",
+            "POSTGRES_PORT",
+            "SHOP_API_PORT",
+            "SHOP_WEB_PORT"
+        ]
+    );
+    let admin = &services[0];
+    assert_eq!(admin["service_type"], "shop-web/admin");
+    assert_eq!(admin["package"], "shop-web");
+    assert_eq!(admin["bin"], "admin");
+    assert_eq!(admin["instance_behavior"], "single");
+    assert_eq!(admin["auto_allocated"], true);
+    assert!(admin["ranges"].is_array() && admin["port"].is_u64());
+    assert_eq!(
+        services[1]["bin"],
+        serde_json::Value::Null,
+        "postgres is not a bin"
+    );
+    let ports: std::collections::BTreeSet<u64> = services
+        .iter()
+        .map(|s| s["port"].as_u64().unwrap())
+        .collect();
+    assert_eq!(ports.len(), 4, "{services:?}");
+
+    let registry = home.read();
+    let again = home.json(&["assign", "--manifest-path", &manifest(ws.path())]);
+    assert_eq!(home.read(), registry, "a second assign must change nothing");
+    for (a, b) in services.iter().zip(again["services"].as_array().unwrap()) {
+        assert_eq!(a["port"], b["port"]);
+        assert_eq!(b["auto_allocated"], false);
+    }
+}
+
+#[test]
+fn a_second_checkout_gets_other_ports_of_the_same_types() {
+    let home = Home::new();
+    let (one, two) = (shop(), shop());
+    let (_, a) = assigned(&home, one.path());
+    let (_, b) = assigned(&home, two.path());
+    for (env, (ty, port)) in &a {
+        let (ty_b, port_b) = &b[env];
+        assert_eq!(ty, ty_b, "{env}: same type in both checkouts");
+        if env == "ADMIN_PORT" {
+            assert_eq!(port, port_b, "single-instance admin shares its port");
+        } else {
+            assert_ne!(port, port_b, "{env}: both checkouts got {port}");
+        }
+    }
+    let list = home.json(&["list", "shop-api"]);
+    assert_eq!(
+        list["service_types"][0]["instances"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+    assert_eq!(
+        list["service_types"][0]["ranges"].as_array().unwrap().len(),
+        1
+    );
+}
+
+#[test]
+fn env_in_every_format_and_port_say_the_assigned_ports() {
+    let home = Home::new();
+    let ws = shop();
+    let (_, ports) = assigned(&home, ws.path());
+    let m = manifest(ws.path());
+    let run_in = |args: &[&str]| {
+        let out = home
+            .cmd(args)
+            .current_dir(ws.path().join("web/src"))
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+
+    let dotenv = run_in(&["env"]);
+    assert!(
+        dotenv.starts_with("# generated by cargo-styxy\n"),
+        "{dotenv}"
+    );
+    let files = tempfile::tempdir().unwrap();
+    for (format, shell) in [
+        ("dotenv", "sh"),
+        ("shell", "sh"),
+        ("compose", "sh"),
+        ("fish", "fish"),
+        ("powershell", "pwsh"),
+    ] {
+        if Command::new(shell)
+            .arg("-c")
+            .arg("exit 0")
+            .output()
+            .is_err()
+        {
+            eprintln!("{shell} is not installed; {format} checked by content only");
+            let text = run_in(&["env", "--format", format]);
+            for (env, (_, port)) in &ports {
+                assert!(
+                    text.contains(env) && text.contains(&port.to_string()),
+                    "{text}"
+                );
+            }
+            continue;
+        }
+        let file = files.path().join(format!("ports.{format}"));
+        home.ok(&[
+            "env",
+            "--manifest-path",
+            &m,
+            "--format",
+            format,
+            "-o",
+            file.to_str().unwrap(),
+        ]);
+        for (env, (_, port)) in &ports {
+            let script = match shell {
+                "fish" => format!("source {}; echo ${env}", file.display()),
+                "pwsh" => format!(". {}; $env:{env}", file.display()),
+                _ => format!(". {}; echo ${env}", file.display()),
+            };
+            let out = Command::new(shell).arg("-c").arg(&script).output().unwrap();
+            assert_eq!(
+                String::from_utf8(out.stdout).unwrap().trim(),
+                port.to_string(),
+                "{format}: {env}"
+            );
+        }
+    }
+    let json: serde_json::Value =
+        serde_json::from_str(&run_in(&["env", "--format", "json"])).unwrap();
+    for (env, (ty, port)) in &ports {
+        assert_eq!(json[env].as_u64(), Some(*port), "{env}");
+        // `port` answers to the type, the env name and the bin.
+        assert_eq!(run_in(&["port", ty]).trim(), port.to_string());
+        assert_eq!(run_in(&["port", env]).trim(), port.to_string());
+    }
+    assert_eq!(
+        run_in(&["port", "admin"]).trim(),
+        ports["ADMIN_PORT"].1.to_string()
+    );
+    let err = home.fails(&["port", "nope", "--manifest-path", &m], 1);
+    assert!(
+        err.contains("shop-api") && err.contains("shop-web/admin"),
+        "{err}"
+    );
+    // -p narrows.
+    let only_web = run_in(&["env", "-p", "shop-web", "--format", "json"]);
+    let only_web: serde_json::Value = serde_json::from_str(&only_web).unwrap();
+    assert!(only_web.get("SHOP_API_PORT").is_none() && only_web.get("ADMIN_PORT").is_some());
+}
+
+#[test]
+fn env_file_is_rewritten_only_when_it_changes() {
+    let home = Home::new();
+    let ws = shop();
+    let m = manifest(ws.path());
+    let file = ws.path().join(".env");
+    let f = file.to_str().unwrap();
+    home.ok(&["env", "--manifest-path", &m, "-o", f]);
+    let old = std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_000_000_000);
+    std::fs::File::options()
+        .write(true)
+        .open(&file)
+        .unwrap()
+        .set_modified(old)
+        .unwrap();
+    home.ok(&["env", "--manifest-path", &m, "-o", f]);
+    assert_eq!(
+        std::fs::metadata(&file).unwrap().modified().unwrap(),
+        old,
+        "rewritten with no change"
+    );
+    home.ok(&["release", "--service", "shop-api"]);
+    home.ok(&["config", "set", "placement", "before"]);
+    home.ok(&["env", "--manifest-path", &m, "-o", f]);
+    assert_ne!(
+        std::fs::metadata(&file).unwrap().modified().unwrap(),
+        old,
+        "not rewritten after a change"
+    );
+}
+
+#[test]
+fn an_assigned_workspace_needs_no_cargo() {
+    let home = Home::new();
+    let ws = shop();
+    let m = manifest(ws.path());
+    let (_, ports) = assigned(&home, ws.path());
+    // With cargo unavailable, env and port still answer: from the metadata cache and the
+    // port file.
+    let out = home
+        .cmd(&["port", "shop-api", "--manifest-path", &m])
+        .env("CARGO", "/nonexistent/cargo")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8(out.stdout).unwrap().trim(),
+        ports["SHOP_API_PORT"].1.to_string()
+    );
+    // A changed manifest invalidates the cache: cargo is needed (and missing) again.
+    std::fs::create_dir_all(ws.path().join("tools/src/bin")).unwrap();
+    std::fs::write(ws.path().join("tools/src/bin/extra.rs"), MAIN).unwrap();
+    let out = home
+        .cmd(&["env", "--manifest-path", &m])
+        .env("CARGO", "/nonexistent/cargo")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let out = home.ok(&["env", "--manifest-path", &m]);
+    assert!(out.contains("EXTRA_PORT="), "{out}");
+}
+
+#[test]
+fn the_port_file_follows_the_registry() {
+    let home = Home::new();
+    let ws = shop();
+    let (root, ports) = assigned(&home, ws.path());
+    let dir = home.path().join("ports");
+    let files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    assert_eq!(files.len(), 1);
+    let pf: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&files[0]).unwrap()).unwrap();
+    assert_eq!(pf["workspace"], root);
+    assert_eq!(pf["ports"].as_array().unwrap().len(), ports.len());
+    // Releasing through any command rewrites it.
+    home.ok(&["release", "--service", "postgres"]);
+    let pf: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&files[0]).unwrap()).unwrap();
+    assert_eq!(pf["ports"].as_array().unwrap().len(), ports.len() - 1);
+    // Another checkout's allocation leaves it alone.
+    let before = std::fs::metadata(&files[0]).unwrap().modified().unwrap();
+    home.ok(&["allocate", "--service", "elsewhere", "--instance", "x"]);
+    assert_eq!(
+        std::fs::metadata(&files[0]).unwrap().modified().unwrap(),
+        before
+    );
+}
+
+#[test]
+fn bad_workspaces_get_clear_errors_and_change_nothing() {
+    let home = Home::new();
+    home.ok(&["allocate", "--service", "existing", "--instance", "i"]);
+    let before = home.read();
+    let pkg = |name: &str, extra: &str| {
+        format!("[package]\nname = \"{name}\"\nversion = \"0.1.0\"\nedition = \"2024\"\n{extra}")
+    };
+    let cases: Vec<(tempfile::TempDir, &str)> = vec![
+        (
+            workspace(&[("Cargo.toml", "[package\nname = ")]),
+            "Cargo.toml",
+        ),
+        (
+            workspace(&[("Cargo.toml", &pkg("lib-only", "")), ("src/lib.rs", "")]),
+            "has no services",
+        ),
+        (
+            workspace(&[
+                ("Cargo.toml", "[workspace]\nmembers = [\"a\", \"b\"]\n"),
+                ("a/Cargo.toml", &pkg("a", "")),
+                ("a/src/bin/api.rs", MAIN),
+                ("b/Cargo.toml", &pkg("b", "")),
+                ("b/src/bin/api.rs", MAIN),
+            ]),
+            "a/api and b/api would both get the env name API_PORT",
+        ),
+        (
+            workspace(&[
+                (
+                    "Cargo.toml",
+                    &pkg("p", "[package.metadata.styxy.bins.p]\nport = 70000\n"),
+                ),
+                ("src/main.rs", MAIN),
+            ]),
+            "package `p`: `[package.metadata.styxy.bins.p] port = 70000` is not a port",
+        ),
+        (
+            workspace(&[
+                (
+                    "Cargo.toml",
+                    &pkg(
+                        "p",
+                        "[package.metadata.styxy.bins.p]\ninstance = \"maybe\"\n",
+                    ),
+                ),
+                ("src/main.rs", MAIN),
+            ]),
+            "package `p`: `[package.metadata.styxy.bins.p] instance = \"maybe\"`",
+        ),
+        (
+            workspace(&[
+                (
+                    "Cargo.toml",
+                    &pkg("p", "[package.metadata.styxy.bins.nobin]\nport = 9000\n"),
+                ),
+                ("src/main.rs", MAIN),
+            ]),
+            "names no bin of the package",
+        ),
+        (
+            workspace(&[
+                (
+                    "Cargo.toml",
+                    &pkg(
+                        "p",
+                        "[package.metadata.styxy.bins.p]\ntype = \"nosuchtype\"\n",
+                    ),
+                ),
+                ("src/main.rs", MAIN),
+            ]),
+            "type add nosuchtype",
+        ),
+    ];
+    for (ws, phrase) in &cases {
+        for cmd in ["assign", "env"] {
+            let err = home.fails(&[cmd, "--manifest-path", &manifest(ws.path())], 1);
+            assert!(err.starts_with("error: "), "{err}");
+            assert!(err.contains(phrase), "{cmd}: expected {phrase:?} in {err}");
+            assert_eq!(home.read(), before, "{cmd} changed the registry");
+        }
+    }
+    let err = home.fails(&["assign", "--manifest-path", "/nonexistent/Cargo.toml"], 1);
+    assert!(err.contains("does not exist"), "{err}");
+    let empty = tempfile::tempdir().unwrap();
+    let out = home
+        .cmd(&["env"])
+        .current_dir(empty.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no Cargo.toml"));
+    let err = home.fails(&["env", "--format", "dotenv", "list"], 2);
+    assert!(err.contains("unexpected argument"), "{err}");
+    let err = home.fails(&["list", "--format", "dotenv"], 1);
+    assert!(err.contains("only for `env`"), "{err}");
+}
+
+#[test]
+fn a_pinned_port_is_taken_when_free() {
+    let home = Home::new();
+    let ws = workspace(&[
+        (
+            "Cargo.toml",
+            "[package]\nname = \"pinned\"\nversion = \"0.1.0\"\nedition = \"2024\"\n\n\
+             [package.metadata.styxy.bins.pinned]\ntype = \"api\"\nport = 8080\n",
+        ),
+        ("src/main.rs", MAIN),
+    ]);
+    let (_, ports) = assigned(&home, ws.path());
+    assert_eq!(ports["PINNED_PORT"], ("api".to_owned(), 8080));
+    // A copy of the checkout cannot have 8080 too: it gets a warning and another port.
+    let copy = tempfile::tempdir().unwrap();
+    for f in ["Cargo.toml", "src/main.rs"] {
+        std::fs::create_dir_all(copy.path().join("src")).unwrap();
+        std::fs::copy(ws.path().join(f), copy.path().join(f)).unwrap();
+    }
+    let out = home.run(&["assign", "--manifest-path", &manifest(copy.path())]);
+    assert!(out.status.success());
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(err.contains("warning:") && err.contains("8080"), "{err}");
+}
+
+#[test]
+fn init_adds_the_build_integration_once() {
+    let home = Home::new();
+    let ws = shop();
+    let m = manifest(ws.path());
+    let repo = env!("CARGO_MANIFEST_DIR");
+    home.ok(&[
+        "init",
+        "--manifest-path",
+        &m,
+        "-p",
+        "shop-api",
+        "--path",
+        repo,
+    ]);
+    let toml = std::fs::read_to_string(ws.path().join("api/Cargo.toml")).unwrap();
+    assert!(
+        toml.contains("[build-dependencies]") && toml.contains("default-features = false"),
+        "{toml}"
+    );
+    let build = std::fs::read_to_string(ws.path().join("api/build.rs")).unwrap();
+    assert!(build.contains("styxy::build::emit()"), "{build}");
+    let err = home.fails(&["init", "--manifest-path", &m, "-p", "shop-api"], 1);
+    assert!(
+        err.contains("already exists") && err.contains("--force"),
+        "{err}"
+    );
+    home.ok(&["init", "--manifest-path", &m, "-p", "shop-api", "--force"]);
+    assert_eq!(
+        std::fs::read_to_string(ws.path().join("api/Cargo.toml")).unwrap(),
+        toml
+    );
+    // cargo still reads the manifest, with the build dependency in it.
+    let meta = Command::new(env!("CARGO"))
+        .args([
+            "metadata",
+            "--no-deps",
+            "--format-version",
+            "1",
+            "--manifest-path",
+            &m,
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        meta.status.success(),
+        "{}",
+        String::from_utf8_lossy(&meta.stderr)
+    );
+    assert!(String::from_utf8_lossy(&meta.stdout).contains("cargo-styxy"));
+}
+
+#[test]
+fn completions_for_every_shell() {
+    let home = Home::new();
+    for shell in ["bash", "zsh", "fish", "powershell", "elvish"] {
+        let out = home.ok(&["completions", shell]);
+        assert!(
+            out.contains("cargo-styxy") && out.contains("allocate"),
+            "{shell}"
+        );
+    }
+}
