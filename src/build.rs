@@ -5,7 +5,7 @@
 //! styxy::build::emit().expect("styxy ports");
 //! ```
 //!
-//! ```ignore
+//! ```text
 //! // src/main.rs
 //! mod ports {
 //!     include!(concat!(env!("OUT_DIR"), "/styxy_ports.rs"));
