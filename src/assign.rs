@@ -16,8 +16,9 @@ pub struct Assigned {
     pub grant: Grant,
 }
 
-/// Allocates every service under one lock. Nothing is written when nothing changed (but a
-/// missing or stale port file is rewritten). Returns the grants and the warnings.
+/// Allocates every service under one lock, all or nothing. Nothing is written when nothing
+/// changed (but a missing or stale port file is rewritten). Returns the grants and the
+/// warnings.
 pub fn assign(
     store: &Store,
     machine: &Machine<'_>,
@@ -48,7 +49,17 @@ pub fn assign(
             requested_by: Some(&requested_by),
             instance_behavior: s.instance_behavior,
         };
-        let outcome = allocate::allocate(&mut guard.registry, machine, &request)?;
+        let outcome = match allocate::allocate(&mut guard.registry, machine, &request) {
+            Ok(outcome) => outcome,
+            Err(e) => {
+                // All or nothing: the services assigned before this one are not kept.
+                guard.discard_changes();
+                if let Some(event) = allocate::failure_event(&request, &e) {
+                    guard.commit(&[event])?;
+                }
+                return Err(e);
+            }
+        };
         events.extend(outcome.events);
         warnings.extend(
             outcome

@@ -19,6 +19,7 @@
 
 pub mod allocate;
 pub mod assign;
+pub mod audit;
 pub mod build;
 pub mod emit;
 pub mod error;
@@ -30,6 +31,8 @@ pub mod workspace;
 
 #[cfg(feature = "cli")]
 pub mod cli;
+#[cfg(feature = "cli")]
+pub mod metrics;
 
 pub use error::{Error, Result};
 

@@ -49,3 +49,58 @@ mod tests {
         assert!(!is_listening(port));
     }
 }
+
+/// Ports with a listening TCP socket on any local address, from `/proc/net/tcp` and
+/// `/proc/net/tcp6` (no socket is opened). `None` where the OS has no such listing.
+pub fn listening_ports() -> Option<std::collections::BTreeSet<u16>> {
+    #[cfg(target_os = "linux")]
+    {
+        let mut ports = std::collections::BTreeSet::new();
+        let mut any = false;
+        for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
+            let Ok(text) = std::fs::read_to_string(table) else {
+                continue;
+            };
+            any = true;
+            ports.extend(parse_proc_net_tcp(&text));
+        }
+        any.then_some(ports)
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        None
+    }
+}
+
+/// The local ports of the LISTEN (`0A`) rows of a `/proc/net/tcp{,6}` table.
+pub fn parse_proc_net_tcp(text: &str) -> impl Iterator<Item = u16> + '_ {
+    text.lines().skip(1).filter_map(|line| {
+        let mut fields = line.split_whitespace();
+        let local = fields.nth(1)?;
+        let state = fields.nth(1)?;
+        let port = local.rsplit(':').next()?;
+        (state == "0A").then(|| u16::from_str_radix(port, 16).ok())?
+    })
+}
+
+#[cfg(test)]
+mod proc_tests {
+    use super::*;
+
+    #[test]
+    fn parses_listen_rows_only() {
+        let text = "  sl  local_address rem_address   st tx_queue rx_queue\n\
+            0: 0100007F:1F90 00000000:0000 0A 00000000:00000000 00:00000000 00000000\n\
+            1: 0100007F:A2C4 0100007F:1F90 01 00000000:00000000 00:00000000 00000000\n";
+        assert_eq!(parse_proc_net_tcp(text).collect::<Vec<_>>(), vec![8080]);
+    }
+
+    #[test]
+    fn sees_our_own_listener() {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        if let Some(ports) = listening_ports() {
+            assert!(ports.contains(&port));
+        }
+    }
+}

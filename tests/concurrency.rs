@@ -91,6 +91,19 @@ fn thirty_instances_of_one_new_type_get_thirty_ports_and_one_creation() {
         .filter(|g| g["auto_allocated"] == true)
         .count();
     assert_eq!(created, 1);
+    // The audit trail has exactly one line per change, from all 30 writers.
+    let audit = home.json(&["audit"]);
+    let count = |e: &str| {
+        audit
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|r| r["event"] == e)
+            .count()
+    };
+    assert_eq!(count("TYPE_ALLOCATED"), 1);
+    assert_eq!(count("INSTANCE_ASSIGNED"), 30);
+    assert_eq!(count("TYPE_GREW"), 2);
     // 30 instances in chunks of 10: the type grew twice, its ranges disjoint from the rest.
     let ranges = home.ranges();
     assert_eq!(ranges.iter().filter(|(n, ..)| n == "shared-new").count(), 3);

@@ -22,11 +22,30 @@ fn build_time_library_pulls_no_cli_web_or_async_crates() {
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let tree = String::from_utf8(out.stdout).unwrap();
-    assert!(tree.contains("toml_edit"), "not the tree we expect:\n{tree}");
-    for banned in ["tokio", "axum", "hyper", "clap", "prometheus-client", "cargo_metadata"] {
-        let found = tree.lines().any(|l| l.split_whitespace().next() == Some(banned));
-        assert!(!found, "{banned} is in the build-time library's tree:\n{tree}");
+    assert!(
+        tree.contains("toml_edit"),
+        "not the tree we expect:\n{tree}"
+    );
+    for banned in [
+        "tokio",
+        "axum",
+        "hyper",
+        "clap",
+        "prometheus-client",
+        "cargo_metadata",
+    ] {
+        let found = tree
+            .lines()
+            .any(|l| l.split_whitespace().next() == Some(banned));
+        assert!(
+            !found,
+            "{banned} is in the build-time library's tree:\n{tree}"
+        );
     }
 }

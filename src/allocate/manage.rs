@@ -236,7 +236,7 @@ pub fn remove_rule(reg: &mut Registry, pattern: &str) -> Result<Outcome<()>> {
 }
 
 /// The settings `config set` knows, with what each takes.
-pub const SETTING_KEYS: [(&str, &str); 7] = [
+pub const SETTING_KEYS: [(&str, &str); 9] = [
     ("min_port", "a port, 1024-65535"),
     (
         "max_port",
@@ -247,6 +247,11 @@ pub const SETTING_KEYS: [(&str, &str); 7] = [
     ("placement", "after, before or smart"),
     ("max_instances", "instances per multi type, 1 or more"),
     ("auto_allocate", "true or false"),
+    (
+        "audit_max_bytes",
+        "size at which the audit log is rotated, in bytes",
+    ),
+    ("audit_files", "rotated audit logs kept, 1 or more"),
 ];
 
 /// Sets one setting from its text form, validating the result as a whole.
@@ -285,6 +290,8 @@ pub fn set_setting(reg: &mut Registry, key: &str, value: &str) -> Result<Outcome
         "placement" => s.placement = Placement::parse(value).ok_or_else(|| bad(&expected))?,
         "max_instances" => s.max_instances = int(u64::from(u32::MAX))? as u32,
         "auto_allocate" => s.auto_allocate = value.parse().map_err(|_| bad(&expected))?,
+        "audit_max_bytes" => s.audit_max_bytes = int(u64::MAX)?,
+        "audit_files" => s.audit_files = int(1000)? as u32,
         _ => unreachable!("key checked against SETTING_KEYS"),
     }
     validate::settings(&s)?;

@@ -98,6 +98,14 @@ pub enum Event {
         service_type: String,
         instance: String,
         port: u16,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        workspace: Option<String>,
+    },
+    /// An allocation that was refused (full type, no room, unknown type).
+    AllocationFailed {
+        service_type: String,
+        instance: String,
+        error: String,
     },
     RuleChanged {
         pattern: String,
@@ -331,13 +339,17 @@ pub fn allocate(
         let t = &reg.types[name];
         t.max_instances.unwrap_or(reg.settings.max_instances)
     };
+    {
+        let t = &reg.types[name];
+        if t.instance_behavior == InstanceBehavior::Multi
+            && t.instances.len() >= max_instances as usize
+        {
+            return Err(full_error(name, t));
+        }
+    }
     let port = match slots::pick(&reg.types[name], req.port, machine.probe) {
         Some(p) => p,
         None => {
-            let t = &reg.types[name];
-            if t.instances.len() >= max_instances as usize {
-                return Err(full_error(name, t));
-            }
             let (range, placement, chunk) = new_range(reg, machine, name, None)?;
             let t = reg.types.get_mut(name).expect("checked above");
             t.ranges.push(range);
@@ -384,6 +396,20 @@ pub fn allocate(
         },
         events,
         warnings,
+    })
+}
+
+/// The audit event for a refused allocation, if the error is one (full, no room, unknown
+/// type) rather than bad input.
+pub fn failure_event(req: &Request<'_>, error: &Error) -> Option<Event> {
+    matches!(
+        error,
+        Error::TypeFull { .. } | Error::NoRoom { .. } | Error::UnknownType { .. }
+    )
+    .then(|| Event::AllocationFailed {
+        service_type: req.service_type.to_owned(),
+        instance: req.instance.to_owned(),
+        error: error.to_string(),
     })
 }
 
@@ -451,11 +477,13 @@ pub fn release(
             continue;
         }
         for id in &ids {
-            let port = t.instances.remove(id).expect("listed above").port;
+            let gone = t.instances.remove(id).expect("listed above");
+            let port = gone.port;
             out.events.push(Event::InstanceReleased {
                 service_type: name.clone(),
                 instance: id.clone(),
                 port,
+                workspace: gone.workspace,
             });
             out.value.push(Released {
                 service_type: name.clone(),

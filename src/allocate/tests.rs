@@ -232,6 +232,28 @@ fn max_instances_stops_growth_and_names_the_holders() {
 }
 
 #[test]
+fn max_instances_caps_a_type_with_room_left() {
+    let mut reg = empty();
+    reg.settings.max_instances = 2;
+    alloc(&mut reg, "t", "a");
+    alloc(&mut reg, "t", "b");
+    let err = allocate(
+        &mut reg,
+        &machine(&idle),
+        &Request {
+            service_type: "t",
+            instance: "c",
+            ..Request::default()
+        },
+    )
+    .unwrap_err();
+    assert!(matches!(err, Error::TypeFull { count: 2, .. }), "{err}");
+    // A type's own cap overrides the setting.
+    reg.types.get_mut("t").unwrap().max_instances = Some(3);
+    assert_eq!(alloc(&mut reg, "t", "c").port, 10002);
+}
+
+#[test]
 fn single_types_share_one_port() {
     let mut reg = template();
     let a = alloc(&mut reg, "ai", "one").port;

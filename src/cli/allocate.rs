@@ -49,7 +49,15 @@ pub fn run(ctx: &Ctx, args: AllocateArgs) -> anyhow::Result<()> {
         requested_by: None,
         instance_behavior: args.single.then_some(InstanceBehavior::Single),
     };
-    let outcome = allocate::allocate(&mut guard.registry, &machine, &request)?;
+    let outcome = match allocate::allocate(&mut guard.registry, &machine, &request) {
+        Ok(outcome) => outcome,
+        Err(e) => {
+            if let Some(event) = allocate::failure_event(&request, &e) {
+                guard.commit(&[event])?;
+            }
+            return Err(e.into());
+        }
+    };
     guard.commit(&outcome.events)?;
     for w in &outcome.warnings {
         ctx.warn(w);

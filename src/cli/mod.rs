@@ -3,11 +3,13 @@
 
 mod allocate;
 mod assign;
+mod audit;
 mod completions;
 mod config;
 mod env;
 mod init;
 mod list;
+mod metrics;
 mod port;
 mod release;
 mod rule;
@@ -104,6 +106,8 @@ pub enum Command {
     Rule(rule::RuleCommand),
     #[command(subcommand)]
     Config(config::ConfigCommand),
+    Audit(audit::AuditArgs),
+    Metrics(metrics::MetricsArgs),
     Init(init::InitArgs),
     Completions(completions::CompletionsArgs),
 }
@@ -209,6 +213,8 @@ fn execute(cli: Cli) -> anyhow::Result<()> {
         Command::Env(args) => env::run(&ctx, args, manifest),
         Command::Port(args) => port::run(&ctx, args, manifest),
         Command::Init(args) => init::run(&ctx, args, manifest),
+        Command::Audit(args) => audit::run(&ctx, args),
+        Command::Metrics(args) => metrics::run(&ctx, args),
         Command::Completions(args) => completions::run(args),
         Command::Allocate(args) => allocate::run(&ctx, args),
         Command::Release(args) => release::run(&ctx, args),

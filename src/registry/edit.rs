@@ -108,6 +108,13 @@ fn sync_settings(t: &mut dyn TableLike, old: &Settings, new: &Settings) {
     if old.auto_allocate != new.auto_allocate {
         set(t, "auto_allocate", Some(new.auto_allocate.into()));
     }
+    if old.audit_max_bytes != new.audit_max_bytes {
+        let bytes = i64::try_from(new.audit_max_bytes).unwrap_or(i64::MAX);
+        set(t, "audit_max_bytes", Some(int(bytes)));
+    }
+    if old.audit_files != new.audit_files {
+        set(t, "audit_files", Some(int(new.audit_files)));
+    }
 }
 
 /// Removes entries gone from `new`, inserts new ones whole, and updates changed ones field

@@ -162,6 +162,12 @@ pub struct Settings {
     /// Whether unknown service types are created on first use.
     #[serde(default = "defaults::auto_allocate")]
     pub auto_allocate: bool,
+    /// The audit log is rotated when it reaches this size.
+    #[serde(default = "defaults::audit_max_bytes")]
+    pub audit_max_bytes: u64,
+    /// Rotated audit logs kept.
+    #[serde(default = "defaults::audit_files")]
+    pub audit_files: u32,
 }
 
 mod defaults {
@@ -180,6 +186,12 @@ mod defaults {
     pub fn auto_allocate() -> bool {
         true
     }
+    pub fn audit_max_bytes() -> u64 {
+        10 * 1024 * 1024
+    }
+    pub fn audit_files() -> u32 {
+        5
+    }
 }
 
 impl Default for Settings {
@@ -192,6 +204,8 @@ impl Default for Settings {
             placement: Placement::default(),
             max_instances: defaults::max_instances(),
             auto_allocate: defaults::auto_allocate(),
+            audit_max_bytes: defaults::audit_max_bytes(),
+            audit_files: defaults::audit_files(),
         }
     }
 }

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use toml_edit::DocumentMut;
 
 use crate::allocate::Event;
+use crate::audit;
 use crate::error::{Error, Result};
 use crate::fsx;
 use crate::portfile;
@@ -294,6 +295,12 @@ impl Store {
         }
         fsx::write_atomic(&self.file(), text.as_bytes())?;
         self.keep_backup(text.as_bytes())?;
+        let event = Event::ConfigChanged {
+            key: "restore".into(),
+            value: chosen.display().to_string(),
+        };
+        let records = audit::records(&[event], Duration::ZERO, Duration::ZERO);
+        audit::append(&self.dir, &reg.settings, &records)?;
         Ok(chosen)
     }
 }
@@ -308,6 +315,11 @@ impl Guard<'_> {
         self.locked_at.elapsed()
     }
 
+    /// Forgets every change made to [`Guard::registry`] so far.
+    pub fn discard_changes(&mut self) {
+        self.registry = self.original.clone();
+    }
+
     /// Makes the next commit (re)write the port file of the workspace `root`, even if the
     /// registry does not change (a port file that was deleted comes back).
     pub fn touch_workspace(&mut self, root: &str) {
@@ -318,10 +330,10 @@ impl Guard<'_> {
     /// document rewritten (comments survive), put in place atomically, and kept as the newest
     /// backup. Then rewrites the port file of every workspace whose instances changed (and of
     /// every touched one), each only if its content differs. `events` are what the change did
-    /// (the audit trail's input). Returns whether the registry was written. The lock is
+    /// (appended to the audit trail, even when the registry did not change: a refused
+    /// allocation is recorded too). Returns whether the registry was written. The lock is
     /// released afterwards.
     pub fn commit(mut self, events: &[Event]) -> Result<bool> {
-        let _ = events;
         let store = self.store;
         let changed = self.registry != self.original;
         if changed {
@@ -345,6 +357,8 @@ impl Guard<'_> {
         for root in roots {
             store.write_port_file(&self.registry, &root)?;
         }
+        let records = audit::records(events, self.lock_wait, self.held());
+        audit::append(&store.dir, &self.registry.settings, &records)?;
         drop(self.lock);
         Ok(changed)
     }

@@ -143,6 +143,13 @@ pub fn settings(s: &Settings) -> Result<()> {
             "a range holds at least 1 port".into(),
         );
     }
+    if s.audit_files == 0 {
+        return bad(
+            "audit_files",
+            "0".into(),
+            "keep at least 1 rotated audit log".into(),
+        );
+    }
     if s.max_instances == 0 {
         return bad(
             "max_instances",

@@ -1,0 +1,190 @@
+//! The audit trail: one JSON line per registry change, appended under the same lock as the
+//! change, rotated by size. Readers never fail on a torn last line (a writer killed
+//! mid-append): it is skipped with a warning.
+
+use std::fs::{self, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+use serde::{Deserialize, Serialize};
+
+use crate::allocate::Event;
+use crate::error::{Error, Result};
+use crate::registry::model::{PortRange, Settings};
+
+/// The current audit log in the registry directory; rotated ones are `audit.N.jsonl`.
+pub const AUDIT_FILE: &str = "audit.jsonl";
+
+/// One line of the trail. Every field but `ts`, `event`, `pid` and `user` depends on the
+/// event; `lock_wait_ms` and `lock_hold_ms` are on the first line of each locked change.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Record {
+    /// RFC 3339, UTC.
+    pub ts: String,
+    pub event: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_type: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instance: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port: Option<u16>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ranges: Option<Vec<PortRange>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workspace: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub placement: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chunk: Option<u16>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pattern: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    pub pid: u32,
+    pub user: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lock_wait_ms: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lock_hold_ms: Option<f64>,
+}
+
+impl Record {
+    /// The record's time, if `ts` parses.
+    pub fn time(&self) -> Option<SystemTime> {
+        humantime::parse_rfc3339_weak(&self.ts).ok()
+    }
+}
+
+/// The user name for the trail: `$USER`, `$LOGNAME` or `$USERNAME`.
+fn user() -> String {
+    ["USER", "LOGNAME", "USERNAME"]
+        .iter()
+        .find_map(|k| std::env::var(k).ok().filter(|v| !v.is_empty()))
+        .unwrap_or_else(|| "unknown".to_owned())
+}
+
+fn ms(d: Duration) -> f64 {
+    (d.as_secs_f64() * 1e6).round() / 1e3
+}
+
+/// The records for `events` of one locked change.
+pub fn records(events: &[Event], lock_wait: Duration, lock_hold: Duration) -> Vec<Record> {
+    let ts = humantime::format_rfc3339_micros(SystemTime::now()).to_string();
+    let (pid, user) = (std::process::id(), user());
+    events
+        .iter()
+        .enumerate()
+        .filter_map(|(i, e)| {
+            let mut value = serde_json::to_value(e).ok()?;
+            let map = value.as_object_mut()?;
+            map.insert("ts".into(), ts.clone().into());
+            map.insert("pid".into(), pid.into());
+            map.insert("user".into(), user.clone().into());
+            if i == 0 {
+                map.insert("lock_wait_ms".into(), ms(lock_wait).into());
+                map.insert("lock_hold_ms".into(), ms(lock_hold).into());
+            }
+            serde_json::from_value(value).ok()
+        })
+        .collect()
+}
+
+fn rotated(dir: &Path, n: u32) -> PathBuf {
+    dir.join(format!("audit.{n}.jsonl"))
+}
+
+/// Appends `records` to the trail in `dir`, rotating first when the log has reached
+/// `settings.audit_max_bytes`. Call only under the registry lock.
+pub fn append(dir: &Path, settings: &Settings, records: &[Record]) -> Result<()> {
+    if records.is_empty() {
+        return Ok(());
+    }
+    let path = dir.join(AUDIT_FILE);
+    if fs::metadata(&path).is_ok_and(|m| m.len() >= settings.audit_max_bytes) {
+        let keep = settings.audit_files;
+        let _ = fs::remove_file(rotated(dir, keep));
+        for n in (1..keep).rev() {
+            let _ = fs::rename(rotated(dir, n), rotated(dir, n + 1));
+        }
+        fs::rename(&path, rotated(dir, 1))
+            .map_err(|e| Error::io("cannot rotate the audit log", &path, e))?;
+    }
+    let mut text = String::new();
+    if ends_without_newline(&path) {
+        // A writer was killed mid-line: end its torn line so it does not swallow ours.
+        text.push('\n');
+    }
+    for r in records {
+        if let Ok(line) = serde_json::to_string(r) {
+            text.push_str(&line);
+            text.push('\n');
+        }
+    }
+    let mut options = OpenOptions::new();
+    options.append(true).create(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    options
+        .open(&path)
+        .and_then(|mut f| f.write_all(text.as_bytes()))
+        .map_err(|e| Error::io("cannot append to the audit log", &path, e))
+}
+
+fn ends_without_newline(path: &Path) -> bool {
+    use std::io::{Read, Seek, SeekFrom};
+    let Ok(mut f) = fs::File::open(path) else {
+        return false;
+    };
+    let mut last = [0u8; 1];
+    f.seek(SeekFrom::End(-1)).is_ok() && f.read_exact(&mut last).is_ok() && last[0] != b'\n'
+}
+
+/// Every record in `dir`, oldest first (rotated files too), and a warning for each line
+/// that could not be read.
+pub fn read(dir: &Path) -> (Vec<Record>, Vec<String>) {
+    let mut files: Vec<(u32, PathBuf)> = fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .flatten()
+                .filter_map(|e| {
+                    let name = e.file_name().to_string_lossy().into_owned();
+                    let n = name.strip_prefix("audit.")?.strip_suffix(".jsonl")?;
+                    Some((n.parse().ok()?, e.path()))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    files.sort_by_key(|f| std::cmp::Reverse(f.0));
+    files.push((0, dir.join(AUDIT_FILE)));
+    let mut out = Vec::new();
+    let mut warnings = Vec::new();
+    for (_, path) in files {
+        let Ok(text) = fs::read_to_string(&path) else {
+            continue;
+        };
+        let lines: Vec<&str> = text.lines().collect();
+        for (i, line) in lines.iter().enumerate() {
+            if line.trim().is_empty() {
+                continue;
+            }
+            match serde_json::from_str::<Record>(line) {
+                Ok(r) => out.push(r),
+                Err(_) if i + 1 == lines.len() && !text.ends_with('\n') => warnings.push(format!(
+                    "{}: skipped a torn last line (a writer was killed mid-append)",
+                    path.display()
+                )),
+                Err(e) => warnings.push(format!(
+                    "{}:{}: skipped a line that is not an audit record ({e})",
+                    path.display(),
+                    i + 1
+                )),
+            }
+        }
+    }
+    (out, warnings)
+}

@@ -1,0 +1,122 @@
+//! `audit`: the trail of registry changes, filtered.
+
+use std::time::{Duration, SystemTime};
+
+use clap::Args;
+
+use crate::audit::{self, Record};
+use crate::cli::Ctx;
+
+/// Show the audit trail: every change to the registry, oldest first
+///
+/// Filters combine. With `--format json`: [{"ts", "event", "service_type", "instance",
+/// "port", "ranges", "workspace", "placement", "chunk", "key", "value", "pattern",
+/// "error", "pid", "user", "lock_wait_ms", "lock_hold_ms"}] (fields an event lacks are
+/// left out).
+#[derive(Debug, Args)]
+pub struct AuditArgs {
+    /// Only from this time: RFC 3339 in UTC (`2026-11-27T10:00:00Z`) or an age (`90m`, `1h`, `2d`)
+    #[arg(long, value_name = "T", value_parser = time_arg)]
+    pub since: Option<SystemTime>,
+    /// Only until this time (same forms as --since)
+    #[arg(long, value_name = "T", value_parser = time_arg)]
+    pub until: Option<SystemTime>,
+    /// Only this event, e.g. TYPE_ALLOCATED (case does not matter)
+    #[arg(long, value_name = "EVENT")]
+    pub event: Option<String>,
+    /// Only this service type (a glob: `shop-*`)
+    #[arg(long, value_name = "TYPE")]
+    pub service: Option<String>,
+    /// Only this instance
+    #[arg(long, value_name = "ID")]
+    pub instance: Option<String>,
+    /// Only the last N matching records
+    #[arg(long, value_name = "N")]
+    pub limit: Option<usize>,
+}
+
+fn time_arg(s: &str) -> Result<SystemTime, String> {
+    if let Ok(t) = humantime::parse_rfc3339_weak(s) {
+        return Ok(t);
+    }
+    let age: Duration = humantime::parse_duration(s).map_err(|_| {
+        format!("{s:?} is neither an RFC 3339 time (2026-11-27T10:00:00Z) nor an age (1h, 2d)")
+    })?;
+    Ok(SystemTime::now()
+        .checked_sub(age)
+        .unwrap_or(SystemTime::UNIX_EPOCH))
+}
+
+pub fn run(ctx: &Ctx, args: AuditArgs) -> anyhow::Result<()> {
+    let service = args
+        .service
+        .as_deref()
+        .map(crate::registry::validate::pattern)
+        .transpose()?;
+    let event = args.event.as_deref().map(str::to_ascii_uppercase);
+    let (records, warnings) = audit::read(ctx.store.dir());
+    for w in &warnings {
+        ctx.warn(w);
+    }
+    let mut picked: Vec<&Record> = records
+        .iter()
+        .filter(|r| event.as_ref().is_none_or(|e| r.event == *e))
+        .filter(|r| {
+            service
+                .as_ref()
+                .is_none_or(|p| r.service_type.as_deref().is_some_and(|s| p.matches(s)))
+        })
+        .filter(|r| {
+            args.instance
+                .as_ref()
+                .is_none_or(|i| r.instance.as_deref() == Some(i.as_str()))
+        })
+        .filter(|r| {
+            let t = r.time();
+            args.since.is_none_or(|s| t.is_some_and(|t| t >= s))
+                && args.until.is_none_or(|u| t.is_some_and(|t| t <= u))
+        })
+        .collect();
+    if let Some(n) = args.limit {
+        picked.drain(..picked.len().saturating_sub(n));
+    }
+    ctx.emit(&picked, |out| {
+        for r in &picked {
+            let mut what = Vec::new();
+            if let Some(s) = &r.service_type {
+                what.push(s.clone());
+            }
+            if let Some(i) = &r.instance {
+                what.push(format!("instance {i}"));
+            }
+            if let Some(p) = r.port {
+                what.push(format!("port {p}"));
+            }
+            if let Some(rs) = &r.ranges {
+                what.push(format!(
+                    "ranges {}",
+                    crate::registry::model::join_ranges(rs)
+                ));
+            }
+            if let (Some(k), Some(v)) = (&r.key, &r.value) {
+                what.push(format!("{k} = {v}"));
+            }
+            if let Some(p) = &r.pattern {
+                what.push(format!("rule {p}"));
+            }
+            if let Some(e) = &r.error {
+                what.push(e.clone());
+            }
+            writeln!(
+                out,
+                "{}  {:<18} {}  (pid {}, {})",
+                r.ts,
+                r.event,
+                what.join(", "),
+                r.pid,
+                r.user
+            )?;
+        }
+        Ok(())
+    })
+}

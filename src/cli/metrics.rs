@@ -1,0 +1,45 @@
+//! `metrics`: Prometheus text for a node_exporter textfile collector.
+
+use std::path::PathBuf;
+
+use clap::Args;
+
+use crate::cli::Ctx;
+use crate::metrics::{self, Inputs};
+
+/// Print the registry's metrics in the Prometheus (OpenMetrics) text format
+///
+/// Gauges come from the registry as it is now; counters and histograms from the audit
+/// trail, so they only grow, whichever process made the changes.
+#[derive(Debug, Args)]
+pub struct MetricsArgs {
+    /// Write to FILE atomically (for node_exporter's textfile collector) instead of stdout
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+}
+
+pub fn run(ctx: &Ctx, args: MetricsArgs) -> anyhow::Result<()> {
+    let reg = ctx.store.read()?;
+    let (records, warnings) = crate::audit::read(ctx.store.dir());
+    for w in &warnings {
+        ctx.warn(w);
+    }
+    let listening = crate::probe::listening_ports();
+    let text = metrics::render(&Inputs {
+        registry: &reg,
+        space: crate::allocate::space(&reg, &crate::this_machine()),
+        audit: &records,
+        listening: listening.as_ref(),
+        leases_live: 0,
+    });
+    match args.output {
+        Some(path) => crate::fsx::write_atomic(&path, text.as_bytes())?,
+        None => {
+            use std::io::Write;
+            let mut out = std::io::stdout().lock();
+            out.write_all(text.as_bytes())?;
+            out.flush()?;
+        }
+    }
+    Ok(())
+}

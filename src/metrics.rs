@@ -1,0 +1,209 @@
+//! Prometheus metrics (OpenMetrics text, `prometheus-client`): gauges from the registry as
+//! it is now, counters and histograms from the audit trail, so they are monotonic across
+//! processes and restarts.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry as Metrics;
+
+use crate::allocate::Space;
+use crate::audit::Record;
+use crate::registry::model::Registry;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OriginLabel {
+    origin: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct TypeLabel {
+    service_type: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ResultLabel {
+    result: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct EventLabel {
+    event: String,
+}
+
+/// What the metrics are computed from.
+#[derive(Debug)]
+pub struct Inputs<'a> {
+    pub registry: &'a Registry,
+    pub space: Space,
+    pub audit: &'a [Record],
+    /// Ports listening now, where the OS tells.
+    pub listening: Option<&'a BTreeSet<u16>>,
+    pub leases_live: i64,
+}
+
+/// Ports inside the registry's ranges that something listens on but no instance holds.
+pub fn foreign_listeners(reg: &Registry, listening: &BTreeSet<u16>) -> Vec<(u16, String)> {
+    let mut out = Vec::new();
+    for (name, t) in &reg.types {
+        let held: BTreeSet<u16> = t.instances.values().map(|i| i.port).collect();
+        for r in &t.ranges {
+            out.extend(
+                listening
+                    .range(r.start..=r.end)
+                    .filter(|p| !held.contains(p))
+                    .map(|p| (*p, name.clone())),
+            );
+        }
+    }
+    out.sort();
+    out
+}
+
+/// The metrics in OpenMetrics text.
+pub fn render(inputs: &Inputs<'_>) -> String {
+    let reg = inputs.registry;
+    let mut m = Metrics::default();
+
+    let types = Family::<OriginLabel, Gauge>::default();
+    for origin in ["builtin", "user", "auto"] {
+        let n = reg
+            .types
+            .values()
+            .filter(|t| t.origin.as_str() == origin)
+            .count();
+        types
+            .get_or_create(&OriginLabel {
+                origin: origin.into(),
+            })
+            .set(i64::try_from(n).unwrap_or(i64::MAX));
+    }
+    m.register(
+        "styxy_service_types",
+        "Service types in the registry, by origin",
+        types,
+    );
+
+    let reserved: u64 = reg
+        .types
+        .values()
+        .flat_map(|t| &t.ranges)
+        .map(|r| u64::from(r.len()))
+        .sum();
+    let ports_reserved = Gauge::<i64>::default();
+    ports_reserved.set(i64::try_from(reserved).unwrap_or(i64::MAX));
+    m.register(
+        "styxy_ports_reserved",
+        "Ports inside the ranges of all service types",
+        ports_reserved,
+    );
+
+    let (lo, hi) = (u32::from(inputs.space.lo), u32::from(inputs.space.hi));
+    let in_space: u64 = reg
+        .types
+        .values()
+        .flat_map(|t| &t.ranges)
+        .filter_map(|r| {
+            let (s, e) = (u32::from(r.start).max(lo), u32::from(r.end).min(hi));
+            (s <= e).then(|| u64::from(e - s + 1))
+        })
+        .sum();
+    let span = f64::from(hi.saturating_sub(lo) + 1);
+    let utilization = Gauge::<f64, std::sync::atomic::AtomicU64>::default();
+    utilization.set(in_space as f64 / span);
+    m.register(
+        "styxy_port_space_utilization_ratio",
+        "Share of the auto-allocation span (min_port..max_port) taken by ranges",
+        utilization,
+    );
+
+    let instances = Family::<TypeLabel, Gauge>::default();
+    for (name, t) in reg.types.iter().filter(|(_, t)| !t.instances.is_empty()) {
+        instances
+            .get_or_create(&TypeLabel {
+                service_type: name.clone(),
+            })
+            .set(i64::try_from(t.instances.len()).unwrap_or(i64::MAX));
+    }
+    m.register(
+        "styxy_instances",
+        "Instances holding a port, by service type",
+        instances,
+    );
+
+    let leases = Gauge::<i64>::default();
+    leases.set(inputs.leases_live);
+    m.register("styxy_leases_live", "Leases of running processes", leases);
+
+    let allocations = Family::<ResultLabel, Counter>::default();
+    for result in ["assigned", "failed"] {
+        let _ = allocations.get_or_create(&ResultLabel {
+            result: result.into(),
+        });
+    }
+    let events = Family::<EventLabel, Counter>::default();
+    let buckets = || exponential_buckets(0.0001, 4.0, 10);
+    let lock_wait = Histogram::new(buckets());
+    let lock_hold = Histogram::new(buckets());
+    let mut by_event: BTreeMap<&str, u64> = BTreeMap::new();
+    for r in inputs.audit {
+        *by_event.entry(r.event.as_str()).or_default() += 1;
+        if let Some(w) = r.lock_wait_ms {
+            lock_wait.observe(w / 1000.0);
+        }
+        if let Some(h) = r.lock_hold_ms {
+            lock_hold.observe(h / 1000.0);
+        }
+    }
+    for (event, n) in &by_event {
+        events
+            .get_or_create(&EventLabel {
+                event: (*event).to_owned(),
+            })
+            .inc_by(*n);
+        let result = match *event {
+            "INSTANCE_ASSIGNED" => "assigned",
+            "ALLOCATION_FAILED" => "failed",
+            _ => continue,
+        };
+        allocations
+            .get_or_create(&ResultLabel {
+                result: result.into(),
+            })
+            .inc_by(*n);
+    }
+    m.register(
+        "styxy_allocations",
+        "Instance allocations, by result (from the audit trail)",
+        allocations,
+    );
+    m.register("styxy_events", "Registry changes, by audit event", events);
+    m.register(
+        "styxy_lock_wait_seconds",
+        "Time spent waiting for the registry lock",
+        lock_wait,
+    );
+    m.register(
+        "styxy_lock_hold_seconds",
+        "Time the registry lock was held",
+        lock_hold,
+    );
+
+    let foreign = Gauge::<i64>::default();
+    if let Some(listening) = inputs.listening {
+        foreign.set(i64::try_from(foreign_listeners(reg, listening).len()).unwrap_or(i64::MAX));
+    }
+    m.register(
+        "styxy_foreign_listeners",
+        "Listening ports inside our ranges that no instance holds",
+        foreign,
+    );
+
+    let mut out = String::new();
+    let _ = prometheus_client::encoding::text::encode(&mut out, &m);
+    out
+}

@@ -1,0 +1,318 @@
+//! The audit trail and the metrics derived from it, through the real binary.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::net::TcpListener;
+
+use common::Home;
+
+fn events(home: &Home, args: &[&str]) -> Vec<serde_json::Value> {
+    let mut all = vec!["audit"];
+    all.extend_from_slice(args);
+    home.json(&all).as_array().unwrap().clone()
+}
+
+fn names(records: &[serde_json::Value]) -> Vec<String> {
+    records
+        .iter()
+        .map(|r| r["event"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[test]
+fn every_change_is_recorded_once_with_its_fields() {
+    let home = Home::new();
+    let steps: &[(&[&str], &[&str])] = &[
+        (&["config", "set", "chunk_size", "2"], &["CONFIG_CHANGED"]),
+        (
+            &["allocate", "--service", "web", "--instance", "a"],
+            &["TYPE_ALLOCATED", "INSTANCE_ASSIGNED"],
+        ),
+        (&["allocate", "--service", "web", "--instance", "a"], &[]),
+        (
+            &["allocate", "--service", "web", "--instance", "b"],
+            &["INSTANCE_ASSIGNED"],
+        ),
+        (
+            &["allocate", "--service", "web", "--instance", "c"],
+            &["TYPE_GREW", "INSTANCE_ASSIGNED"],
+        ),
+        (
+            &["type", "add", "mine", "--range", "20000-20001"],
+            &["TYPE_ADDED"],
+        ),
+        (&["type", "set", "mine", "--single"], &["TYPE_EDITED"]),
+        (
+            &["rule", "add", "x-*", "--chunk-size", "3"],
+            &["RULE_CHANGED"],
+        ),
+        (
+            &["release", "--service", "web"],
+            &[
+                "INSTANCE_RELEASED",
+                "INSTANCE_RELEASED",
+                "INSTANCE_RELEASED",
+                "TYPE_REMOVED",
+            ],
+        ),
+        (
+            &["config", "set", "max_instances", "1"],
+            &["CONFIG_CHANGED"],
+        ),
+        (
+            &["allocate", "--service", "tight", "--instance", "a"],
+            &["TYPE_ALLOCATED", "INSTANCE_ASSIGNED"],
+        ),
+        (&["type", "rm", "mine"], &["TYPE_REMOVED"]),
+    ];
+    let mut expected: Vec<&str> = Vec::new();
+    for (args, new) in steps {
+        home.ok(args);
+        expected.extend_from_slice(new);
+        assert_eq!(names(&events(&home, &[])), expected, "after {args:?}");
+    }
+    // A refused allocation is recorded too, and changes nothing else.
+    home.fails(&["allocate", "--service", "tight", "--instance", "b"], 1);
+    let all = events(&home, &[]);
+    let failed = all.last().unwrap();
+    assert_eq!(failed["event"], "ALLOCATION_FAILED");
+    assert!(
+        failed["error"].as_str().unwrap().contains("is full"),
+        "{failed}"
+    );
+
+    let allocated = all.iter().find(|r| r["event"] == "TYPE_ALLOCATED").unwrap();
+    assert_eq!(allocated["service_type"], "web");
+    assert_eq!(allocated["ranges"], serde_json::json!([[11510, 11511]]));
+    assert_eq!(
+        (allocated["placement"].as_str(), allocated["chunk"].as_u64()),
+        (Some("after"), Some(2))
+    );
+    assert!(
+        allocated["lock_wait_ms"].is_f64() && allocated["lock_hold_ms"].is_f64(),
+        "{allocated}"
+    );
+    assert!(humantime::parse_rfc3339(allocated["ts"].as_str().unwrap()).is_ok());
+    assert!(allocated["pid"].as_u64().unwrap() > 0 && allocated["user"].is_string());
+    let assigned = all
+        .iter()
+        .find(|r| r["event"] == "INSTANCE_ASSIGNED")
+        .unwrap();
+    assert_eq!(
+        (assigned["instance"].as_str(), assigned["port"].as_u64()),
+        (Some("a"), Some(11510))
+    );
+}
+
+#[test]
+fn filters_combine_and_reach_into_rotated_files() {
+    let home = Home::new();
+    home.ok(&["config", "set", "audit_max_bytes", "1500"]);
+    home.ok(&["config", "set", "audit_files", "3"]);
+    for i in 0..12 {
+        home.ok(&[
+            "allocate",
+            "--service",
+            &format!("svc-{}", i % 3),
+            "--instance",
+            &format!("i{i}"),
+        ]);
+    }
+    let rotated: Vec<String> = std::fs::read_dir(home.path())
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("audit."))
+        .collect();
+    assert!(rotated.iter().any(|n| n == "audit.1.jsonl"), "{rotated:?}");
+    assert!(
+        !rotated.iter().any(|n| n == "audit.4.jsonl"),
+        "more than 3 kept: {rotated:?}"
+    );
+
+    let first = events(&home, &["--event", "type_allocated", "--service", "svc-0"]);
+    assert_eq!(
+        first.len(),
+        1,
+        "the creation of svc-0 sits in a rotated file"
+    );
+    let by_instance = events(&home, &["--instance", "i4"]);
+    assert_eq!(names(&by_instance), ["INSTANCE_ASSIGNED"]);
+    assert_eq!(by_instance[0]["service_type"], "svc-1");
+    let glob = events(
+        &home,
+        &[
+            "--service",
+            "svc-*",
+            "--event",
+            "INSTANCE_ASSIGNED",
+            "--limit",
+            "2",
+        ],
+    );
+    let last_two: Vec<&str> = glob
+        .iter()
+        .map(|r| r["instance"].as_str().unwrap())
+        .collect();
+    assert_eq!(last_two, ["i10", "i11"]);
+    assert_eq!(
+        events(&home, &["--since", "1h", "--instance", "i0"]).len(),
+        1
+    );
+    assert!(events(&home, &["--until", "1h", "--instance", "i0"]).is_empty());
+    assert!(events(&home, &["--since", "2999-01-01T00:00:00Z"]).is_empty());
+    let err = home.fails(&["audit", "--since", "yesterday-ish"], 2);
+    assert!(err.contains("neither an RFC 3339 time"), "{err}");
+}
+
+#[test]
+fn a_torn_last_line_is_skipped_with_a_warning() {
+    let home = Home::new();
+    home.ok(&["allocate", "--service", "a", "--instance", "i"]);
+    let log = home.path().join("audit.jsonl");
+    std::fs::OpenOptions::new()
+        .append(true)
+        .open(&log)
+        .unwrap()
+        .write_all(b"{\"ts\":\"2026-11-27T")
+        .unwrap();
+    let out = home.run(&["audit", "--format", "json"]);
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("torn last line"));
+    let before: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(before.len(), 2);
+    // The next change is recorded whole, after the torn line.
+    home.ok(&["allocate", "--service", "a", "--instance", "j"]);
+    let after = events(&home, &["--instance", "j"]);
+    assert_eq!(names(&after), ["INSTANCE_ASSIGNED"]);
+}
+
+fn scrape(home: &Home) -> prometheus_parse::Scrape {
+    let text = home.ok(&["metrics"]);
+    assert!(text.ends_with("# EOF\n"), "{text}");
+    prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_owned()))).unwrap()
+}
+
+fn value(scrape: &prometheus_parse::Scrape, metric: &str, label: Option<(&str, &str)>) -> f64 {
+    let sample = scrape
+        .samples
+        .iter()
+        .find(|s| s.metric == metric && label.is_none_or(|(k, v)| s.labels.get(k) == Some(v)))
+        .unwrap_or_else(|| panic!("no {metric} {label:?}"));
+    match sample.value {
+        prometheus_parse::Value::Counter(v)
+        | prometheus_parse::Value::Gauge(v)
+        | prometheus_parse::Value::Untyped(v) => v,
+        _ => panic!("{metric} is not a number"),
+    }
+}
+
+#[test]
+fn metrics_parse_and_agree_with_list() {
+    let home = Home::new();
+    // No built-in types: only our own ranges, so foreign listeners are the test's alone.
+    std::fs::write(home.registry(), "[settings]\n").unwrap();
+    home.ok(&["type", "add", "mine", "--range", "20000-20009"]);
+    home.ok(&["allocate", "--service", "mine", "--instance", "a"]);
+    for i in 0..3 {
+        home.ok(&[
+            "allocate",
+            "--service",
+            "auto-x",
+            "--instance",
+            &i.to_string(),
+        ]);
+    }
+    home.ok(&["config", "set", "max_instances", "3"]);
+    home.fails(
+        &["allocate", "--service", "auto-x", "--instance", "full"],
+        1,
+    );
+    // A foreign listener inside our range: a port of `mine` that no instance holds.
+    let foreign = (20001..=20009)
+        .find_map(|p| TcpListener::bind(("127.0.0.1", p)).ok())
+        .expect("a free port in 20001-20009");
+
+    let list = home.json(&["list"]);
+    let types = list["service_types"].as_array().unwrap();
+    let by_origin = |o: &str| types.iter().filter(|t| t["origin"] == o).count() as f64;
+    let reserved: u64 = types
+        .iter()
+        .flat_map(|t| t["ranges"].as_array().unwrap())
+        .map(|r| r[1].as_u64().unwrap() - r[0].as_u64().unwrap() + 1)
+        .sum();
+    let instances: BTreeMap<&str, f64> = types
+        .iter()
+        .map(|t| {
+            (
+                t["name"].as_str().unwrap(),
+                t["instances"].as_array().unwrap().len() as f64,
+            )
+        })
+        .collect();
+
+    let s = scrape(&home);
+    assert_eq!(
+        value(&s, "styxy_service_types", Some(("origin", "user"))),
+        by_origin("user")
+    );
+    assert_eq!(
+        value(&s, "styxy_service_types", Some(("origin", "auto"))),
+        by_origin("auto")
+    );
+    assert_eq!(
+        value(&s, "styxy_service_types", Some(("origin", "builtin"))),
+        0.0
+    );
+    assert_eq!(value(&s, "styxy_ports_reserved", None), reserved as f64);
+    for (name, n) in &instances {
+        assert_eq!(
+            value(&s, "styxy_instances", Some(("service_type", name))),
+            *n,
+            "{name}"
+        );
+    }
+    assert_eq!(
+        value(&s, "styxy_allocations_total", Some(("result", "assigned"))),
+        4.0
+    );
+    assert_eq!(
+        value(&s, "styxy_allocations_total", Some(("result", "failed"))),
+        1.0
+    );
+    assert_eq!(
+        value(&s, "styxy_events_total", Some(("event", "TYPE_ALLOCATED"))),
+        1.0
+    );
+    assert_eq!(value(&s, "styxy_foreign_listeners", None), 1.0);
+    let span = list["settings"]["max_port"].as_f64().unwrap()
+        - list["settings"]["min_port"].as_f64().unwrap()
+        + 1.0;
+    let ratio = value(&s, "styxy_port_space_utilization_ratio", None);
+    assert!((ratio - reserved as f64 / span).abs() < 1e-9, "{ratio}");
+    let hist = s
+        .samples
+        .iter()
+        .find(|x| x.metric == "styxy_lock_hold_seconds")
+        .unwrap();
+    match &hist.value {
+        prometheus_parse::Value::Histogram(buckets) => {
+            // Every locked change (type add, 4 allocations, config set, the refusal) observed once.
+            assert_eq!(buckets.last().unwrap().count, 7.0);
+        }
+        other => panic!("not a histogram: {other:?}"),
+    }
+    drop(foreign);
+
+    // -o writes the same text atomically.
+    let file = home.path().join("styxy.prom");
+    home.ok(&["metrics", "-o", file.to_str().unwrap()]);
+    assert!(
+        std::fs::read_to_string(&file)
+            .unwrap()
+            .contains("styxy_ports_reserved")
+    );
+}
