@@ -38,11 +38,20 @@ pub fn write_target(path: &Path) -> PathBuf {
 /// never a torn one: a 0600 temp file in the same directory, fsync, rename, fsync of the
 /// directory. A symlink at `path` is written through to its target.
 pub fn write_atomic(path: &Path, contents: &[u8]) -> Result<()> {
+    let dir = replace(path, contents)?;
+    sync_dir(&dir)
+}
+
+/// The first half of [`write_atomic`]: temp file, data synced, renamed into place. Readers
+/// see the new content from here on; the rename is durable once the returned directory is
+/// synced with [`sync_dir`] — which a lock holder can do after releasing its lock.
+pub fn replace(path: &Path, contents: &[u8]) -> Result<PathBuf> {
     let target = write_target(path);
     let dir = target
         .parent()
         .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
+        .unwrap_or(Path::new("."))
+        .to_path_buf();
     let name = target
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
@@ -50,14 +59,16 @@ pub fn write_atomic(path: &Path, contents: &[u8]) -> Result<()> {
     let mut tmp = tempfile::Builder::new()
         .prefix(&format!(".{name}."))
         .suffix(TEMP_SUFFIX)
-        .tempfile_in(dir)
-        .map_err(|e| Error::io("cannot create a temp file in", dir, e))?;
+        .tempfile_in(&dir)
+        .map_err(|e| Error::io("cannot create a temp file in", &dir, e))?;
+    // Content and size are what a reader needs after a crash; the file's other metadata
+    // (times) is not worth a journal commit.
     tmp.write_all(contents)
-        .and_then(|()| tmp.as_file().sync_all())
+        .and_then(|()| tmp.as_file().sync_data())
         .map_err(|e| Error::io("cannot write", tmp.path().to_path_buf(), e))?;
     tmp.persist(&target)
         .map_err(|e| Error::io("cannot replace", &target, e.error))?;
-    sync_dir(dir)
+    Ok(dir)
 }
 
 /// Writes `contents` atomically unless the file already holds exactly that. Returns whether
@@ -70,7 +81,7 @@ pub fn write_if_changed(path: &Path, contents: &[u8]) -> Result<bool> {
 }
 
 /// Makes a rename in `dir` durable.
-fn sync_dir(dir: &Path) -> Result<()> {
+pub fn sync_dir(dir: &Path) -> Result<()> {
     #[cfg(unix)]
     File::open(dir)
         .and_then(|d| d.sync_all())

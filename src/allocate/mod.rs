@@ -235,7 +235,12 @@ fn new_range(
         .unwrap_or(reg.settings.placement);
     let space = space(reg, machine);
     let existing: Vec<PortRange> = reg.all_ranges().into_iter().map(|(r, _)| r).collect();
-    let cats = category_ranges(reg, name);
+    // Only `smart` looks at categories; the scan over every type is not free at 10,000.
+    let cats = if placement == Placement::Smart {
+        category_ranges(reg, name)
+    } else {
+        Vec::new()
+    };
     let want = place::Want {
         name,
         chunk,

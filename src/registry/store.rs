@@ -336,6 +336,7 @@ impl Guard<'_> {
     pub fn commit(mut self, events: &[Event]) -> Result<bool> {
         let store = self.store;
         let changed = self.registry != self.original;
+        let mut synced_later = None;
         if changed {
             validate::registry(&self.registry).map_err(|problem| Error::InvalidRegistry {
                 file: store.file(),
@@ -349,7 +350,7 @@ impl Guard<'_> {
                 Some(&self.registry),
                 "the edited document must read back as the registry"
             );
-            fsx::write_atomic(&store.file(), text.as_bytes())?;
+            synced_later = Some(fsx::replace(&store.file(), text.as_bytes())?);
             store.keep_backup(text.as_bytes())?;
         }
         let mut roots = std::mem::take(&mut self.touched);
@@ -360,6 +361,11 @@ impl Guard<'_> {
         let records = audit::records(events, self.lock_wait, self.held());
         audit::append(&store.dir, &self.registry.settings, &records)?;
         drop(self.lock);
+        // Every process sees the new registry since the rename; making the rename durable
+        // needs no lock, so the next writer need not wait for this disk flush.
+        if let Some(dir) = synced_later {
+            fsx::sync_dir(&dir)?;
+        }
         Ok(changed)
     }
 }

@@ -1,0 +1,601 @@
+//! `cargo xtask bench`: whole-process figures of the release binary, against spec §10's
+//! targets and against the alternatives, written to BENCHMARKS.md.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+type Result<T> = std::result::Result<T, String>;
+
+/// Median, min and max of a sample.
+#[derive(Debug, Clone, Copy)]
+struct Stats {
+    median: f64,
+    min: f64,
+    max: f64,
+    p99: f64,
+    n: usize,
+}
+
+impl Stats {
+    fn of(mut v: Vec<f64>) -> Stats {
+        v.sort_by(|a, b| a.total_cmp(b));
+        let at = |q: f64| v[((v.len() - 1) as f64 * q).round() as usize];
+        Stats {
+            median: at(0.5),
+            min: v[0],
+            max: v[v.len() - 1],
+            p99: at(0.99),
+            n: v.len(),
+        }
+    }
+
+    fn ms(&self) -> String {
+        format!(
+            "{:.2} ms (min {:.2}, max {:.2}, n={})",
+            self.median, self.min, self.max, self.n
+        )
+    }
+}
+
+/// A finished child: wall time from spawn to exit, peak RSS, output.
+struct Run {
+    wall_ms: f64,
+    max_rss_kb: i64,
+    stdout: String,
+    ok: bool,
+}
+
+/// Spawns `cmd` and waits for it with `wait4`, which reports the child's peak RSS.
+fn run(cmd: &mut Command) -> Result<Run> {
+    let start = Instant::now();
+    let child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .stdin(Stdio::null())
+        .spawn()
+        .map_err(|e| format!("cannot run {cmd:?}: {e}"))?;
+    finish(child, start)
+}
+
+fn finish(mut child: std::process::Child, start: Instant) -> Result<Run> {
+    use std::io::Read;
+    let mut stdout = String::new();
+    if let Some(mut out) = child.stdout.take() {
+        let _ = out.read_to_string(&mut stdout);
+    }
+    let pid = child.id() as libc::pid_t;
+    let mut status = 0;
+    // SAFETY: an all-zero rusage is a valid value; wait4 fills it for our own child.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: `pid` is our child, not yet waited for (std never waits on its own).
+    let rc = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+    let wall_ms = start.elapsed().as_secs_f64() * 1e3;
+    if rc != pid {
+        return Err(format!("wait4 failed for {pid}"));
+    }
+    let ok = libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0;
+    Ok(Run {
+        wall_ms,
+        max_rss_kb: usage.ru_maxrss,
+        stdout,
+        ok,
+    })
+}
+
+/// `n` runs of `make()`, after one untimed warm-up run.
+fn repeat(n: usize, mut make: impl FnMut() -> Command) -> Result<(Stats, i64)> {
+    let warm = run(&mut make())?;
+    if !warm.ok {
+        return Err(format!("{:?} failed", make()));
+    }
+    let mut times = Vec::new();
+    let mut rss = warm.max_rss_kb;
+    for _ in 0..n {
+        let r = run(&mut make())?;
+        if !r.ok {
+            return Err(format!("{:?} failed", make()));
+        }
+        times.push(r.wall_ms);
+        rss = rss.max(r.max_rss_kb);
+    }
+    Ok((Stats::of(times), rss))
+}
+
+struct Ctx {
+    root: PathBuf,
+    bin: PathBuf,
+    pick_port: PathBuf,
+    quick: bool,
+    tmp: PathBuf,
+}
+
+impl Ctx {
+    fn n(&self, full: usize) -> usize {
+        if self.quick { (full / 5).max(5) } else { full }
+    }
+
+    fn home(&self, name: &str) -> PathBuf {
+        let dir = self.tmp.join(name);
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        dir
+    }
+
+    fn styxy(&self, home: &Path, args: &[&str]) -> Command {
+        let mut c = Command::new(&self.bin);
+        c.arg("styxy").args(args).env("STYXY_HOME", home);
+        c
+    }
+}
+
+fn cargo() -> String {
+    std::env::var("CARGO").unwrap_or_else(|_| "cargo".into())
+}
+
+fn build_release(root: &Path) -> Result<()> {
+    let status = Command::new(cargo())
+        .args(["build", "--release", "-p", "cargo-styxy", "-p", "xtask", "--bins"])
+        .current_dir(root)
+        .status()
+        .map_err(|e| e.to_string())?;
+    status
+        .success()
+        .then_some(())
+        .ok_or_else(|| "release build failed".into())
+}
+
+fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("mkdir");
+    for e in std::fs::read_dir(from).expect("read_dir").flatten() {
+        let name = e.file_name();
+        if name == "target" || name == "Cargo.lock" || name == ".env" {
+            continue;
+        }
+        if e.path().is_dir() {
+            copy_tree(&e.path(), &to.join(&name));
+        } else {
+            std::fs::copy(e.path(), to.join(&name)).expect("copy");
+        }
+    }
+}
+
+/// The example workspace copied to `dir`, its path dependency pointing at this repository.
+fn example(ctx: &Ctx, dir: &Path) {
+    copy_tree(&ctx.root.join("examples/shop"), dir);
+    for member in ["shop-api", "shop-cli"] {
+        let m = dir.join(member).join("Cargo.toml");
+        let text = std::fs::read_to_string(&m)
+            .expect("manifest")
+            .replace("path = \"../../..\"", &format!("path = {:?}", ctx.root));
+        std::fs::write(m, text).expect("write");
+    }
+    let _ = std::fs::copy(ctx.root.join("Cargo.lock"), dir.join("Cargo.lock"));
+}
+
+/// A registry with `n` auto-allocated types, each with one instance.
+fn big_registry(n: u32) -> String {
+    // Packed from 1100 up, so that 10,000 of them stay below the ephemeral range.
+    let mut s = String::from("[settings]\nmin_port = 1024\nchunk_size = 2\ngap_size = 1\n\n");
+    for i in 0..n {
+        let start = 1100 + i * 3;
+        let _ = write!(
+            s,
+            "[types.\"bench-{i}\"]\nranges = [[{start}, {}]]\ninstance_behavior = \"multi\"\norigin = \"auto\"\n\n[types.\"bench-{i}\".instances]\n\"/ws/{i}\" = {{ port = {start}, workspace = \"/ws/{i}\" }}\n\n",
+            start + 1
+        );
+    }
+    s
+}
+
+fn audit_lock_ms(home: &Path, field: &str) -> Vec<f64> {
+    let text = std::fs::read_to_string(home.join("audit.jsonl")).unwrap_or_default();
+    text.lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter_map(|v| v[field].as_f64())
+        .collect()
+}
+
+struct Report {
+    rows: Vec<(String, String, String, String)>,
+    notes: Vec<String>,
+}
+
+impl Report {
+    fn row(&mut self, figure: &str, measured: String, target: &str, verdict: Option<bool>) {
+        let v = match verdict {
+            Some(true) => "met",
+            Some(false) => "**missed**",
+            None => "—",
+        };
+        println!("{figure}: {measured} [{target}] {v}");
+        self.rows.push((figure.into(), measured, target.into(), v.into()));
+    }
+}
+
+pub fn main(args: &[String]) -> Result<()> {
+    let quick = args.iter().any(|a| a == "--quick");
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .ok_or("no repo root")?
+        .to_path_buf();
+    build_release(&root)?;
+    let tmp = std::env::temp_dir().join(format!("styxy-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&tmp).map_err(|e| e.to_string())?;
+    let ctx = Ctx {
+        bin: root.join("target/release/cargo-styxy"),
+        pick_port: root.join("target/release/pick-port"),
+        root: root.clone(),
+        quick,
+        tmp: tmp.clone(),
+    };
+    let mut report = Report {
+        rows: Vec::new(),
+        notes: Vec::new(),
+    };
+    let mut rss: Vec<(String, i64)> = Vec::new();
+
+    // 1. env and port on an assigned workspace, against cargo metadata and cargo's dispatch.
+    let home = ctx.home("env");
+    let ws = tmp.join("shop");
+    example(&ctx, &ws);
+    let manifest = ws.join("Cargo.toml");
+    let m = manifest.to_str().ok_or("path")?.to_owned();
+    let assign = run(&mut ctx.styxy(&home, &["assign", "--manifest-path", &m]))?;
+    if !assign.ok {
+        return Err("assign failed".into());
+    }
+    let n = ctx.n(200);
+    let (env, env_rss) = repeat(n, || ctx.styxy(&home, &["env", "--manifest-path", &m]))?;
+    let (port, port_rss) = repeat(n, || ctx.styxy(&home, &["port", "shop-api", "--manifest-path", &m]))?;
+    let (meta, _) = repeat(ctx.n(30), || {
+        let mut c = Command::new(cargo());
+        c.args(["metadata", "--no-deps", "--format-version", "1", "--offline", "--manifest-path", &m]);
+        c
+    })?;
+    let path = format!(
+        "{}:{}",
+        ctx.bin.parent().ok_or("bin dir")?.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let (via_cargo, _) = repeat(ctx.n(30), || {
+        let mut c = Command::new(cargo());
+        c.args(["styxy", "--version"]).env("PATH", &path);
+        c
+    })?;
+    let (direct, _) = repeat(n, || {
+        let mut c = Command::new(&ctx.bin);
+        c.args(["styxy", "--version"]);
+        c
+    })?;
+    rss.push(("env".into(), env_rss));
+    rss.push(("port".into(), port_rss));
+    report.row(
+        "`cargo-styxy styxy env`, assigned workspace",
+        env.ms(),
+        "≤ 5 ms median",
+        Some(env.median <= 5.0),
+    );
+    report.row(
+        "`cargo-styxy styxy port shop-api`",
+        port.ms(),
+        "≤ 5 ms median",
+        Some(port.median <= 5.0),
+    );
+    report.row(
+        "`cargo metadata --no-deps` (what env would cost without the cache)",
+        format!("{} — env is {:.0}× faster", meta.ms(), meta.median / env.median),
+        "reference",
+        None,
+    );
+    report.row(
+        "`cargo styxy --version` (cargo's dispatch)",
+        format!("{} vs {:.2} ms direct", via_cargo.ms(), direct.median),
+        "reference",
+        None,
+    );
+
+    // 2. One new allocation alone; then 64 new types at once.
+    let home = ctx.home("one");
+    let mut k = 0;
+    let (one, one_rss) = repeat(ctx.n(100), || {
+        k += 1;
+        ctx.styxy(&home, &["allocate", "--service", &format!("solo-{k}"), "--instance", "w"])
+    })?;
+    rss.push(("allocate (new type)".into(), one_rss));
+    report.row("one new allocation, whole process", one.ms(), "≤ 5 ms median", Some(one.median <= 5.0));
+    let holds = Stats::of(audit_lock_ms(&home, "lock_hold_ms"));
+    report.row(
+        "lock hold time of one allocation (audit trail)",
+        format!("{:.3} ms median, p99 {:.3} ms (n={})", holds.median, holds.p99, holds.n),
+        "≤ 2 ms median",
+        Some(holds.median <= 2.0),
+    );
+
+    let bursts = if quick { 3 } else { 10 };
+    let mut walls = Vec::new();
+    let mut waits = Vec::new();
+    let mut worst_gap = i64::MAX;
+    let mut overlaps = 0;
+    let mut failures = 0;
+    for b in 0..bursts {
+        let home = ctx.home(&format!("burst-{b}"));
+        let _ = run(&mut ctx.styxy(&home, &["config", "set", "gap_size", "10"]))?;
+        let start = Instant::now();
+        let children: Vec<_> = (0..64)
+            .map(|i| {
+                ctx.styxy(&home, &["allocate", "--service", &format!("burst-{i}"), "--instance", "w"])
+                    .stdout(Stdio::piped())
+                    .stderr(Stdio::null())
+                    .spawn()
+                    .map_err(|e| e.to_string())
+            })
+            .collect::<Result<_>>()?;
+        for c in children {
+            let r = finish(c, start)?;
+            failures += usize::from(!r.ok);
+        }
+        walls.push(start.elapsed().as_secs_f64() * 1e3);
+        waits.extend(audit_lock_ms(&home, "lock_wait_ms").into_iter().skip(1));
+        let list = run(&mut ctx.styxy(&home, &["list", "burst-*", "--format", "json"]))?;
+        let v: serde_json::Value = serde_json::from_str(&list.stdout).map_err(|e| e.to_string())?;
+        let mut ranges: Vec<(i64, i64)> = v["service_types"]
+            .as_array()
+            .ok_or("list")?
+            .iter()
+            .flat_map(|t| t["ranges"].as_array().cloned().unwrap_or_default())
+            .map(|r| (r[0].as_i64().unwrap_or(0), r[1].as_i64().unwrap_or(0)))
+            .collect();
+        ranges.sort();
+        if ranges.len() != 64 {
+            failures += 64 - ranges.len().min(64);
+        }
+        for w in ranges.windows(2) {
+            let gap = w[1].0 - w[0].1 - 1;
+            overlaps += usize::from(gap < 0);
+            worst_gap = worst_gap.min(gap);
+        }
+    }
+    let wall = Stats::of(walls);
+    let wait = Stats::of(waits);
+    report.row(
+        "64 processes auto-allocating 64 new types at once, whole burst",
+        format!("{} over {bursts} bursts", wall.ms()),
+        "≤ 1 s",
+        Some(wall.max <= 1000.0),
+    );
+    report.row(
+        "… correctness",
+        format!("{failures} failures, {overlaps} overlaps, smallest gap {worst_gap} (gap_size 10)"),
+        "0 failures, 0 overlaps, gaps ≥ 10",
+        Some(failures == 0 && overlaps == 0 && worst_gap >= 10),
+    );
+    report.row(
+        "… lock wait per process (audit trail)",
+        format!("p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms", wait.median, wait.p99, wait.max),
+        "reference",
+        None,
+    );
+
+    // 3. One more allocation in registries of 100, 1,000 and 10,000 types.
+    for size in [100u32, 1_000, 10_000] {
+        let home = ctx.home(&format!("size-{size}"));
+        let text = big_registry(size);
+        let reg = home.join("registry.toml");
+        let mut k = 0;
+        let (stats, rss_kb) = repeat(ctx.n(if size == 10_000 { 20 } else { 50 }), || {
+            std::fs::write(&reg, &text).expect("write registry");
+            k += 1;
+            ctx.styxy(&home, &["allocate", "--service", &format!("extra-{k}"), "--instance", "w"])
+        })?;
+        rss.push((format!("allocate in {size} types"), rss_kb));
+        let target = if size == 10_000 { "≤ 50 ms" } else { "—" };
+        report.row(
+            &format!("one more allocation, registry of {size} types"),
+            stats.ms(),
+            target,
+            (size == 10_000).then_some(stats.median <= 50.0),
+        );
+    }
+
+    // Peak RSS of the commands above.
+    let worst = rss.iter().map(|(_, kb)| *kb).max().unwrap_or(0);
+    report.row(
+        "peak RSS of the commands measured",
+        rss.iter()
+            .map(|(c, kb)| format!("{c} {:.1} MB", *kb as f64 / 1024.0))
+            .collect::<Vec<_>>()
+            .join(", "),
+        "≤ 10 MB",
+        Some(worst <= 10 * 1024),
+    );
+
+    // 6. No-op cargo build with and without the build integration.
+    match noop_builds(&ctx) {
+        Ok((with, without, reruns)) => {
+            report.row(
+                "no-op `cargo build` of the example workspace",
+                format!(
+                    "{} with the integration, {} without: +{:.1} ms; build-script reruns: {reruns}",
+                    with.ms(),
+                    without.ms(),
+                    with.median - without.median
+                ),
+                "0 reruns",
+                Some(reruns == 0),
+            );
+        }
+        Err(e) => report.notes.push(format!("no-op build skipped: {e}")),
+    }
+
+    // 7. Peers: a random free port (portpicker, get-port) against a stable one.
+    let (pick, _) = repeat(ctx.n(100), || Command::new(&ctx.pick_port))?;
+    report.row(
+        "peer: `portpicker::pick_unused_port()` in a tiny bin (random port, not stable)",
+        format!("{} — styxy's stable `port` is {:.2}× its time", pick.ms(), port.median / pick.median),
+        "reference",
+        None,
+    );
+    match get_port(&ctx) {
+        Ok(stats) => report.row(
+            "peer: npm `get-port` under node (random port, not stable)",
+            format!("{} — styxy's `port` is {:.1}× faster", stats.ms(), stats.median / port.median),
+            "reference",
+            None,
+        ),
+        Err(e) => report.notes.push(format!("get-port skipped: {e}")),
+    }
+
+    write_report(&ctx, &report, quick)?;
+    let _ = std::fs::remove_dir_all(&tmp);
+    Ok(())
+}
+
+/// Medians of no-op builds with the integration and without it (the same workspace with
+/// the build scripts and the client removed), and the build-script reruns seen.
+fn noop_builds(ctx: &Ctx) -> Result<(Stats, Stats, usize)> {
+    let home = ctx.home("build-home");
+    let with = ctx.tmp.join("build-with");
+    example(ctx, &with);
+    let without = ctx.tmp.join("build-without");
+    example(ctx, &without);
+    for member in ["shop-api", "shop-cli"] {
+        let dir = without.join(member);
+        let _ = std::fs::remove_file(dir.join("build.rs"));
+        let m = dir.join("Cargo.toml");
+        let text = std::fs::read_to_string(&m).map_err(|e| e.to_string())?;
+        let cut = text.find("[build-dependencies]").unwrap_or(text.len());
+        std::fs::write(&m, &text[..cut]).map_err(|e| e.to_string())?;
+        std::fs::write(dir.join("src/main.rs"), "fn main() {}\n").map_err(|e| e.to_string())?;
+    }
+    let target = ctx.tmp.join("build-target");
+    let build = |dir: &Path| {
+        let mut c = Command::new(cargo());
+        c.args(["build", "--offline", "-v"])
+            .current_dir(dir)
+            .env("CARGO_TARGET_DIR", &target)
+            .env("STYXY_HOME", &home);
+        c
+    };
+    for dir in [&with, &without] {
+        let status = build(dir).stderr(Stdio::null()).status().map_err(|e| e.to_string())?;
+        if !status.success() {
+            return Err(format!("cargo build failed in {}", dir.display()));
+        }
+    }
+    let mut reruns = 0;
+    for _ in 0..3 {
+        let out = build(&with).output().map_err(|e| e.to_string())?;
+        reruns += String::from_utf8_lossy(&out.stderr)
+            .lines()
+            .filter(|l| l.contains("build-script-build") && l.contains("Running"))
+            .count();
+    }
+    let n = ctx.n(20);
+    let (w, _) = repeat(n, || build(&with))?;
+    let (wo, _) = repeat(n, || build(&without))?;
+    Ok((w, wo, reruns))
+}
+
+/// `get-port` from npm, installed in a temp dir: one call per node process.
+fn get_port(ctx: &Ctx) -> Result<Stats> {
+    let dir = ctx.tmp.join("get-port");
+    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+    let ok = Command::new("npm")
+        .args(["install", "--silent", "--no-audit", "--no-fund", "get-port@7"])
+        .current_dir(&dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .map_err(|e| format!("npm: {e}"))?
+        .success();
+    if !ok {
+        return Err("npm install get-port failed".into());
+    }
+    std::fs::write(
+        dir.join("pick.mjs"),
+        "import getPort from 'get-port';\nconsole.log(await getPort());\n",
+    )
+    .map_err(|e| e.to_string())?;
+    let (stats, _) = repeat(ctx.n(30), || {
+        let mut c = Command::new("node");
+        c.arg("pick.mjs").current_dir(&dir);
+        c
+    })?;
+    Ok(stats)
+}
+
+fn machine() -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|t| {
+            t.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split(':').nth(1))
+                .map(|s| s.trim().to_owned())
+        })
+        .unwrap_or_else(|| "unknown CPU".into());
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let mem = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|t| {
+            t.lines()
+                .next()
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<f64>().ok())
+        })
+        .map_or_else(|| "?".into(), |kb| format!("{:.0} GiB", kb / 1024.0 / 1024.0));
+    let rustc = Command::new("rustc")
+        .arg("--version")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        .unwrap_or_default();
+    format!("{cpu}, {cores} cores, {mem} RAM, Linux; {rustc}; release profile")
+}
+
+fn write_report(ctx: &Ctx, report: &Report, quick: bool) -> Result<()> {
+    let date = Command::new("date")
+        .args(["-u", "+%Y-%m-%d %H:%M UTC"])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        .unwrap_or_default();
+    let mut md = String::from("# Benchmarks\n\n");
+    let _ = writeln!(
+        md,
+        "Measured by `cargo xtask bench{}` on {date}.\n\n**Machine:** {}.\n",
+        if quick { " --quick" } else { "" },
+        machine()
+    );
+    md.push_str(
+        "**Method:** release binaries; every figure is a whole process (spawn to exit, as a \
+         shell or cargo sees it), the median of repeated runs after one warm-up run, with min \
+         and max. Lock wait and hold times come from the audit trail of the runs. Peak RSS is \
+         `ru_maxrss` from `wait4`. Temp registries under the system temp dir; the example \
+         workspace is `examples/shop`. The pure allocator's own figures are criterion's \
+         (`cargo bench --bench allocator`). Reproduce with `cargo xtask bench` (about two \
+         minutes; `--quick` for fewer runs).\n\n",
+    );
+    md.push_str("| figure | measured | target | |\n| --- | --- | --- | --- |\n");
+    for (f, m, t, v) in &report.rows {
+        let _ = writeln!(md, "| {f} | {m} | {t} | {v} |");
+    }
+    if !report.notes.is_empty() {
+        md.push_str("\nNotes:\n\n");
+        for n in &report.notes {
+            let _ = writeln!(md, "- {n}");
+        }
+    }
+    let path = ctx.root.join("BENCHMARKS.md");
+    let existing = std::fs::read_to_string(&path).unwrap_or_default();
+    // Keep hand-written sections after the generated table.
+    let tail = existing
+        .find("\n## ")
+        .map(|i| existing[i..].to_owned())
+        .unwrap_or_default();
+    md.push_str(&tail);
+    std::fs::write(&path, md).map_err(|e| e.to_string())?;
+    println!("wrote {}", path.display());
+    let _ = Duration::ZERO;
+    Ok(())
+}
