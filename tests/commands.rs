@@ -389,3 +389,23 @@ fn runs_bare_and_as_a_cargo_subcommand() {
     let err = home.fails(&["frobnicate"], 2);
     assert!(err.contains("unrecognized subcommand"), "{err}");
 }
+
+#[test]
+fn a_hand_edit_is_seen_at_once() {
+    let home = Home::new();
+    home.ok(&["allocate", "--service", "edited", "--instance", "i"]);
+    assert_eq!(
+        home.json(&["list", "edited"])["service_types"][0]["ranges"][0][0],
+        11510
+    );
+    // Same length, same inode, within the same mtime tick: only the content differs.
+    let text = home.read().replace("[[11510, 11519]]", "[[11610, 11619]]");
+    let text = text.replace("port = 11510", "port = 11610");
+    std::fs::write(home.registry(), &text).unwrap();
+    assert_eq!(
+        home.json(&["list", "edited"])["service_types"][0]["ranges"][0][0],
+        11610
+    );
+    let g = home.json(&["allocate", "--service", "edited", "--instance", "j"]);
+    assert_eq!(g["port"], 11611);
+}

@@ -2,6 +2,7 @@
 //! locked, written atomically and edited without losing the user's comments.
 
 pub mod edit;
+pub mod fast;
 pub mod model;
 pub mod paths;
 pub mod store;

@@ -14,6 +14,7 @@ use crate::error::{Error, Result};
 use crate::fsx;
 use crate::portfile;
 use crate::registry::edit;
+use crate::registry::fast::{self, Identity, Layout, Snapshot};
 use crate::registry::model::Registry;
 use crate::registry::validate;
 
@@ -52,7 +53,12 @@ pub struct Store {
 pub struct Guard<'s> {
     store: &'s Store,
     lock: File,
-    doc: DocumentMut,
+    /// The file's text as read under the lock.
+    text: String,
+    /// Spans of each type's tables in `text`, when known (from the snapshot).
+    layout: Option<Layout>,
+    /// Whether the snapshot matched the file; else one is written at commit.
+    snapshot_fresh: bool,
     original: Registry,
     /// The registry; change it, then commit.
     pub registry: Registry,
@@ -112,10 +118,19 @@ impl Store {
     /// Reads the registry without the lock (writes are atomic, so a reader sees a whole
     /// version). A registry that does not exist yet reads as the template.
     pub fn read(&self) -> Result<Registry> {
-        match self.read_text()? {
-            Some(text) => self.parse_typed(&text),
-            None => Ok(template()),
+        let Some(text) = self.read_text()? else {
+            return Ok(template());
+        };
+        if let Some(snap) = Snapshot::load(&self.dir, text.as_bytes()) {
+            return Ok(snap.registry);
         }
+        let snap = Snapshot {
+            identity: Identity::of(text.as_bytes()),
+            registry: self.parse_typed(&text)?,
+            layout: None,
+        };
+        snap.store(&self.dir);
+        Ok(snap.registry)
     }
 
     fn read_text(&self) -> Result<Option<String>> {
@@ -200,13 +215,22 @@ impl Store {
         let (lock, lock_wait) = self.take_lock()?;
         let locked_at = Instant::now();
         fsx::sweep_temps(&self.dir, REGISTRY_FILE);
-        let text = self.read_text()?.unwrap_or_else(|| TEMPLATE.to_owned());
-        let doc = self.parse_doc(&text)?;
-        let registry = self.parse_typed(&text)?;
+        let (text, registry, layout, snapshot_fresh) = match self.read_text()? {
+            Some(text) => match Snapshot::load(&self.dir, text.as_bytes()) {
+                Some(snap) => (text, snap.registry, snap.layout, true),
+                None => {
+                    let registry = self.parse_typed(&text)?;
+                    (text, registry, None, false)
+                }
+            },
+            None => (TEMPLATE.to_owned(), template(), None, false),
+        };
         Ok(Guard {
             store: self,
             lock,
-            doc,
+            text,
+            layout,
+            snapshot_fresh,
             original: registry.clone(),
             registry,
             lock_wait,
@@ -343,8 +367,22 @@ impl Guard<'_> {
                 problem: format!("refusing to write an invalid registry: {problem}"),
                 backup: None,
             })?;
-            edit::sync(&mut self.doc, &self.original, &self.registry);
-            let text = self.doc.to_string();
+            let layout = match self.layout.take() {
+                Some(l) => Some(l),
+                None => fast::layout(&self.text),
+            };
+            let spliced =
+                layout.and_then(|l| fast::splice(&self.text, &l, &self.original, &self.registry));
+            let (text, layout) = match spliced {
+                Some(done) => (done.0, Some(done.1)),
+                None => {
+                    let mut doc = store.parse_doc(&self.text)?;
+                    edit::sync(&mut doc, &self.original, &self.registry);
+                    let text = doc.to_string();
+                    let layout = fast::layout(&text);
+                    (text, layout)
+                }
+            };
             debug_assert_eq!(
                 toml::from_str::<Registry>(&text).ok().as_ref(),
                 Some(&self.registry),
@@ -352,6 +390,21 @@ impl Guard<'_> {
             );
             synced_later = Some(fsx::replace(&store.file(), text.as_bytes())?);
             store.keep_backup(text.as_bytes())?;
+            let snap = Snapshot {
+                identity: Identity::of(text.as_bytes()),
+                registry: std::mem::take(&mut self.registry),
+                layout,
+            };
+            snap.store(&store.dir);
+            self.registry = snap.registry;
+        } else if !self.snapshot_fresh && Path::new(&store.file()).exists() {
+            let snap = Snapshot {
+                identity: Identity::of(self.text.as_bytes()),
+                registry: std::mem::take(&mut self.registry),
+                layout: None,
+            };
+            snap.store(&store.dir);
+            self.registry = snap.registry;
         }
         let mut roots = std::mem::take(&mut self.touched);
         roots.extend(changed_workspaces(&self.original, &self.registry));

@@ -136,7 +136,15 @@ fn cargo() -> String {
 
 fn build_release(root: &Path) -> Result<()> {
     let status = Command::new(cargo())
-        .args(["build", "--release", "-p", "cargo-styxy", "-p", "xtask", "--bins"])
+        .args([
+            "build",
+            "--release",
+            "-p",
+            "cargo-styxy",
+            "-p",
+            "xtask",
+            "--bins",
+        ])
         .current_dir(root)
         .status()
         .map_err(|e| e.to_string())?;
@@ -210,7 +218,8 @@ impl Report {
             None => "—",
         };
         println!("{figure}: {measured} [{target}] {v}");
-        self.rows.push((figure.into(), measured, target.into(), v.into()));
+        self.rows
+            .push((figure.into(), measured, target.into(), v.into()));
     }
 }
 
@@ -248,10 +257,20 @@ pub fn main(args: &[String]) -> Result<()> {
     }
     let n = ctx.n(200);
     let (env, env_rss) = repeat(n, || ctx.styxy(&home, &["env", "--manifest-path", &m]))?;
-    let (port, port_rss) = repeat(n, || ctx.styxy(&home, &["port", "shop-api", "--manifest-path", &m]))?;
+    let (port, port_rss) = repeat(n, || {
+        ctx.styxy(&home, &["port", "shop-api", "--manifest-path", &m])
+    })?;
     let (meta, _) = repeat(ctx.n(30), || {
         let mut c = Command::new(cargo());
-        c.args(["metadata", "--no-deps", "--format-version", "1", "--offline", "--manifest-path", &m]);
+        c.args([
+            "metadata",
+            "--no-deps",
+            "--format-version",
+            "1",
+            "--offline",
+            "--manifest-path",
+            &m,
+        ]);
         c
     })?;
     let path = format!(
@@ -285,7 +304,11 @@ pub fn main(args: &[String]) -> Result<()> {
     );
     report.row(
         "`cargo metadata --no-deps` (what env would cost without the cache)",
-        format!("{} — env is {:.0}× faster", meta.ms(), meta.median / env.median),
+        format!(
+            "{} — env is {:.0}× faster",
+            meta.ms(),
+            meta.median / env.median
+        ),
         "reference",
         None,
     );
@@ -301,14 +324,31 @@ pub fn main(args: &[String]) -> Result<()> {
     let mut k = 0;
     let (one, one_rss) = repeat(ctx.n(100), || {
         k += 1;
-        ctx.styxy(&home, &["allocate", "--service", &format!("solo-{k}"), "--instance", "w"])
+        ctx.styxy(
+            &home,
+            &[
+                "allocate",
+                "--service",
+                &format!("solo-{k}"),
+                "--instance",
+                "w",
+            ],
+        )
     })?;
     rss.push(("allocate (new type)".into(), one_rss));
-    report.row("one new allocation, whole process", one.ms(), "≤ 5 ms median", Some(one.median <= 5.0));
+    report.row(
+        "one new allocation, whole process",
+        one.ms(),
+        "≤ 5 ms median",
+        Some(one.median <= 5.0),
+    );
     let holds = Stats::of(audit_lock_ms(&home, "lock_hold_ms"));
     report.row(
         "lock hold time of one allocation (audit trail)",
-        format!("{:.3} ms median, p99 {:.3} ms (n={})", holds.median, holds.p99, holds.n),
+        format!(
+            "{:.3} ms median, p99 {:.3} ms (n={})",
+            holds.median, holds.p99, holds.n
+        ),
         "≤ 2 ms median",
         Some(holds.median <= 2.0),
     );
@@ -325,11 +365,20 @@ pub fn main(args: &[String]) -> Result<()> {
         let start = Instant::now();
         let children: Vec<_> = (0..64)
             .map(|i| {
-                ctx.styxy(&home, &["allocate", "--service", &format!("burst-{i}"), "--instance", "w"])
-                    .stdout(Stdio::piped())
-                    .stderr(Stdio::null())
-                    .spawn()
-                    .map_err(|e| e.to_string())
+                ctx.styxy(
+                    &home,
+                    &[
+                        "allocate",
+                        "--service",
+                        &format!("burst-{i}"),
+                        "--instance",
+                        "w",
+                    ],
+                )
+                .stdout(Stdio::piped())
+                .stderr(Stdio::null())
+                .spawn()
+                .map_err(|e| e.to_string())
             })
             .collect::<Result<_>>()?;
         for c in children {
@@ -373,7 +422,10 @@ pub fn main(args: &[String]) -> Result<()> {
     );
     report.row(
         "… lock wait per process (audit trail)",
-        format!("p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms", wait.median, wait.p99, wait.max),
+        format!(
+            "p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+            wait.median, wait.p99, wait.max
+        ),
         "reference",
         None,
     );
@@ -387,7 +439,16 @@ pub fn main(args: &[String]) -> Result<()> {
         let (stats, rss_kb) = repeat(ctx.n(if size == 10_000 { 20 } else { 50 }), || {
             std::fs::write(&reg, &text).expect("write registry");
             k += 1;
-            ctx.styxy(&home, &["allocate", "--service", &format!("extra-{k}"), "--instance", "w"])
+            ctx.styxy(
+                &home,
+                &[
+                    "allocate",
+                    "--service",
+                    &format!("extra-{k}"),
+                    "--instance",
+                    "w",
+                ],
+            )
         })?;
         rss.push((format!("allocate in {size} types"), rss_kb));
         let target = if size == 10_000 { "≤ 50 ms" } else { "—" };
@@ -433,14 +494,22 @@ pub fn main(args: &[String]) -> Result<()> {
     let (pick, _) = repeat(ctx.n(100), || Command::new(&ctx.pick_port))?;
     report.row(
         "peer: `portpicker::pick_unused_port()` in a tiny bin (random port, not stable)",
-        format!("{} — styxy's stable `port` is {:.2}× its time", pick.ms(), port.median / pick.median),
+        format!(
+            "{} — styxy's stable `port` is {:.2}× its time",
+            pick.ms(),
+            port.median / pick.median
+        ),
         "reference",
         None,
     );
     match get_port(&ctx) {
         Ok(stats) => report.row(
             "peer: npm `get-port` under node (random port, not stable)",
-            format!("{} — styxy's `port` is {:.1}× faster", stats.ms(), stats.median / port.median),
+            format!(
+                "{} — styxy's `port` is {:.1}× faster",
+                stats.ms(),
+                stats.median / port.median
+            ),
             "reference",
             None,
         ),
@@ -479,7 +548,10 @@ fn noop_builds(ctx: &Ctx) -> Result<(Stats, Stats, usize)> {
         c
     };
     for dir in [&with, &without] {
-        let status = build(dir).stderr(Stdio::null()).status().map_err(|e| e.to_string())?;
+        let status = build(dir)
+            .stderr(Stdio::null())
+            .status()
+            .map_err(|e| e.to_string())?;
         if !status.success() {
             return Err(format!("cargo build failed in {}", dir.display()));
         }
@@ -503,7 +575,13 @@ fn get_port(ctx: &Ctx) -> Result<Stats> {
     let dir = ctx.tmp.join("get-port");
     std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
     let ok = Command::new("npm")
-        .args(["install", "--silent", "--no-audit", "--no-fund", "get-port@7"])
+        .args([
+            "install",
+            "--silent",
+            "--no-audit",
+            "--no-fund",
+            "get-port@7",
+        ])
         .current_dir(&dir)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -545,7 +623,10 @@ fn machine() -> String {
                 .and_then(|l| l.split_whitespace().nth(1))
                 .and_then(|kb| kb.parse::<f64>().ok())
         })
-        .map_or_else(|| "?".into(), |kb| format!("{:.0} GiB", kb / 1024.0 / 1024.0));
+        .map_or_else(
+            || "?".into(),
+            |kb| format!("{:.0} GiB", kb / 1024.0 / 1024.0),
+        );
     let rustc = Command::new("rustc")
         .arg("--version")
         .output()
