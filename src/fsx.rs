@@ -46,6 +46,16 @@ pub fn write_atomic(path: &Path, contents: &[u8]) -> Result<()> {
 /// see the new content from here on; the rename is durable once the returned directory is
 /// synced with [`sync_dir`] — which a lock holder can do after releasing its lock.
 pub fn replace(path: &Path, contents: &[u8]) -> Result<PathBuf> {
+    replace_with(path, contents, true)
+}
+
+/// Atomic replacement for caches: readers never see a torn file, but nothing waits for the
+/// disk (after a power loss a cache may be old or missing, and is rebuilt).
+pub fn replace_cache(path: &Path, contents: &[u8]) -> Result<()> {
+    replace_with(path, contents, false).map(drop)
+}
+
+fn replace_with(path: &Path, contents: &[u8], durable: bool) -> Result<PathBuf> {
     let target = write_target(path);
     let dir = target
         .parent()
@@ -64,7 +74,13 @@ pub fn replace(path: &Path, contents: &[u8]) -> Result<PathBuf> {
     // Content and size are what a reader needs after a crash; the file's other metadata
     // (times) is not worth a journal commit.
     tmp.write_all(contents)
-        .and_then(|()| tmp.as_file().sync_data())
+        .and_then(|()| {
+            if durable {
+                tmp.as_file().sync_data()
+            } else {
+                Ok(())
+            }
+        })
         .map_err(|e| Error::io("cannot write", tmp.path().to_path_buf(), e))?;
     tmp.persist(&target)
         .map_err(|e| Error::io("cannot replace", &target, e.error))?;

@@ -81,7 +81,7 @@ impl Snapshot {
         let path = snapshot_path(registry_dir);
         if let (Some(dir), Ok(text)) = (path.parent(), serde_json::to_vec(self)) {
             let _ = crate::fsx::create_private_dir(dir)
-                .and_then(|()| crate::fsx::replace(&path, &text));
+                .and_then(|()| crate::fsx::replace_cache(&path, &text));
         }
     }
 }

@@ -88,6 +88,6 @@ pub fn store(registry_dir: &Path, manifest: &Path, ws: &Workspace) {
     let path = file(registry_dir, manifest);
     if let (Some(dir), Ok(text)) = (path.parent(), serde_json::to_string(&entry)) {
         let _ = crate::fsx::create_private_dir(dir)
-            .and_then(|()| crate::fsx::write_atomic(&path, text.as_bytes()));
+            .and_then(|()| crate::fsx::replace_cache(&path, text.as_bytes()));
     }
 }

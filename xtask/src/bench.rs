@@ -438,7 +438,10 @@ pub fn main(args: &[String]) -> Result<()> {
         let reg = home.join("registry.toml");
         let snapshot = home.join("cache/registry.snapshot.json");
         std::fs::write(&reg, big_registry(size)).map_err(|e| e.to_string())?;
-        let warm = run(&mut ctx.styxy(&home, &["allocate", "--service", "warm-up", "--instance", "w"]))?;
+        let warm = run(&mut ctx.styxy(
+            &home,
+            &["allocate", "--service", "warm-up", "--instance", "w"],
+        ))?;
         if !warm.ok {
             return Err(format!("allocation in {size} types failed"));
         }
@@ -452,20 +455,45 @@ pub fn main(args: &[String]) -> Result<()> {
             std::fs::write(&reg, &text).expect("write registry");
             std::fs::write(&snapshot, &snap).expect("write snapshot");
             k += 1;
-            ctx.styxy(&home, &["allocate", "--service", &format!("extra-{k}"), "--instance", "w"])
+            ctx.styxy(
+                &home,
+                &[
+                    "allocate",
+                    "--service",
+                    &format!("extra-{k}"),
+                    "--instance",
+                    "w",
+                ],
+            )
         })?;
         let (edited, edited_rss) = repeat(ctx.n(10), || {
             std::fs::write(&reg, &text).expect("write registry");
             let _ = std::fs::remove_file(&snapshot);
             k += 1;
-            ctx.styxy(&home, &["allocate", "--service", &format!("extra-{k}"), "--instance", "w"])
+            ctx.styxy(
+                &home,
+                &[
+                    "allocate",
+                    "--service",
+                    &format!("extra-{k}"),
+                    "--instance",
+                    "w",
+                ],
+            )
         })?;
         rss.push((format!("allocate in {size} types"), rss_kb));
-        rss.push((format!("allocate in {size} types after a hand edit"), edited_rss));
+        rss.push((
+            format!("allocate in {size} types after a hand edit"),
+            edited_rss,
+        ));
         let target = if size == 10_000 { "≤ 50 ms" } else { "—" };
         report.row(
             &format!("one more allocation, registry of {size} types"),
-            format!("{}; right after a hand edit of the file: {}", steady.ms(), edited.ms()),
+            format!(
+                "{}; right after a hand edit of the file: {}",
+                steady.ms(),
+                edited.ms()
+            ),
             target,
             (size == 10_000).then_some(steady.median <= 50.0),
         );
