@@ -45,6 +45,11 @@ pub struct Record {
     pub pattern: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// The process holding a lease (`pid` is the process that wrote the record).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lease_pid: Option<u32>,
     pub pid: u32,
     pub user: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -135,6 +135,16 @@ pub enum Error {
     )]
     NoServices { root: PathBuf },
 
+    #[error(
+        "{service_type:?} is single-instance and already running: pid {pid} holds port {port} for {instance}; stop it, or pass --reuse to use its port"
+    )]
+    SingleInUse {
+        service_type: String,
+        pid: u32,
+        port: u16,
+        instance: String,
+    },
+
     #[error("{action} {path}: {source}")]
     Io {
         action: &'static str,

@@ -104,3 +104,30 @@ mod proc_tests {
         }
     }
 }
+
+/// A process's start time in clock ticks since boot (field 22 of `/proc/<pid>/stat`), or
+/// `None` if no such process exists. With the pid it identifies one process, even after
+/// the pid is recycled.
+pub fn process_start_time(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) is in parentheses and may hold spaces: count after it.
+    let after = &stat[stat.rfind(')')? + 1..];
+    after.split_whitespace().nth(19)?.parse().ok()
+}
+
+/// Whether the process a lease names is still running.
+pub fn lease_is_live(lease: &crate::registry::model::Lease) -> bool {
+    process_start_time(lease.pid) == Some(lease.start_time)
+}
+
+#[cfg(test)]
+mod process_tests {
+    #[test]
+    fn our_own_start_time_is_stable_and_a_missing_pid_has_none() {
+        let me = std::process::id();
+        let t = super::process_start_time(me);
+        assert!(t.is_some());
+        assert_eq!(t, super::process_start_time(me));
+        assert_eq!(super::process_start_time(u32::MAX), None);
+    }
+}

@@ -2,6 +2,7 @@
 //! lock* to the changed registry and the events that record the change. No files, no
 //! clock; whether a port is listening comes in through [`Probe`].
 
+pub mod leases;
 pub mod manage;
 pub mod place;
 pub mod slots;
@@ -109,6 +110,27 @@ pub enum Event {
     },
     RuleChanged {
         pattern: String,
+    },
+    LeaseTaken {
+        service_type: String,
+        instance: String,
+        port: u16,
+        lease_pid: u32,
+    },
+    LeaseEnded {
+        service_type: String,
+        instance: String,
+        port: u16,
+        lease_pid: u32,
+    },
+    /// `gc` dropped something; the event names what.
+    Gc {
+        service_type: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        instance: Option<String>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        port: Option<u16>,
+        reason: String,
     },
     ConfigChanged {
         key: String,

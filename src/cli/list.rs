@@ -11,7 +11,7 @@ use crate::registry::model::{InstanceBehavior, PortRange, Registry, join_ranges}
 ///
 /// With `--format json`: {"service_types": [{"name", "ranges", "instance_behavior",
 /// "auto_allocated", "origin", "preferred_ports", "description", "instances": [{"instance",
-/// "port", "workspace"}], "leases": [{"port", "pid"}]}], "settings": {"min_port",
+/// "port", "workspace"}], "leases": [{"port", "pid", "instance"}]}], "settings": {"min_port",
 /// "max_port", "chunk_size", "gap_size", "placement", "max_instances", "auto_allocate"}}.
 #[derive(Debug, Args)]
 pub struct ListArgs {
@@ -39,8 +39,8 @@ pub struct TypeView<'a> {
     pub preferred_ports: &'a [u16],
     pub description: Option<&'a str>,
     pub instances: Vec<InstanceView<'a>>,
-    /// Live leases of `cargo styxy run` (none are taken yet by this version).
-    pub leases: Vec<LeaseView>,
+    /// Live leases of `cargo styxy run` (leases of dead processes are not shown).
+    pub leases: Vec<LeaseView<'a>>,
 }
 
 #[derive(Debug, Serialize)]
@@ -51,9 +51,10 @@ pub struct InstanceView<'a> {
 }
 
 #[derive(Debug, Serialize)]
-pub struct LeaseView {
+pub struct LeaseView<'a> {
     pub port: u16,
     pub pid: u32,
+    pub instance: &'a str,
 }
 
 #[derive(Debug, Serialize)]
@@ -112,7 +113,16 @@ pub fn run(ctx: &Ctx, args: ListArgs) -> anyhow::Result<()> {
                     workspace: i.workspace.as_deref(),
                 })
                 .collect(),
-            leases: Vec::new(),
+            leases: t
+                .leases
+                .iter()
+                .filter(|l| crate::probe::lease_is_live(l))
+                .map(|l| LeaseView {
+                    port: l.port,
+                    pid: l.pid,
+                    instance: &l.instance,
+                })
+                .collect(),
         })
         .collect();
     let listing = Listing {
@@ -143,7 +153,18 @@ pub fn run(ctx: &Ctx, args: ListArgs) -> anyhow::Result<()> {
                 t.instances.len()
             )?;
             for i in &t.instances {
-                writeln!(out, "  {:>5}  {}", i.port, i.instance)?;
+                let running: Vec<String> = t
+                    .leases
+                    .iter()
+                    .filter(|l| l.instance == i.instance)
+                    .map(|l| format!("running, pid {}", l.pid))
+                    .collect();
+                let running = if running.is_empty() {
+                    String::new()
+                } else {
+                    format!("  ({})", running.join(", "))
+                };
+                writeln!(out, "  {:>5}  {}{running}", i.port, i.instance)?;
             }
         }
         let s = &listing.settings;

@@ -30,7 +30,12 @@ pub fn run(ctx: &Ctx, args: MetricsArgs) -> anyhow::Result<()> {
         space: crate::allocate::space(&reg, &crate::this_machine()),
         audit: &records,
         listening: listening.as_ref(),
-        leases_live: 0,
+        leases_live: reg
+            .types
+            .values()
+            .flat_map(|t| &t.leases)
+            .filter(|l| crate::probe::lease_is_live(l))
+            .count() as i64,
     });
     match args.output {
         Some(path) => crate::fsx::write_atomic(&path, text.as_bytes())?,

@@ -13,6 +13,7 @@ mod metrics;
 mod port;
 mod release;
 mod rule;
+mod run;
 mod types;
 mod workspace;
 
@@ -97,6 +98,7 @@ pub enum Command {
     Assign(assign::AssignArgs),
     Env(env::EnvArgs),
     Port(port::PortArgs),
+    Run(run::RunArgs),
     Allocate(allocate::AllocateArgs),
     Release(release::ReleaseArgs),
     List(list::ListArgs),
@@ -185,6 +187,9 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> ExitCode {
     match execute(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
+        Err(e) if e.downcast_ref::<run::ChildExit>().is_some() => {
+            ExitCode::from(e.downcast_ref::<run::ChildExit>().map_or(1, |c| c.0))
+        }
         Err(e) => {
             report(&e);
             ExitCode::from(EXIT_FAILURE)
@@ -212,6 +217,7 @@ fn execute(cli: Cli) -> anyhow::Result<()> {
         Command::Assign(args) => assign::run(&ctx, args, manifest),
         Command::Env(args) => env::run(&ctx, args, manifest),
         Command::Port(args) => port::run(&ctx, args, manifest),
+        Command::Run(args) => run::run(&ctx, args, manifest),
         Command::Init(args) => init::run(&ctx, args, manifest),
         Command::Audit(args) => audit::run(&ctx, args),
         Command::Metrics(args) => metrics::run(&ctx, args),

@@ -86,6 +86,21 @@ fn instance_value(i: &Instance) -> Value {
     Value::InlineTable(t)
 }
 
+fn lease_value(l: &crate::registry::model::Lease) -> Value {
+    let mut t = InlineTable::new();
+    t.insert("port", int(l.port));
+    t.insert("pid", int(l.pid));
+    t.insert(
+        "start_time",
+        int(i64::try_from(l.start_time).unwrap_or(i64::MAX)),
+    );
+    t.insert("instance", Value::from(l.instance.as_str()));
+    if let Some(since) = &l.since {
+        t.insert("since", Value::from(since.as_str()));
+    }
+    Value::InlineTable(t)
+}
+
 fn sync_settings(t: &mut dyn TableLike, old: &Settings, new: &Settings) {
     if old.min_port != new.min_port {
         set(t, "min_port", Some(int(new.min_port)));
@@ -194,6 +209,11 @@ fn update_type(
     }
     if differs(old, t, |x| &x.instances) {
         sync_instances(table, inline, old.map(|o| &o.instances), &t.instances);
+    }
+    if differs(old, t, |x| &x.leases) {
+        let v = (!t.leases.is_empty())
+            .then(|| Value::Array(t.leases.iter().map(lease_value).collect()));
+        set(table, "leases", v);
     }
 }
 

@@ -9,6 +9,7 @@ pub mod store;
 pub mod validate;
 
 pub use model::{
-    Instance, InstanceBehavior, Origin, Placement, PortRange, Registry, Rule, ServiceType, Settings,
+    Instance, InstanceBehavior, Lease, Origin, Placement, PortRange, Registry, Rule, ServiceType,
+    Settings,
 };
 pub use store::{Guard, Store};

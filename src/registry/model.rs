@@ -220,6 +220,22 @@ pub struct Instance {
     pub workspace: Option<String>,
 }
 
+/// A running process holding an instance's port (`cargo styxy run`). It is live only while a
+/// process with that pid and that start time exists.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Lease {
+    pub port: u16,
+    pub pid: u32,
+    /// The process's start time in clock ticks since boot (`/proc/<pid>/stat`), so a
+    /// recycled pid is not mistaken for the holder.
+    pub start_time: u64,
+    pub instance: String,
+    /// When the lease was taken, RFC 3339.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub since: Option<String>,
+}
+
 /// A named category of services with its port ranges (spec §2).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -242,6 +258,9 @@ pub struct ServiceType {
     /// Instance id → its port.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub instances: BTreeMap<String, Instance>,
+    /// Processes running with an instance's port.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub leases: Vec<Lease>,
 }
 
 impl ServiceType {
@@ -256,6 +275,7 @@ impl ServiceType {
             requested_by: None,
             max_instances: None,
             instances: BTreeMap::new(),
+            leases: Vec::new(),
         }
     }
 

@@ -361,7 +361,13 @@ impl Guard<'_> {
         let store = self.store;
         let changed = self.registry != self.original;
         let mut synced_later = None;
+        let mut dropped = Vec::new();
         if changed {
+            // Leases of dead processes are ignored everywhere and dropped by the next write.
+            dropped = crate::allocate::leases::drop_dead(
+                &mut self.registry,
+                &crate::probe::lease_is_live,
+            );
             validate::registry(&self.registry).map_err(|problem| Error::InvalidRegistry {
                 file: store.file(),
                 problem: format!("refusing to write an invalid registry: {problem}"),
@@ -411,7 +417,8 @@ impl Guard<'_> {
         for root in roots {
             store.write_port_file(&self.registry, &root)?;
         }
-        let records = audit::records(events, self.lock_wait, self.held());
+        let all_events: Vec<Event> = events.iter().cloned().chain(dropped).collect();
+        let records = audit::records(&all_events, self.lock_wait, self.held());
         audit::append(&store.dir, &self.registry.settings, &records)?;
         drop(self.lock);
         // Every process sees the new registry since the rename; making the rename durable

@@ -199,6 +199,14 @@ pub fn registry(reg: &Registry) -> std::result::Result<(), String> {
             }
         }
     }
+    for (n, t) in &reg.types {
+        if let Some(l) = t.leases.iter().find(|l| !t.contains(l.port)) {
+            return Err(format!(
+                "a lease of {n:?} (pid {}) holds port {}, outside the type's ranges",
+                l.pid, l.port
+            ));
+        }
+    }
     let all = reg.all_ranges();
     for pair in all.windows(2) {
         let ((a, an), (b, bn)) = (pair[0], pair[1]);

@@ -1,0 +1,137 @@
+//! Leases: which running process holds which instance port, and the one-live-holder rule of
+//! `single` service types. Whether a lease's process is alive comes in as a function.
+
+use crate::allocate::{Event, Outcome};
+use crate::error::{Error, Result};
+use crate::registry::model::{InstanceBehavior, Lease, Registry};
+
+/// Drops the leases whose process is gone, from every type.
+pub fn drop_dead(reg: &mut Registry, live: &dyn Fn(&Lease) -> bool) -> Vec<Event> {
+    let mut events = Vec::new();
+    for (name, t) in &mut reg.types {
+        t.leases.retain(|l| {
+            let keep = live(l);
+            if !keep {
+                events.push(Event::LeaseEnded {
+                    service_type: name.clone(),
+                    instance: l.instance.clone(),
+                    port: l.port,
+                    lease_pid: l.pid,
+                });
+            }
+            keep
+        });
+    }
+    events
+}
+
+/// Records that process `lease.pid` runs with `lease.port` of `service_type`. A `single`
+/// type refuses a second live holder (another process), naming the holder.
+pub fn take(
+    reg: &mut Registry,
+    service_type: &str,
+    lease: Lease,
+    live: &dyn Fn(&Lease) -> bool,
+) -> Result<Outcome<()>> {
+    let mut events = drop_dead(reg, live);
+    let Some(t) = reg.types.get_mut(service_type) else {
+        return Err(Error::UnknownType {
+            name: service_type.to_owned(),
+            hint: "assign the workspace first with `cargo styxy assign`".into(),
+        });
+    };
+    if t.instance_behavior == InstanceBehavior::Single
+        && let Some(holder) = t.leases.iter().find(|l| l.pid != lease.pid)
+    {
+        return Err(Error::SingleInUse {
+            service_type: service_type.to_owned(),
+            pid: holder.pid,
+            port: holder.port,
+            instance: holder.instance.clone(),
+        });
+    }
+    events.push(Event::LeaseTaken {
+        service_type: service_type.to_owned(),
+        instance: lease.instance.clone(),
+        port: lease.port,
+        lease_pid: lease.pid,
+    });
+    t.leases.retain(|l| l.pid != lease.pid);
+    t.leases.push(lease);
+    Ok(Outcome {
+        value: (),
+        events,
+        warnings: Vec::new(),
+    })
+}
+
+/// Ends the leases of process `pid` in `service_type`.
+pub fn end(reg: &mut Registry, service_type: &str, pid: u32) -> Vec<Event> {
+    let Some(t) = reg.types.get_mut(service_type) else {
+        return Vec::new();
+    };
+    let mut events = Vec::new();
+    t.leases.retain(|l| {
+        let ours = l.pid == pid;
+        if ours {
+            events.push(Event::LeaseEnded {
+                service_type: service_type.to_owned(),
+                instance: l.instance.clone(),
+                port: l.port,
+                lease_pid: l.pid,
+            });
+        }
+        !ours
+    });
+    events
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::registry::model::{Origin, PortRange, ServiceType};
+
+    fn lease(pid: u32) -> Lease {
+        Lease {
+            port: 100,
+            pid,
+            start_time: 7,
+            instance: format!("/ws{pid}"),
+            since: None,
+        }
+    }
+
+    fn reg(behavior: InstanceBehavior) -> Registry {
+        let mut t = ServiceType::new(vec![PortRange::new(100, 109)], Origin::User);
+        t.instance_behavior = behavior;
+        let mut reg = Registry::default();
+        reg.types.insert("s".into(), t);
+        reg
+    }
+
+    #[test]
+    fn single_refuses_a_second_live_holder_but_not_a_dead_one() {
+        let mut r = reg(InstanceBehavior::Single);
+        take(&mut r, "s", lease(1), &|_| true).unwrap();
+        let err = take(&mut r, "s", lease(2), &|_| true)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("pid 1") && err.contains("port 100"), "{err}");
+        let out = take(&mut r, "s", lease(2), &|l| l.pid != 1).unwrap();
+        assert!(matches!(
+            out.events[0],
+            Event::LeaseEnded { lease_pid: 1, .. }
+        ));
+        assert_eq!(r.types["s"].leases.len(), 1);
+        assert_eq!(end(&mut r, "s", 2).len(), 1);
+        assert!(r.types["s"].leases.is_empty());
+    }
+
+    #[test]
+    fn multi_takes_many() {
+        let mut r = reg(InstanceBehavior::Multi);
+        take(&mut r, "s", lease(1), &|_| true).unwrap();
+        take(&mut r, "s", lease(2), &|_| true).unwrap();
+        assert_eq!(r.types["s"].leases.len(), 2);
+    }
+}
