@@ -26,6 +26,7 @@ fn registry(n: u32) -> Registry {
             Instance {
                 port: start,
                 workspace: Some("/ws".into()),
+                service: None,
             },
         );
         reg.types.insert(format!("type-{i}"), t);

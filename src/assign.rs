@@ -40,7 +40,8 @@ pub fn assign(
                 ),
             });
         }
-        let requested_by = format!("{root} {}", s.label());
+        let label = s.label();
+        let requested_by = format!("{root} {label}");
         let request = Request {
             service_type: &s.service_type,
             instance: &s.instance,
@@ -48,6 +49,7 @@ pub fn assign(
             port: s.pinned_port,
             requested_by: Some(&requested_by),
             instance_behavior: s.instance_behavior,
+            service: Some(&label),
         };
         let outcome = match allocate::allocate(&mut guard.registry, machine, &request) {
             Ok(outcome) => outcome,

@@ -74,12 +74,89 @@ pub fn listening_ports() -> Option<std::collections::BTreeSet<u16>> {
 
 /// The local ports of the LISTEN (`0A`) rows of a `/proc/net/tcp{,6}` table.
 pub fn parse_proc_net_tcp(text: &str) -> impl Iterator<Item = u16> + '_ {
+    parse_listen_rows(text).map(|(port, _)| port)
+}
+
+/// (port, socket inode) of the LISTEN rows of a `/proc/net/tcp{,6}` table.
+fn parse_listen_rows(text: &str) -> impl Iterator<Item = (u16, u64)> + '_ {
     text.lines().skip(1).filter_map(|line| {
-        let mut fields = line.split_whitespace();
-        let local = fields.nth(1)?;
-        let state = fields.nth(1)?;
-        let port = local.rsplit(':').next()?;
-        (state == "0A").then(|| u16::from_str_radix(port, 16).ok())?
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        let (local, state, inode) = (fields.get(1)?, fields.get(3)?, fields.get(9)?);
+        let port = u16::from_str_radix(local.rsplit(':').next()?, 16).ok()?;
+        (*state == "0A").then_some((port, inode.parse().ok()?))
+    })
+}
+
+/// A process listening on a port, as far as the OS tells (`/proc` on Linux; only our
+/// own user's processes are visible unless we are root).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Listener {
+    pub pid: u32,
+    pub command: String,
+}
+
+/// Who listens on `port`: the pids and commands owning its listening sockets.
+pub fn listeners_of(port: u16) -> Vec<Listener> {
+    let inodes: std::collections::BTreeSet<u64> = ["/proc/net/tcp", "/proc/net/tcp6"]
+        .iter()
+        .filter_map(|t| std::fs::read_to_string(t).ok())
+        .flat_map(|text| parse_listen_rows(&text).collect::<Vec<_>>())
+        .filter(|(p, _)| *p == port)
+        .map(|(_, inode)| inode)
+        .collect();
+    if inodes.is_empty() {
+        return Vec::new();
+    }
+    let mut out = Vec::new();
+    let Ok(procs) = std::fs::read_dir("/proc") else {
+        return out;
+    };
+    for proc_dir in procs.flatten() {
+        let Some(pid) = proc_dir
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let Ok(fds) = std::fs::read_dir(proc_dir.path().join("fd")) else {
+            continue;
+        };
+        let owns = fds.flatten().any(|fd| {
+            std::fs::read_link(fd.path()).ok().is_some_and(|target| {
+                let t = target.to_string_lossy();
+                t.strip_prefix("socket:[")
+                    .and_then(|r| r.strip_suffix(']'))
+                    .and_then(|n| n.parse::<u64>().ok())
+                    .is_some_and(|n| inodes.contains(&n))
+            })
+        });
+        if owns {
+            let command = std::fs::read(proc_dir.path().join("cmdline"))
+                .map(|c| {
+                    c.split(|b| *b == 0)
+                        .filter(|a| !a.is_empty())
+                        .map(|a| String::from_utf8_lossy(a).into_owned())
+                        .collect::<Vec<_>>()
+                        .join(" ")
+                })
+                .unwrap_or_default();
+            out.push(Listener { pid, command });
+        }
+    }
+    out
+}
+
+/// The pid holding an exclusive flock on the file with inode `ino`, from `/proc/locks`.
+pub fn flock_holder(ino: u64) -> Option<u32> {
+    let text = std::fs::read_to_string("/proc/locks").ok()?;
+    text.lines().find_map(|line| {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        // "1: FLOCK  ADVISORY  WRITE 1234 08:01:5678 0 EOF"
+        let kind = f.iter().position(|x| *x == "FLOCK")?;
+        let pid = f.get(kind + 3)?.parse().ok()?;
+        let file_ino: u64 = f.get(kind + 4)?.rsplit(':').next()?.parse().ok()?;
+        (file_ino == ino).then_some(pid)
     })
 }
 
@@ -90,17 +167,19 @@ mod proc_tests {
     #[test]
     fn parses_listen_rows_only() {
         let text = "  sl  local_address rem_address   st tx_queue rx_queue\n\
-            0: 0100007F:1F90 00000000:0000 0A 00000000:00000000 00:00000000 00000000\n\
-            1: 0100007F:A2C4 0100007F:1F90 01 00000000:00000000 00:00000000 00000000\n";
+            0: 0100007F:1F90 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 4242 1 0000000000000000 100 0 0 10 0\n\
+            1: 0100007F:A2C4 0100007F:1F90 01 00000000:00000000 00:00000000 00000000     0        0 4343 1 0000000000000000 20 4 30 10 -1\n";
         assert_eq!(parse_proc_net_tcp(text).collect::<Vec<_>>(), vec![8080]);
     }
 
     #[test]
-    fn sees_our_own_listener() {
+    fn sees_our_own_listener_and_names_us() {
         let l = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = l.local_addr().unwrap().port();
         if let Some(ports) = listening_ports() {
             assert!(ports.contains(&port));
+            let who = listeners_of(port);
+            assert!(who.iter().any(|w| w.pid == std::process::id()), "{who:?}");
         }
     }
 }

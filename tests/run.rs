@@ -55,15 +55,33 @@ fn home_from(start: u16) -> Home {
     home
 }
 
-fn start_run(home: &Home, ws: &Path) -> Child {
-    home.cmd(&["run"])
-        .current_dir(ws)
-        .env("CARGO_TARGET_DIR", target_dir())
-        .env("PORT", "1")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap()
+/// A running `cargo styxy run`, whose bin is killed when this is dropped, even when a test
+/// fails halfway: no server outlives its test.
+struct Running(Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Some(group) = children_of(self.0.id()).first() {
+            let _ = Command::new("kill")
+                .args(["-KILL", "--", &format!("-{group}")])
+                .status();
+        }
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn start_run(home: &Home, ws: &Path) -> Running {
+    Running(
+        home.cmd(&["run"])
+            .current_dir(ws)
+            .env("CARGO_TARGET_DIR", target_dir())
+            .env("PORT", "1")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    )
 }
 
 /// Waits (up to a deadline, for cargo to build) until the server answers on `port`.
@@ -93,10 +111,13 @@ fn stderr_of(child: &mut Child) -> String {
     s
 }
 
-/// The child of `pid` (run's `cargo`, which leads its own process group).
-fn child_of(pid: u32) -> u32 {
-    let children = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).unwrap();
-    children.split_whitespace().next().unwrap().parse().unwrap()
+/// The children of `pid` (run's `cargo`, which leads its own process group).
+fn children_of(pid: u32) -> Vec<u32> {
+    std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
+        .unwrap_or_default()
+        .split_whitespace()
+        .filter_map(|p| p.parse().ok())
+        .collect()
 }
 
 #[test]
@@ -116,7 +137,7 @@ fn run_serves_on_its_port_with_a_lease_and_one_holder() {
     assert_eq!(held.len(), 1, "{held:?}");
     assert_eq!(
         (held[0]["pid"].as_u64(), held[0]["port"].as_u64()),
-        (Some(u64::from(first.id())), Some(u64::from(port)))
+        (Some(u64::from(first.0.id())), Some(u64::from(port)))
     );
 
     // A second run of the single-instance service, from another checkout, is refused.
@@ -129,7 +150,7 @@ fn run_serves_on_its_port_with_a_lease_and_one_holder() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(
-        err.contains(&format!("pid {}", first.id())) && err.contains(&format!("port {port}")),
+        err.contains(&format!("pid {}", first.0.id())) && err.contains(&format!("port {port}")),
         "{err}"
     );
     // --reuse prints the holder's port instead.
@@ -146,12 +167,12 @@ fn run_serves_on_its_port_with_a_lease_and_one_holder() {
 
     // SIGTERM to run ends the bin and the lease; run passes the signal's status on.
     rustix::process::kill_process(
-        rustix::process::Pid::from_raw(first.id() as i32).unwrap(),
+        rustix::process::Pid::from_raw(first.0.id() as i32).unwrap(),
         rustix::process::Signal::TERM,
     )
     .unwrap();
-    let status = first.wait().unwrap();
-    let err = stderr_of(&mut first);
+    let status = first.0.wait().unwrap();
+    let err = stderr_of(&mut first.0);
     assert_eq!(status.code(), Some(128 + 15), "{err}");
     assert!(
         err.contains("PORT=1 from the environment is replaced by"),
@@ -191,14 +212,14 @@ fn a_killed_run_leaves_no_live_lease() {
     let mut run = start_run(&home, a.path());
     greeting(port);
     assert_eq!(leases(&home).len(), 1);
-    let group = child_of(run.id());
+    let group = children_of(run.0.id())[0];
     let kill = Command::new("kill")
         .args(["-KILL", "--", &format!("-{group}")])
         .status()
         .unwrap();
     assert!(kill.success());
-    run.kill().unwrap();
-    run.wait().unwrap();
+    run.0.kill().unwrap();
+    run.0.wait().unwrap();
     assert!(
         leases(&home).is_empty(),
         "a dead process's lease shows as live"
@@ -208,14 +229,9 @@ fn a_killed_run_leaves_no_live_lease() {
     home.ok(&["allocate", "--service", "unrelated", "--instance", "x"]);
     assert!(!home.read().contains("leases ="), "{}", home.read());
     // And the single-instance service can run again at once.
-    let mut again = start_run(&home, a.path());
+    let again = start_run(&home, a.path());
     assert_eq!(greeting(port), format!("hello from {port}\n"));
-    let group = child_of(again.id());
-    let _ = Command::new("kill")
-        .args(["-KILL", "--", &format!("-{group}")])
-        .status();
-    again.kill().unwrap();
-    again.wait().unwrap();
+    drop(again);
 }
 
 #[test]

@@ -151,6 +151,8 @@ pub struct Request<'a> {
     pub requested_by: Option<&'a str>,
     /// Instance behaviour of a type this request creates (a rule may also set it).
     pub instance_behavior: Option<InstanceBehavior>,
+    /// The workspace service (`package/bin`) the instance is for, if any.
+    pub service: Option<&'a str>,
 }
 
 /// What an allocation gave. Its JSON is the `allocate` output (spec §5).
@@ -403,6 +405,7 @@ pub fn allocate(
         Instance {
             port,
             workspace: req.workspace.map(str::to_owned),
+            service: req.service.map(str::to_owned),
         },
     );
     events.push(Event::InstanceAssigned {

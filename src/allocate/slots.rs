@@ -36,6 +36,7 @@ mod tests {
                 Instance {
                     port: *p,
                     workspace: None,
+                    service: None,
                 },
             );
         }

@@ -48,6 +48,7 @@ pub fn run(ctx: &Ctx, args: AllocateArgs) -> anyhow::Result<()> {
         port: args.port,
         requested_by: None,
         instance_behavior: args.single.then_some(InstanceBehavior::Single),
+        service: None,
     };
     let outcome = match allocate::allocate(&mut guard.registry, &machine, &request) {
         Ok(outcome) => outcome,

@@ -83,6 +83,9 @@ fn instance_value(i: &Instance) -> Value {
     if let Some(w) = &i.workspace {
         t.insert("workspace", Value::from(w.as_str()));
     }
+    if let Some(s) = &i.service {
+        t.insert("service", Value::from(s.as_str()));
+    }
     Value::InlineTable(t)
 }
 

@@ -320,6 +320,7 @@ mod tests {
             Instance {
                 port: 20001,
                 workspace: Some("/w".into()),
+                service: None,
             },
         );
         new.types.remove("b");
@@ -329,6 +330,7 @@ mod tests {
             Instance {
                 port: 22000,
                 workspace: None,
+                service: None,
             },
         );
         new.types.insert("c".into(), c);
@@ -391,7 +393,7 @@ mod tests {
                     Op::AddInstance(t, i) => {
                         if let Some(ty) = new.types.get_mut(&format!("t{t}")) {
                             let port = ty.ranges[0].start + u16::from(i);
-                            ty.instances.insert(format!("/w{i}"), Instance { port, workspace: Some(format!("/w{i}")) });
+                            ty.instances.insert(format!("/w{i}"), Instance { port, workspace: Some(format!("/w{i}")), service: Some(format!("p/b{i}")) });
                         }
                     }
                     Op::RemoveInstance(t, i) => {

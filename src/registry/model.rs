@@ -218,6 +218,10 @@ pub struct Instance {
     /// The checkout (canonical workspace root or directory) the instance belongs to.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub workspace: Option<String>,
+    /// For a service of a cargo workspace (`assign`): its `package/bin` label, so `gc` can
+    /// tell when the checkout no longer has it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service: Option<String>,
 }
 
 /// A running process holding an instance's port (`cargo styxy run`). It is live only while a
