@@ -97,17 +97,28 @@ pub struct Listener {
 
 /// Who listens on `port`: the pids and commands owning its listening sockets.
 pub fn listeners_of(port: u16) -> Vec<Listener> {
-    let inodes: std::collections::BTreeSet<u64> = ["/proc/net/tcp", "/proc/net/tcp6"]
+    listeners_by_port(|p| p == port)
+        .remove(&port)
+        .unwrap_or_default()
+}
+
+/// The processes behind every listening port that `want` selects, in one pass over `/proc`
+/// (socket inodes in `/proc/net/tcp{,6}` matched to the links in `/proc/*/fd`).
+pub fn listeners_by_port(
+    want: impl Fn(u16) -> bool,
+) -> std::collections::BTreeMap<u16, Vec<Listener>> {
+    use std::collections::{BTreeMap, HashMap};
+    let by_inode: HashMap<u64, u16> = ["/proc/net/tcp", "/proc/net/tcp6"]
         .iter()
         .filter_map(|t| std::fs::read_to_string(t).ok())
         .flat_map(|text| parse_listen_rows(&text).collect::<Vec<_>>())
-        .filter(|(p, _)| *p == port)
-        .map(|(_, inode)| inode)
+        .filter(|(p, _)| want(*p))
+        .map(|(port, inode)| (inode, port))
         .collect();
-    if inodes.is_empty() {
-        return Vec::new();
+    let mut out: BTreeMap<u16, Vec<Listener>> = BTreeMap::new();
+    if by_inode.is_empty() {
+        return out;
     }
-    let mut out = Vec::new();
     let Ok(procs) = std::fs::read_dir("/proc") else {
         return out;
     };
@@ -122,29 +133,56 @@ pub fn listeners_of(port: u16) -> Vec<Listener> {
         let Ok(fds) = std::fs::read_dir(proc_dir.path().join("fd")) else {
             continue;
         };
-        let owns = fds.flatten().any(|fd| {
-            std::fs::read_link(fd.path()).ok().is_some_and(|target| {
+        let mut ports: Vec<u16> = fds
+            .flatten()
+            .filter_map(|fd| {
+                let target = std::fs::read_link(fd.path()).ok()?;
                 let t = target.to_string_lossy();
-                t.strip_prefix("socket:[")
-                    .and_then(|r| r.strip_suffix(']'))
-                    .and_then(|n| n.parse::<u64>().ok())
-                    .is_some_and(|n| inodes.contains(&n))
+                let inode: u64 = t
+                    .strip_prefix("socket:[")?
+                    .strip_suffix(']')?
+                    .parse()
+                    .ok()?;
+                by_inode.get(&inode).copied()
             })
-        });
-        if owns {
-            let command = std::fs::read(proc_dir.path().join("cmdline"))
-                .map(|c| {
-                    c.split(|b| *b == 0)
-                        .filter(|a| !a.is_empty())
-                        .map(|a| String::from_utf8_lossy(a).into_owned())
-                        .collect::<Vec<_>>()
-                        .join(" ")
-                })
-                .unwrap_or_default();
-            out.push(Listener { pid, command });
+            .collect();
+        ports.sort_unstable();
+        ports.dedup();
+        if ports.is_empty() {
+            continue;
+        }
+        let command = command_line(pid);
+        for port in ports {
+            out.entry(port).or_default().push(Listener {
+                pid,
+                command: command.clone(),
+            });
         }
     }
     out
+}
+
+/// A process's command line on one line: arguments joined by spaces, control characters
+/// as spaces, at most 120 characters.
+pub fn command_line(pid: u32) -> String {
+    let raw = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+    let joined: String = raw
+        .split(|b| *b == 0)
+        .filter(|a| !a.is_empty())
+        .map(|a| String::from_utf8_lossy(a).into_owned())
+        .collect::<Vec<_>>()
+        .join(" ");
+    let clean: String = joined
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect::<String>()
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
+    match clean.char_indices().nth(120) {
+        Some((i, _)) => format!("{}…", &clean[..i]),
+        None => clean,
+    }
 }
 
 /// The pid holding an exclusive flock on the file with inode `ino`, from `/proc/locks`.

@@ -2,6 +2,7 @@
 //! lock* to the changed registry and the events that record the change. No files, no
 //! clock; whether a port is listening comes in through [`Probe`].
 
+pub mod gc;
 pub mod leases;
 pub mod manage;
 pub mod place;

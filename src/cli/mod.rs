@@ -4,9 +4,12 @@
 mod allocate;
 mod assign;
 mod audit;
+mod check;
 mod completions;
 mod config;
+mod doctor;
 mod env;
+mod gc;
 mod init;
 mod list;
 mod metrics;
@@ -14,6 +17,7 @@ mod port;
 mod release;
 mod rule;
 mod run;
+mod scan;
 mod types;
 mod workspace;
 
@@ -102,6 +106,10 @@ pub enum Command {
     Allocate(allocate::AllocateArgs),
     Release(release::ReleaseArgs),
     List(list::ListArgs),
+    Check(check::CheckArgs),
+    Scan(scan::ScanArgs),
+    Gc(gc::GcArgs),
+    Doctor(doctor::DoctorArgs),
     #[command(subcommand)]
     Type(types::TypeCommand),
     #[command(subcommand)]
@@ -218,6 +226,10 @@ fn execute(cli: Cli) -> anyhow::Result<()> {
         Command::Env(args) => env::run(&ctx, args, manifest),
         Command::Port(args) => port::run(&ctx, args, manifest),
         Command::Run(args) => run::run(&ctx, args, manifest),
+        Command::Check(args) => check::run(&ctx, args),
+        Command::Scan(args) => scan::run(&ctx, args),
+        Command::Gc(args) => gc::run(&ctx, args),
+        Command::Doctor(args) => doctor::run(&ctx, args),
         Command::Init(args) => init::run(&ctx, args, manifest),
         Command::Audit(args) => audit::run(&ctx, args),
         Command::Metrics(args) => metrics::run(&ctx, args),

@@ -1,0 +1,124 @@
+//! `check PORT`: who holds a port in the registry, and who listens on it now.
+
+use clap::Args;
+use serde::Serialize;
+
+use crate::cli::{Ctx, port_arg};
+use crate::probe::Listener;
+use crate::registry::PortRange;
+
+/// Who holds a port in the registry, and whether something listens on it now
+///
+/// With `--format json`: {"port", "service_type", "ranges", "instances": [{"instance",
+/// "workspace"}], "leases": [{"pid", "instance", "live"}], "listening", "listeners":
+/// [{"pid", "command"}], "foreign"}; `foreign` is true when something listens on a port of
+/// our ranges that no instance holds.
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    #[arg(value_parser = port_arg)]
+    pub port: u16,
+}
+
+#[derive(Debug, Serialize)]
+struct Holder {
+    instance: String,
+    workspace: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+struct LeaseView {
+    pid: u32,
+    instance: String,
+    live: bool,
+}
+
+#[derive(Debug, Serialize)]
+struct Check {
+    port: u16,
+    service_type: Option<String>,
+    ranges: Vec<PortRange>,
+    instances: Vec<Holder>,
+    leases: Vec<LeaseView>,
+    listening: bool,
+    listeners: Vec<Listener>,
+    foreign: bool,
+}
+
+pub fn run(ctx: &Ctx, args: CheckArgs) -> anyhow::Result<()> {
+    let reg = ctx.store.read()?;
+    let port = args.port;
+    let owner = reg.owner_of(port);
+    let instances: Vec<Holder> = owner
+        .map(|(_, t)| {
+            t.instances
+                .iter()
+                .filter(|(_, i)| i.port == port)
+                .map(|(id, i)| Holder {
+                    instance: id.clone(),
+                    workspace: i.workspace.clone(),
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let leases: Vec<LeaseView> = owner
+        .map(|(_, t)| {
+            t.leases
+                .iter()
+                .filter(|l| l.port == port)
+                .map(|l| LeaseView {
+                    pid: l.pid,
+                    instance: l.instance.clone(),
+                    live: crate::probe::lease_is_live(l),
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let listening = crate::probe::is_listening(port);
+    let listeners = if listening {
+        crate::probe::listeners_of(port)
+    } else {
+        Vec::new()
+    };
+    let view = Check {
+        port,
+        service_type: owner.map(|(n, _)| n.to_owned()),
+        ranges: owner.map(|(_, t)| t.ranges.clone()).unwrap_or_default(),
+        foreign: listening && owner.is_some() && instances.is_empty(),
+        instances,
+        leases,
+        listening,
+        listeners,
+    };
+    ctx.emit(&view, |out| {
+        match &view.service_type {
+            None => writeln!(out, "port {port}: in no service type's range")?,
+            Some(t) => writeln!(
+                out,
+                "port {port}: in the range of {t:?} ({})",
+                crate::registry::model::join_ranges(&view.ranges)
+            )?,
+        }
+        for h in &view.instances {
+            writeln!(out, "  held by instance {}", h.instance)?;
+        }
+        for l in &view.leases {
+            let state = if l.live { "running" } else { "stale" };
+            writeln!(out, "  lease: pid {} ({state}) for {}", l.pid, l.instance)?;
+        }
+        if !view.listening {
+            writeln!(out, "  nothing listens on it now")?;
+        } else if view.listeners.is_empty() {
+            writeln!(
+                out,
+                "  something listens on it now (the OS does not say who)"
+            )?;
+        }
+        for l in &view.listeners {
+            writeln!(out, "  listening now: pid {} ({})", l.pid, l.command)?;
+        }
+        if view.foreign {
+            writeln!(out, "  foreign: no instance holds this port of our range")?;
+        }
+        Ok(())
+    })
+}

@@ -1,0 +1,195 @@
+//! `doctor`: the registry's health, each finding with the command that fixes it.
+
+use clap::Args;
+use serde::Serialize;
+
+use crate::cli::Ctx;
+use crate::registry::Origin;
+
+/// Check the registry's health; each finding comes with its fix
+///
+/// Checks that the registry parses and validates, gaps between auto-allocated ranges,
+/// ranges inside the OS ephemeral span, foreign listeners inside our (non-built-in) ranges,
+/// stale leases, orphaned temp files, and who holds the lock. Exits 0 only when there is
+/// no finding. With `--format json`: {"healthy", "findings": [{"check", "message", "fix"}]}.
+#[derive(Debug, Args)]
+pub struct DoctorArgs {}
+
+#[derive(Debug, Serialize)]
+struct Finding {
+    check: &'static str,
+    message: String,
+    fix: String,
+}
+
+#[derive(Debug, Serialize)]
+struct Report {
+    healthy: bool,
+    findings: Vec<Finding>,
+}
+
+fn findings(ctx: &Ctx) -> Vec<Finding> {
+    let mut out = Vec::new();
+    let reg = match ctx.store.read() {
+        Ok(reg) => reg,
+        Err(e) => {
+            out.push(Finding {
+                check: "registry",
+                message: e.to_string(),
+                fix: "fix the file by hand, or `cargo styxy config restore`".into(),
+            });
+            return out;
+        }
+    };
+    let machine = crate::this_machine();
+    let gap = i64::from(reg.settings.gap_size);
+    let all = reg.all_ranges();
+    for pair in all.windows(2) {
+        let ((a, an), (b, bn)) = (pair[0], pair[1]);
+        let auto = |n: &str| reg.types[n].origin == Origin::Auto;
+        let free = i64::from(b.start) - i64::from(a.end) - 1;
+        if (auto(an) || auto(bn)) && free < gap {
+            let which = if auto(bn) { bn } else { an };
+            out.push(Finding {
+                check: "gaps",
+                message: format!(
+                    "{a} of {an:?} and {b} of {bn:?} are {free} ports apart, less than gap_size {gap}"
+                ),
+                fix: format!(
+                    "move {which:?}: `cargo styxy release --service {which}`, then assign it again"
+                ),
+            });
+        }
+    }
+    if let Some(eph) = machine.ephemeral {
+        for (r, name) in &all {
+            if r.overlaps(&eph) {
+                out.push(Finding {
+                    check: "ephemeral",
+                    message: format!(
+                        "{r} of {name:?} lies in the OS ephemeral range {eph}, where the kernel picks ports for outgoing connections"
+                    ),
+                    fix: format!("`cargo styxy type set {name} --range A-B` with B below {}", eph.start),
+                });
+            }
+        }
+    }
+    if let Some(listening) = crate::probe::listening_ports() {
+        let ours: Vec<(u16, String)> = crate::metrics::foreign_listeners(&reg, &listening)
+            .into_iter()
+            .filter(|(_, n)| reg.types[n].origin != Origin::Builtin)
+            .collect();
+        let who = crate::probe::listeners_by_port(|p| ours.iter().any(|(q, _)| *q == p));
+        for (port, name) in ours {
+            let procs: Vec<String> = who
+                .get(&port)
+                .map(|ls| {
+                    ls.iter()
+                        .map(|l| format!("pid {} ({})", l.pid, l.command))
+                        .collect()
+                })
+                .unwrap_or_default();
+            let by = if procs.is_empty() {
+                "a process the OS does not name".to_owned()
+            } else {
+                procs.join(", ")
+            };
+            out.push(Finding {
+                check: "foreign-listeners",
+                message: format!("port {port} of {name:?} is taken by {by}, which no instance of the registry is"),
+                fix: format!(
+                    "stop it, or move {name:?} elsewhere with `cargo styxy type set {name} --range A-B`"
+                ),
+            });
+        }
+    }
+    for (name, t) in &reg.types {
+        for l in t.leases.iter().filter(|l| !crate::probe::lease_is_live(l)) {
+            out.push(Finding {
+                check: "leases",
+                message: format!(
+                    "the lease of pid {} on port {} of {name:?} outlived its process",
+                    l.pid, l.port
+                ),
+                fix: "`cargo styxy gc`".into(),
+            });
+        }
+    }
+    let temps: Vec<String> = std::fs::read_dir(ctx.store.dir())
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| n.starts_with(".registry.toml.") && n.ends_with(".tmp"))
+                .collect()
+        })
+        .unwrap_or_default();
+    if !temps.is_empty() {
+        out.push(Finding {
+            check: "temp-files",
+            message: format!(
+                "{} temp file(s) of killed writers in {}: {}",
+                temps.len(),
+                ctx.store.dir().display(),
+                temps.join(", ")
+            ),
+            fix: "`cargo styxy gc` (every registry write sweeps them)".into(),
+        });
+    }
+    let lock_path = ctx.store.lock_file();
+    if let Ok(file) = std::fs::File::open(&lock_path)
+        && let Err(std::fs::TryLockError::WouldBlock) = file.try_lock()
+    {
+        let holder = file
+            .metadata()
+            .ok()
+            .and_then(|m| crate::probe::flock_holder(std::os::unix::fs::MetadataExt::ino(&m)));
+        let who = match holder {
+            Some(pid) => {
+                let alive = crate::probe::process_start_time(pid).is_some();
+                if alive {
+                    format!("pid {pid} ({})", crate::probe::command_line(pid))
+                } else {
+                    format!("pid {pid}, which is gone")
+                }
+            }
+            None => "a process the OS does not name".into(),
+        };
+        out.push(Finding {
+            check: "lock",
+            message: format!("the registry lock {} is held by {who}", lock_path.display()),
+            fix: match holder {
+                Some(pid) => format!("wait for it to finish, or stop pid {pid}"),
+                None => "wait for it to finish".into(),
+            },
+        });
+    }
+    out
+}
+
+pub fn run(ctx: &Ctx, _args: DoctorArgs) -> anyhow::Result<()> {
+    let findings = findings(ctx);
+    let report = Report {
+        healthy: findings.is_empty(),
+        findings,
+    };
+    ctx.emit(&report, |out| {
+        if report.healthy {
+            writeln!(
+                out,
+                "the registry {} is healthy",
+                ctx.store.file().display()
+            )?;
+        }
+        for f in &report.findings {
+            writeln!(out, "{}: {}\n  fix: {}", f.check, f.message, f.fix)?;
+        }
+        Ok(())
+    })?;
+    if !report.healthy {
+        anyhow::bail!(
+            "{} problem(s) found; each is listed above with its fix",
+            report.findings.len()
+        );
+    }
+    Ok(())
+}
