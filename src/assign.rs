@@ -50,6 +50,7 @@ pub fn assign(
             requested_by: Some(&requested_by),
             instance_behavior: s.instance_behavior,
             service: Some(&label),
+            zone: s.zone.as_deref(),
         };
         let outcome = match allocate::allocate(&mut guard.registry, machine, &request) {
             Ok(outcome) => outcome,

@@ -72,6 +72,24 @@ pub enum Error {
     },
 
     #[error(
+        "zone {zone:?} ({lo}-{hi}) is full: no room for {chunk} more ports for {name:?} with gap_size {gap}; release types in it (`cargo styxy release`), or widen it in [strategies.{strategy}.zones]"
+    )]
+    ZoneFull {
+        zone: String,
+        strategy: String,
+        name: String,
+        chunk: u16,
+        lo: u16,
+        hi: u16,
+        gap: u16,
+    },
+
+    #[error(
+        "no zone {zone:?}; define it under [strategies.NAME.zones] in the registry (`cargo styxy config path`)"
+    )]
+    UnknownZone { zone: String },
+
+    #[error(
         "{file}:{line}:{column}: {message}; fix the file by hand{}",
         restore_hint(backup.as_ref())
     )]

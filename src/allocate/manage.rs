@@ -210,6 +210,11 @@ pub fn set_rule(reg: &mut Registry, pattern: &str, rule: Rule) -> Result<Outcome
             reason: "a range holds at least 1 port".into(),
         });
     }
+    if let Some(z) = &rule.zone
+        && reg.zone(z).is_none()
+    {
+        return Err(Error::UnknownZone { zone: z.clone() });
+    }
     reg.rules.insert(pattern.to_owned(), rule);
     Ok(Outcome {
         value: (),

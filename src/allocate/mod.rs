@@ -154,6 +154,8 @@ pub struct Request<'a> {
     pub instance_behavior: Option<InstanceBehavior>,
     /// The workspace service (`package/bin`) the instance is for, if any.
     pub service: Option<&'a str>,
+    /// The zone a type this request creates is placed in (a rule may also name one).
+    pub zone: Option<&'a str>,
 }
 
 /// What an allocation gave. Its JSON is the `allocate` output (spec §5).
@@ -244,12 +246,14 @@ fn category_ranges(reg: &Registry, name: &str) -> Vec<PortRange> {
     out
 }
 
-/// Finds a new range for type `name` by the settings and the matching rule.
+/// Finds a new range for type `name` by the settings and the matching rule, inside `zone`
+/// when one is named. Returns the range, the placement and chunk used.
 fn new_range(
     reg: &Registry,
     machine: &Machine<'_>,
     name: &str,
     exact_start: Option<u16>,
+    zone: Option<&str>,
 ) -> Result<(PortRange, Placement, u16)> {
     let rule = rule_for(reg, name).map(|(_, r)| r);
     let chunk = rule
@@ -258,7 +262,18 @@ fn new_range(
     let placement = rule
         .and_then(|r| r.placement)
         .unwrap_or(reg.settings.placement);
-    let space = space(reg, machine);
+    let mut space = space(reg, machine);
+    let zoned = match zone {
+        Some(z) => {
+            let (strategy, bounds) = reg
+                .zone(z)
+                .ok_or_else(|| Error::UnknownZone { zone: z.to_owned() })?;
+            space.lo = bounds.min_port.max(1024);
+            space.hi = bounds.max_port;
+            Some((z, strategy))
+        }
+        None => None,
+    };
     let existing: Vec<PortRange> = reg.all_ranges().into_iter().map(|(r, _)| r).collect();
     // Only `smart` looks at categories; the scan over every type is not free at 10,000.
     let cats = if placement == Placement::Smart {
@@ -274,6 +289,13 @@ fn new_range(
         exact_start: None,
         min_start: rule.and_then(|r| r.preferred_range_start),
     };
+    // In a zone, "after" and "before" are relative to the zone's own ranges; gaps are kept
+    // from every range.
+    let in_zone: Vec<PortRange> = existing
+        .iter()
+        .copied()
+        .filter(|r| zoned.is_none() || (r.end >= space.lo && r.start <= space.hi))
+        .collect();
     let pinned = exact_start.and_then(|p| {
         let exact = place::Want {
             exact_start: Some(p),
@@ -281,15 +303,27 @@ fn new_range(
         };
         place::place(&existing, &cats, space, exact, machine.probe)
     });
-    pinned
-        .or_else(|| place::place(&existing, &cats, space, want, machine.probe))
+    let found = pinned
+        .or_else(|| place::place_within(&existing, &in_zone, &cats, space, want, machine.probe));
+    found
         .map(|r| (r, placement, chunk))
-        .ok_or_else(|| Error::NoRoom {
-            name: name.to_owned(),
-            chunk,
-            lo: space.lo,
-            hi: space.hi,
-            gap: reg.settings.gap_size,
+        .ok_or_else(|| match zoned {
+            Some((z, strategy)) => Error::ZoneFull {
+                zone: z.to_owned(),
+                strategy: strategy.to_owned(),
+                name: name.to_owned(),
+                chunk,
+                lo: space.lo,
+                hi: space.hi,
+                gap: reg.settings.gap_size,
+            },
+            None => Error::NoRoom {
+                name: name.to_owned(),
+                chunk,
+                lo: space.lo,
+                hi: space.hi,
+                gap: reg.settings.gap_size,
+            },
         })
 }
 
@@ -342,7 +376,11 @@ pub fn allocate(
                 ),
             });
         }
-        let (range, placement, chunk) = new_range(reg, machine, name, req.port)?;
+        let zone = req
+            .zone
+            .map(str::to_owned)
+            .or_else(|| rule_for(reg, name).and_then(|(_, r)| r.zone.clone()));
+        let (range, placement, chunk) = new_range(reg, machine, name, req.port, zone.as_deref())?;
         if let Some(p) = req.port.filter(|p| range.start != *p) {
             warnings.push(format!(
                 "port {p} is not free for a new range of {name:?}; using {range} instead"
@@ -355,6 +393,7 @@ pub fn allocate(
         let mut t = ServiceType::new(vec![range], Origin::Auto);
         t.instance_behavior = behavior;
         t.requested_by = Some(req.requested_by.unwrap_or(req.instance).to_owned());
+        t.zone = zone;
         reg.types.insert(name.to_owned(), t);
         events.push(Event::TypeAllocated {
             service_type: name.to_owned(),
@@ -380,7 +419,8 @@ pub fn allocate(
     let port = match slots::pick(&reg.types[name], req.port, machine.probe) {
         Some(p) => p,
         None => {
-            let (range, placement, chunk) = new_range(reg, machine, name, None)?;
+            let zone = reg.types[name].zone.clone();
+            let (range, placement, chunk) = new_range(reg, machine, name, None, zone.as_deref())?;
             let t = reg.types.get_mut(name).expect("checked above");
             t.ranges.push(range);
             events.push(Event::TypeGrew {
@@ -435,7 +475,10 @@ pub fn allocate(
 pub fn failure_event(req: &Request<'_>, error: &Error) -> Option<Event> {
     matches!(
         error,
-        Error::TypeFull { .. } | Error::NoRoom { .. } | Error::UnknownType { .. }
+        Error::TypeFull { .. }
+            | Error::NoRoom { .. }
+            | Error::ZoneFull { .. }
+            | Error::UnknownType { .. }
     )
     .then(|| Event::AllocationFailed {
         service_type: req.service_type.to_owned(),

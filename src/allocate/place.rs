@@ -94,6 +94,19 @@ pub fn place(
     want: Want<'_>,
     probe: &dyn Probe,
 ) -> Option<PortRange> {
+    place_within(existing, existing, category_ranges, space, want, probe)
+}
+
+/// [`place`], with `after` and `before` relative to `anchors` (a zone's own ranges) while
+/// gaps are kept from every range in `existing`.
+pub fn place_within(
+    existing: &[PortRange],
+    anchors: &[PortRange],
+    category_ranges: &[PortRange],
+    space: Space,
+    want: Want<'_>,
+    probe: &dyn Probe,
+) -> Option<PortRange> {
     let blocks = free_blocks(existing, space, want.gap);
     let search = Search {
         blocks: &blocks,
@@ -110,13 +123,13 @@ pub fn place(
     {
         return Some(r);
     }
-    let top = existing.iter().map(|r| u32::from(r.end)).max();
+    let top = anchors.iter().map(|r| u32::from(r.end)).max();
     let after = || search.up(top.map_or(lo, |t| t + 1), hi);
     let anywhere = || search.up(lo, hi);
     match want.placement {
         Placement::After => after().or_else(anywhere),
         Placement::Before => {
-            let lowest = existing
+            let lowest = anchors
                 .iter()
                 .filter(|r| u32::from(r.end) >= lo)
                 .map(|r| u32::from(r.start))

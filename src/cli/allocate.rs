@@ -26,6 +26,9 @@ pub struct AllocateArgs {
     /// If the type is new, make it single-instance (every instance shares one port)
     #[arg(long)]
     pub single: bool,
+    /// If the type is new, place its range inside this zone (`[strategies.NAME.zones]`)
+    #[arg(long, value_name = "ZONE")]
+    pub zone: Option<String>,
 }
 
 pub fn run(ctx: &Ctx, args: AllocateArgs) -> anyhow::Result<()> {
@@ -49,6 +52,7 @@ pub fn run(ctx: &Ctx, args: AllocateArgs) -> anyhow::Result<()> {
         requested_by: None,
         instance_behavior: args.single.then_some(InstanceBehavior::Single),
         service: None,
+        zone: args.zone.as_deref(),
     };
     let outcome = match allocate::allocate(&mut guard.registry, &machine, &request) {
         Ok(outcome) => outcome,

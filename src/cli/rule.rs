@@ -26,11 +26,14 @@ pub enum RuleCommand {
         /// single or multi
         #[arg(long, value_name = "B", value_parser = behavior_arg)]
         instance: Option<InstanceBehavior>,
+        /// Place new ranges inside this zone (from `[strategies.NAME.zones]`)
+        #[arg(long, value_name = "ZONE")]
+        zone: Option<String>,
     },
     /// Remove a rule
     Rm { pattern: String },
     /// List the rules. With `--format json`: {"PATTERN": {"chunk_size", "placement",
-    /// "preferred_range_start", "instance_behavior"}}
+    /// "preferred_range_start", "instance_behavior", "zone"}}
     List,
 }
 
@@ -82,12 +85,14 @@ pub fn run(ctx: &Ctx, cmd: RuleCommand) -> anyhow::Result<()> {
             placement,
             preferred_start,
             instance,
+            zone,
         } => {
             let rule = Rule {
                 chunk_size,
                 placement,
                 preferred_range_start: preferred_start,
                 instance_behavior: instance,
+                zone,
             };
             let mut guard = ctx.store.lock()?;
             let out = manage::set_rule(&mut guard.registry, &pattern, rule)?;
@@ -124,6 +129,9 @@ fn describe(r: &Rule) -> String {
     }
     if let Some(b) = r.instance_behavior {
         parts.push(format!("instance {}", b.as_str()));
+    }
+    if let Some(z) = &r.zone {
+        parts.push(format!("zone {z}"));
     }
     if parts.is_empty() {
         "(defaults)".into()

@@ -213,6 +213,9 @@ fn update_type(
     if differs(old, t, |x| &x.instances) {
         sync_instances(table, inline, old.map(|o| &o.instances), &t.instances);
     }
+    if differs(old, t, |x| &x.zone) {
+        set(table, "zone", t.zone.as_deref().map(Value::from));
+    }
     if differs(old, t, |x| &x.leases) {
         let v = (!t.leases.is_empty())
             .then(|| Value::Array(t.leases.iter().map(lease_value).collect()));
@@ -284,5 +287,8 @@ fn update_rule(table: &mut dyn TableLike, _inline: bool, old: Option<&Rule>, r: 
             "instance_behavior",
             r.instance_behavior.map(|b| b.as_str().into()),
         );
+    }
+    if differs(old, r, |x| &x.zone) {
+        set(table, "zone", r.zone.as_deref().map(Value::from));
     }
 }

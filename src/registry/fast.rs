@@ -206,7 +206,7 @@ pub fn splice(
     old: &Registry,
     new: &Registry,
 ) -> Option<(String, Layout)> {
-    if old.settings != new.settings || old.rules != new.rules {
+    if old.settings != new.settings || old.rules != new.rules || old.strategies != new.strategies {
         return None;
     }
     // Every block of the file that belongs to a changed type, with its replacement.

@@ -265,6 +265,9 @@ pub struct ServiceType {
     /// Processes running with an instance's port.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub leases: Vec<Lease>,
+    /// The zone the type was allocated in; its growth stays there.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub zone: Option<String>,
 }
 
 impl ServiceType {
@@ -280,6 +283,7 @@ impl ServiceType {
             max_instances: None,
             instances: BTreeMap::new(),
             leases: Vec::new(),
+            zone: None,
         }
     }
 
@@ -302,6 +306,22 @@ pub fn join_ranges(ranges: &[PortRange]) -> String {
         .join(", ")
 }
 
+/// A named span that auto-allocation can be kept inside (`[strategies.NAME.zones]`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Zone {
+    pub min_port: u16,
+    pub max_port: u16,
+}
+
+/// A custom placement strategy: for now, a set of zones.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Strategy {
+    #[serde(default)]
+    pub zones: BTreeMap<String, Zone>,
+}
+
 /// An auto-allocation rule (`[rules."PATTERN"]`): what a new type whose name matches gets.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -314,6 +334,9 @@ pub struct Rule {
     pub preferred_range_start: Option<u16>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub instance_behavior: Option<InstanceBehavior>,
+    /// Allocate new types inside this zone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub zone: Option<String>,
 }
 
 /// The whole registry.
@@ -326,6 +349,9 @@ pub struct Registry {
     pub types: BTreeMap<String, ServiceType>,
     #[serde(default)]
     pub rules: BTreeMap<String, Rule>,
+    /// Custom placement strategies and their zones.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub strategies: BTreeMap<String, Strategy>,
 }
 
 impl Registry {
@@ -338,6 +364,13 @@ impl Registry {
             .collect();
         all.sort_unstable();
         all
+    }
+
+    /// The zone named `name` in any strategy, with the strategy's name.
+    pub fn zone(&self, name: &str) -> Option<(&str, Zone)> {
+        self.strategies
+            .iter()
+            .find_map(|(s, st)| st.zones.get(name).map(|z| (s.as_str(), *z)))
     }
 
     /// The type whose range holds `port`, if any.

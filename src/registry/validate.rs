@@ -220,10 +220,33 @@ pub fn registry(reg: &Registry) -> std::result::Result<(), String> {
             .to_string());
         }
     }
+    let mut zone_names = std::collections::BTreeSet::new();
+    for (strategy, st) in &reg.strategies {
+        for (z, zone) in &st.zones {
+            if !zone_names.insert(z.as_str()) {
+                return Err(format!(
+                    "zone {z:?} is defined in more than one strategy; zone names must be unique"
+                ));
+            }
+            if zone.min_port < 1024 || zone.min_port > zone.max_port {
+                return Err(format!(
+                    "zone {z:?} of strategy {strategy:?}: {}-{} is not a span of ports from 1024 up, low to high",
+                    zone.min_port, zone.max_port
+                ));
+            }
+        }
+    }
     for (p, rule) in &reg.rules {
         pattern(p).map_err(|e| e.to_string())?;
         if rule.chunk_size == Some(0) {
             return Err(format!("rule {p:?}: chunk_size must be at least 1"));
+        }
+        if let Some(z) = &rule.zone
+            && reg.zone(z).is_none()
+        {
+            return Err(format!(
+                "rule {p:?} names the zone {z:?}, which no [strategies.NAME.zones] defines"
+            ));
         }
     }
     Ok(())

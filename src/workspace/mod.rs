@@ -56,6 +56,8 @@ pub struct Service {
     pub instance_behavior: Option<InstanceBehavior>,
     /// Joined with `type = …`: the type must exist already.
     pub joins_type: bool,
+    /// The zone a new type for it is placed in (`zone = …` of the package or workspace).
+    pub zone: Option<String>,
 }
 
 impl Service {
@@ -84,9 +86,8 @@ struct PackageMeta {
     bins: BTreeMap<String, BinMeta>,
     #[serde(default)]
     services: Vec<String>,
-    /// Reserved for placement zones.
+    /// The placement zone of this package's new types.
     #[serde(default)]
-    #[allow(dead_code)]
     zone: Option<String>,
 }
 
@@ -107,8 +108,8 @@ struct BinMeta {
 struct WorkspaceMeta {
     #[serde(default)]
     prefix: Option<String>,
+    /// The placement zone of the workspace's new types.
     #[serde(default)]
-    #[allow(dead_code)]
     zone: Option<String>,
 }
 
@@ -173,6 +174,7 @@ pub fn services(ws: &Workspace) -> Result<Vec<Service>> {
         })?
         .unwrap_or_default();
     let prefix = ws_meta.prefix.unwrap_or_default();
+    let ws_zone = ws_meta.zone;
     if !prefix.is_empty() {
         check_env_name(&format!("{prefix}X")).map_err(|reason| Error::Manifest {
             path: ws.root.join("Cargo.toml"),
@@ -265,6 +267,7 @@ pub fn services(ws: &Workspace) -> Result<Vec<Service>> {
                 pinned_port,
                 instance_behavior,
                 joins_type: m.join.is_some(),
+                zone: meta.zone.clone().or_else(|| ws_zone.clone()),
             });
         }
         for name in &meta.services {
@@ -288,6 +291,7 @@ pub fn services(ws: &Workspace) -> Result<Vec<Service>> {
                 pinned_port: None,
                 instance_behavior: None,
                 joins_type: false,
+                zone: meta.zone.clone().or_else(|| ws_zone.clone()),
             });
         }
     }
