@@ -193,3 +193,54 @@ pub fn read(dir: &Path) -> (Vec<Record>, Vec<String>) {
     }
     (out, warnings)
 }
+
+/// Which records to keep: every given criterion must hold.
+#[derive(Debug, Clone, Default)]
+pub struct Filter {
+    pub since: Option<SystemTime>,
+    pub until: Option<SystemTime>,
+    /// An event name; case does not matter.
+    pub event: Option<String>,
+    /// A glob on the service type.
+    pub service: Option<glob::Pattern>,
+    pub instance: Option<String>,
+    /// Free text, matched case-insensitively against the whole record.
+    pub text: Option<String>,
+}
+
+impl Filter {
+    pub fn matches(&self, r: &Record) -> bool {
+        let t = r.time();
+        self.event
+            .as_ref()
+            .is_none_or(|e| r.event.eq_ignore_ascii_case(e))
+            && self
+                .service
+                .as_ref()
+                .is_none_or(|p| r.service_type.as_deref().is_some_and(|s| p.matches(s)))
+            && self
+                .instance
+                .as_ref()
+                .is_none_or(|i| r.instance.as_deref() == Some(i.as_str()))
+            && self.since.is_none_or(|s| t.is_some_and(|t| t >= s))
+            && self.until.is_none_or(|u| t.is_some_and(|t| t <= u))
+            && self.text.as_ref().is_none_or(|q| {
+                serde_json::to_string(r)
+                    .is_ok_and(|line| line.to_lowercase().contains(&q.to_lowercase()))
+            })
+    }
+}
+
+/// A time as users type it: RFC 3339 in UTC (`2026-11-27T10:00:00Z`) or an age before now
+/// (`90m`, `1h`, `2d`).
+pub fn parse_time(s: &str) -> std::result::Result<SystemTime, String> {
+    if let Ok(t) = humantime::parse_rfc3339_weak(s) {
+        return Ok(t);
+    }
+    let age: Duration = humantime::parse_duration(s).map_err(|_| {
+        format!("{s:?} is neither an RFC 3339 time (2026-11-27T10:00:00Z) nor an age (1h, 2d)")
+    })?;
+    Ok(SystemTime::now()
+        .checked_sub(age)
+        .unwrap_or(SystemTime::UNIX_EPOCH))
+}

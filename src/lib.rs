@@ -33,6 +33,8 @@ pub mod workspace;
 pub mod cli;
 #[cfg(feature = "cli")]
 pub mod metrics;
+#[cfg(feature = "web")]
+pub mod web;
 
 pub use error::{Error, Result};
 

@@ -1,6 +1,6 @@
 //! `audit`: the trail of registry changes, filtered.
 
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 use clap::Args;
 
@@ -36,15 +36,7 @@ pub struct AuditArgs {
 }
 
 fn time_arg(s: &str) -> Result<SystemTime, String> {
-    if let Ok(t) = humantime::parse_rfc3339_weak(s) {
-        return Ok(t);
-    }
-    let age: Duration = humantime::parse_duration(s).map_err(|_| {
-        format!("{s:?} is neither an RFC 3339 time (2026-11-27T10:00:00Z) nor an age (1h, 2d)")
-    })?;
-    Ok(SystemTime::now()
-        .checked_sub(age)
-        .unwrap_or(SystemTime::UNIX_EPOCH))
+    audit::parse_time(s)
 }
 
 pub fn run(ctx: &Ctx, args: AuditArgs) -> anyhow::Result<()> {
@@ -53,30 +45,19 @@ pub fn run(ctx: &Ctx, args: AuditArgs) -> anyhow::Result<()> {
         .as_deref()
         .map(crate::registry::validate::pattern)
         .transpose()?;
-    let event = args.event.as_deref().map(str::to_ascii_uppercase);
+    let filter = audit::Filter {
+        since: args.since,
+        until: args.until,
+        event: args.event.clone(),
+        service,
+        instance: args.instance.clone(),
+        text: None,
+    };
     let (records, warnings) = audit::read(ctx.store.dir());
     for w in &warnings {
         ctx.warn(w);
     }
-    let mut picked: Vec<&Record> = records
-        .iter()
-        .filter(|r| event.as_ref().is_none_or(|e| r.event == *e))
-        .filter(|r| {
-            service
-                .as_ref()
-                .is_none_or(|p| r.service_type.as_deref().is_some_and(|s| p.matches(s)))
-        })
-        .filter(|r| {
-            args.instance
-                .as_ref()
-                .is_none_or(|i| r.instance.as_deref() == Some(i.as_str()))
-        })
-        .filter(|r| {
-            let t = r.time();
-            args.since.is_none_or(|s| t.is_some_and(|t| t >= s))
-                && args.until.is_none_or(|u| t.is_some_and(|t| t <= u))
-        })
-        .collect();
+    let mut picked: Vec<&Record> = records.iter().filter(|r| filter.matches(r)).collect();
     if let Some(n) = args.limit {
         picked.drain(..picked.len().saturating_sub(n));
     }

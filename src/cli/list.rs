@@ -5,7 +5,7 @@ use serde::Serialize;
 
 use crate::allocate;
 use crate::cli::Ctx;
-use crate::registry::model::{InstanceBehavior, PortRange, Registry, join_ranges};
+use crate::registry::model::{InstanceBehavior, PortRange, Registry, ServiceType, join_ranges};
 
 /// List service types, their ranges, instances and ports, and the settings
 ///
@@ -84,18 +84,12 @@ pub fn settings_view(reg: &Registry) -> SettingsView {
     }
 }
 
-pub fn run(ctx: &Ctx, args: ListArgs) -> anyhow::Result<()> {
-    let reg = ctx.store.read()?;
-    let pattern = args
-        .pattern
-        .as_deref()
-        .map(crate::registry::validate::pattern)
-        .transpose()?;
-    let service_types: Vec<TypeView<'_>> = reg
+/// The listing of `reg`: the types `keep` selects, and the settings in force.
+pub fn listing<'r>(reg: &'r Registry, keep: impl Fn(&str, &ServiceType) -> bool) -> Listing<'r> {
+    let service_types = reg
         .types
         .iter()
-        .filter(|(n, _)| pattern.as_ref().is_none_or(|p| p.matches(n)))
-        .filter(|(_, t)| !args.used || !t.instances.is_empty())
+        .filter(|(n, t)| keep(n, t))
         .map(|(name, t)| TypeView {
             name,
             ranges: &t.ranges,
@@ -125,10 +119,22 @@ pub fn run(ctx: &Ctx, args: ListArgs) -> anyhow::Result<()> {
                 .collect(),
         })
         .collect();
-    let listing = Listing {
+    Listing {
         service_types,
-        settings: settings_view(&reg),
-    };
+        settings: settings_view(reg),
+    }
+}
+
+pub fn run(ctx: &Ctx, args: ListArgs) -> anyhow::Result<()> {
+    let reg = ctx.store.read()?;
+    let pattern = args
+        .pattern
+        .as_deref()
+        .map(crate::registry::validate::pattern)
+        .transpose()?;
+    let listing = listing(&reg, |n, t| {
+        pattern.as_ref().is_none_or(|p| p.matches(n)) && (!args.used || !t.instances.is_empty())
+    });
     ctx.emit(&listing, |out| {
         let width = listing
             .service_types

@@ -11,7 +11,7 @@ mod doctor;
 mod env;
 mod gc;
 mod init;
-mod list;
+pub(crate) mod list;
 mod metrics;
 mod port;
 mod release;
@@ -19,6 +19,8 @@ mod rule;
 mod run;
 mod scan;
 mod types;
+#[cfg(feature = "web")]
+mod ui;
 mod workspace;
 
 use std::ffi::OsString;
@@ -120,6 +122,8 @@ pub enum Command {
     Metrics(metrics::MetricsArgs),
     Init(init::InitArgs),
     Completions(completions::CompletionsArgs),
+    #[cfg(feature = "web")]
+    Ui(ui::UiArgs),
 }
 
 /// What a command needs from the global options.
@@ -234,6 +238,8 @@ fn execute(cli: Cli) -> anyhow::Result<()> {
         Command::Audit(args) => audit::run(&ctx, args),
         Command::Metrics(args) => metrics::run(&ctx, args),
         Command::Completions(args) => completions::run(args),
+        #[cfg(feature = "web")]
+        Command::Ui(args) => ui::run(&ctx, args),
         Command::Allocate(args) => allocate::run(&ctx, args),
         Command::Release(args) => release::run(&ctx, args),
         Command::List(args) => list::run(&ctx, args),

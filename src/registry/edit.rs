@@ -30,6 +30,9 @@ pub fn sync(doc: &mut DocumentMut, old: &Registry, new: &Registry) {
             update_rule,
         );
     }
+    if old.strategies != new.strategies {
+        sync_strategies(section(doc, "strategies"), old, new);
+    }
 }
 
 /// The top-level table `key`, created (as an implicit header) if missing.
@@ -87,6 +90,52 @@ fn instance_value(i: &Instance) -> Value {
         t.insert("service", Value::from(s.as_str()));
     }
     Value::InlineTable(t)
+}
+
+/// `[strategies.NAME.zones]`: zone by zone, each `name = { min_port, max_port }`.
+fn sync_strategies(table: &mut dyn TableLike, old: &Registry, new: &Registry) {
+    for name in old
+        .strategies
+        .keys()
+        .filter(|n| !new.strategies.contains_key(*n))
+    {
+        table.remove(name);
+    }
+    for (name, strategy) in &new.strategies {
+        if old.strategies.get(name) == Some(strategy) {
+            continue;
+        }
+        if !table.get(name).is_some_and(Item::is_table_like) {
+            let mut t = Table::new();
+            t.set_implicit(true);
+            table.insert(name, Item::Table(t));
+        }
+        let Some(st) = table.get_mut(name).and_then(Item::as_table_like_mut) else {
+            continue;
+        };
+        if !st.get("zones").is_some_and(Item::is_table_like) {
+            st.insert("zones", Item::Table(Table::new()));
+        }
+        let Some(zones) = st.get_mut("zones").and_then(Item::as_table_like_mut) else {
+            continue;
+        };
+        let before = old.strategies.get(name).map(|s| &s.zones);
+        for z in before
+            .into_iter()
+            .flat_map(|b| b.keys())
+            .filter(|z| !strategy.zones.contains_key(*z))
+        {
+            zones.remove(z);
+        }
+        for (z, bounds) in &strategy.zones {
+            if before.and_then(|b| b.get(z)) != Some(bounds) {
+                let mut v = InlineTable::new();
+                v.insert("min_port", int(bounds.min_port));
+                v.insert("max_port", int(bounds.max_port));
+                set(zones, z, Some(Value::InlineTable(v)));
+            }
+        }
+    }
 }
 
 fn lease_value(l: &crate::registry::model::Lease) -> Value {
@@ -290,5 +339,35 @@ fn update_rule(table: &mut dyn TableLike, _inline: bool, old: Option<&Rule>, r: 
     }
     if differs(old, r, |x| &x.zone) {
         set(table, "zone", r.zone.as_deref().map(Value::from));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::registry::model::{Strategy, Zone};
+
+    #[test]
+    fn strategies_are_written() {
+        let old = Registry::default();
+        let mut new = old.clone();
+        new.strategies.insert(
+            "team".into(),
+            Strategy {
+                zones: [(
+                    "front".to_owned(),
+                    Zone {
+                        min_port: 21000,
+                        max_port: 21099,
+                    },
+                )]
+                .into(),
+            },
+        );
+        let mut doc: DocumentMut = "# keep\n[settings]\n".parse().unwrap();
+        sync(&mut doc, &old, &new);
+        let text = doc.to_string();
+        assert_eq!(toml::from_str::<Registry>(&text).unwrap(), new, "{text}");
+        assert!(text.contains("# keep"));
     }
 }

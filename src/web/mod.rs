@@ -1,0 +1,537 @@
+//! The local web dashboard (`cargo styxy ui`, spec §8): a live port map, service type
+//! management, the audit trail, metrics and settings, served on 127.0.0.1 and [::1] only.
+//! Every change goes through the same locked write path as the CLI.
+
+pub mod security;
+
+use std::collections::BTreeMap;
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::{Path, Query, Request, State};
+use axum::http::{StatusCode, header};
+use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::{delete, get, post, put};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::allocate::manage::{self, TypeChange};
+use crate::allocate::{Event, Outcome};
+use crate::registry::model::{
+    InstanceBehavior, Placement, PortRange, Registry, Rule, Strategy, Zone,
+};
+use crate::registry::{Store, validate};
+
+const PAGE: &str = include_str!("../../templates/dashboard.html");
+
+/// What every request handler shares.
+#[derive(Debug)]
+pub struct AppState {
+    pub store: Store,
+    pub token: String,
+    pub port: u16,
+    /// The latest dashboard state as JSON; the event stream sends every new one.
+    pub state: tokio::sync::watch::Sender<String>,
+}
+
+/// The whole picture the map and tables draw: the listing, rules, zones, the managed span,
+/// the ephemeral range, and foreign listeners inside our ranges.
+pub fn snapshot(store: &Store) -> Value {
+    let reg = match store.read() {
+        Ok(reg) => reg,
+        Err(e) => return json!({ "error": e.to_string() }),
+    };
+    let machine = crate::this_machine();
+    let space = crate::allocate::space(&reg, &machine);
+    let listing = crate::cli::list::listing(&reg, |_, _| true);
+    let foreign: Vec<Value> = crate::probe::listening_ports()
+        .map(|l| crate::metrics::foreign_listeners(&reg, &l))
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(port, t)| json!({ "port": port, "service_type": t }))
+        .collect();
+    let zones: Vec<Value> = reg
+        .strategies
+        .iter()
+        .flat_map(|(s, st)| {
+            st.zones.iter().map(move |(z, b)| {
+                json!({ "strategy": s, "name": z, "min_port": b.min_port, "max_port": b.max_port })
+            })
+        })
+        .collect();
+    json!({
+        "registry": store.file(),
+        "service_types": listing.service_types,
+        "settings": listing.settings,
+        "space": { "min_port": space.lo, "max_port": space.hi },
+        "ephemeral": machine.ephemeral,
+        "rules": reg.rules,
+        "zones": zones,
+        "foreign": foreign,
+    })
+}
+
+/// An error as the API answers it: status and `{"error": "…"}`.
+struct ApiError(StatusCode, String);
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.0, Json(json!({ "error": self.1 }))).into_response()
+    }
+}
+
+impl From<crate::Error> for ApiError {
+    fn from(e: crate::Error) -> Self {
+        let status = match e {
+            crate::Error::LockTimeout { .. } | crate::Error::Io { .. } => {
+                StatusCode::INTERNAL_SERVER_ERROR
+            }
+            crate::Error::UnknownType { .. } | crate::Error::UnknownRule { .. } => {
+                StatusCode::NOT_FOUND
+            }
+            _ => StatusCode::BAD_REQUEST,
+        };
+        ApiError(status, e.to_string())
+    }
+}
+
+/// Runs `change` on the registry under the lock and commits it, off the async threads.
+async fn change<T: Send + 'static>(
+    state: &AppState,
+    change: impl FnOnce(&mut Registry) -> crate::Result<Outcome<T>> + Send + 'static,
+) -> Result<T, ApiError> {
+    let store = state.store.clone();
+    let done = tokio::task::spawn_blocking(move || {
+        let mut guard = store.lock()?;
+        let out = change(&mut guard.registry)?;
+        guard.commit(&out.events)?;
+        Ok::<T, crate::Error>(out.value)
+    })
+    .await
+    .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))??;
+    // The map updates at once for the browser that made the change.
+    let fresh = snapshot(&state.store).to_string();
+    state.state.send_if_modified(|s| {
+        let changed = *s != fresh;
+        *s = fresh;
+        changed
+    });
+    Ok(done)
+}
+
+async fn index(State(_): State<Arc<AppState>>, req: Request) -> Response {
+    if security::query_token(&req).is_some() {
+        return security::strip_token_redirect();
+    }
+    ([(header::CACHE_CONTROL, "no-store")], Html(PAGE)).into_response()
+}
+
+async fn api_state(State(state): State<Arc<AppState>>) -> Response {
+    let body = state.state.borrow().clone();
+    ([(header::CONTENT_TYPE, "application/json")], body).into_response()
+}
+
+async fn events(
+    State(state): State<Arc<AppState>>,
+) -> Sse<impl futures_util::Stream<Item = Result<SseEvent, Infallible>>> {
+    let rx = state.state.subscribe();
+    let stream = futures_util::stream::unfold((rx, true), |(mut rx, first)| async move {
+        if !first && rx.changed().await.is_err() {
+            return None;
+        }
+        let data = rx.borrow_and_update().clone();
+        Some((
+            Ok(SseEvent::default().event("state").data(data)),
+            (rx, false),
+        ))
+    });
+    Sse::new(stream).keep_alive(KeepAlive::default())
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TypeBody {
+    name: Option<String>,
+    #[serde(default)]
+    ranges: Option<Vec<String>>,
+    single: Option<bool>,
+    preferred: Option<Vec<u16>>,
+    description: Option<String>,
+    max_instances: Option<u32>,
+}
+
+fn type_change(body: TypeBody) -> Result<TypeChange, ApiError> {
+    let ranges = body
+        .ranges
+        .map(|rs| {
+            rs.iter()
+                .map(|r| validate::parse_range(r))
+                .collect::<crate::Result<Vec<PortRange>>>()
+        })
+        .transpose()?;
+    Ok(TypeChange {
+        ranges,
+        instance_behavior: body.single.map(|s| {
+            if s {
+                InstanceBehavior::Single
+            } else {
+                InstanceBehavior::Multi
+            }
+        }),
+        preferred_ports: body.preferred,
+        description: body.description,
+        max_instances: body.max_instances,
+    })
+}
+
+fn bad_json(e: axum::extract::rejection::JsonRejection) -> ApiError {
+    ApiError(StatusCode::BAD_REQUEST, e.body_text())
+}
+
+async fn add_type(
+    State(state): State<Arc<AppState>>,
+    body: Result<Json<TypeBody>, axum::extract::rejection::JsonRejection>,
+) -> Result<Response, ApiError> {
+    let Json(body) = body.map_err(bad_json)?;
+    let name = body.name.clone().unwrap_or_default();
+    let change_ = type_change(body)?;
+    if change_.ranges.as_ref().is_none_or(Vec::is_empty) {
+        return Err(ApiError(
+            StatusCode::BAD_REQUEST,
+            "a new type needs a range, e.g. 20000-20009".into(),
+        ));
+    }
+    let n = name.clone();
+    change(&state, move |reg| manage::add_type(reg, &n, change_)).await?;
+    Ok((StatusCode::CREATED, Json(json!({ "service_type": name }))).into_response())
+}
+
+async fn set_type(
+    State(state): State<Arc<AppState>>,
+    Path(name): Path<String>,
+    body: Result<Json<TypeBody>, axum::extract::rejection::JsonRejection>,
+) -> Result<Response, ApiError> {
+    let Json(body) = body.map_err(bad_json)?;
+    let change_ = type_change(body)?;
+    let n = name.clone();
+    change(&state, move |reg| manage::set_type(reg, &n, change_)).await?;
+    Ok(Json(json!({ "service_type": name })).into_response())
+}
+
+#[derive(Debug, Deserialize)]
+struct Force {
+    #[serde(default)]
+    force: bool,
+}
+
+async fn remove_type(
+    State(state): State<Arc<AppState>>,
+    Path(name): Path<String>,
+    Query(q): Query<Force>,
+) -> Result<Response, ApiError> {
+    let n = name.clone();
+    change(&state, move |reg| manage::remove_type(reg, &n, q.force)).await?;
+    Ok(Json(json!({ "service_type": name, "removed": true })).into_response())
+}
+
+/// Every setting is validated before any is saved: one bad value saves nothing.
+async fn set_settings(
+    State(state): State<Arc<AppState>>,
+    body: Result<Json<BTreeMap<String, Value>>, axum::extract::rejection::JsonRejection>,
+) -> Result<Response, ApiError> {
+    let Json(body) = body.map_err(bad_json)?;
+    change(&state, move |reg| {
+        let mut events = Vec::new();
+        for (key, value) in &body {
+            let text = match value {
+                Value::String(s) => s.clone(),
+                other => other.to_string(),
+            };
+            events.extend(manage::set_setting(reg, key, &text)?.events);
+        }
+        Ok(Outcome {
+            value: (),
+            events,
+            warnings: Vec::new(),
+        })
+    })
+    .await?;
+    Ok(Json(json!({ "saved": true })).into_response())
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RuleBody {
+    pattern: String,
+    chunk_size: Option<u16>,
+    placement: Option<String>,
+    preferred_range_start: Option<u16>,
+    instance_behavior: Option<String>,
+    zone: Option<String>,
+}
+
+async fn add_rule(
+    State(state): State<Arc<AppState>>,
+    body: Result<Json<RuleBody>, axum::extract::rejection::JsonRejection>,
+) -> Result<Response, ApiError> {
+    let Json(b) = body.map_err(bad_json)?;
+    let placement = b
+        .placement
+        .as_deref()
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            Placement::parse(p).ok_or_else(|| {
+                ApiError(
+                    StatusCode::BAD_REQUEST,
+                    format!("unknown placement {p:?}; use after, before or smart"),
+                )
+            })
+        })
+        .transpose()?;
+    let instance_behavior = match b.instance_behavior.as_deref() {
+        None | Some("") => None,
+        Some("single") => Some(InstanceBehavior::Single),
+        Some("multi") => Some(InstanceBehavior::Multi),
+        Some(other) => {
+            return Err(ApiError(
+                StatusCode::BAD_REQUEST,
+                format!("unknown instance behavior {other:?}; use single or multi"),
+            ));
+        }
+    };
+    let rule = Rule {
+        chunk_size: b.chunk_size,
+        placement,
+        preferred_range_start: b.preferred_range_start,
+        instance_behavior,
+        zone: b.zone.filter(|z| !z.is_empty()),
+    };
+    let pattern = b.pattern.clone();
+    change(&state, move |reg| manage::set_rule(reg, &pattern, rule)).await?;
+    Ok((StatusCode::CREATED, Json(json!({ "pattern": b.pattern }))).into_response())
+}
+
+async fn remove_rule(
+    State(state): State<Arc<AppState>>,
+    Path(pattern): Path<String>,
+) -> Result<Response, ApiError> {
+    let p = pattern.clone();
+    change(&state, move |reg| manage::remove_rule(reg, &p)).await?;
+    Ok(Json(json!({ "pattern": pattern, "removed": true })).into_response())
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ZoneBody {
+    strategy: String,
+    name: String,
+    min_port: u16,
+    max_port: u16,
+}
+
+async fn set_zone(
+    State(state): State<Arc<AppState>>,
+    body: Result<Json<ZoneBody>, axum::extract::rejection::JsonRejection>,
+) -> Result<Response, ApiError> {
+    let Json(b) = body.map_err(bad_json)?;
+    let name = b.name.clone();
+    change(&state, move |reg| {
+        validate::name(&b.strategy)?;
+        validate::name(&b.name)?;
+        let mut next = reg.clone();
+        for st in next.strategies.values_mut() {
+            st.zones.remove(&b.name);
+        }
+        next.strategies
+            .entry(b.strategy.clone())
+            .or_insert_with(Strategy::default)
+            .zones
+            .insert(
+                b.name.clone(),
+                Zone {
+                    min_port: b.min_port,
+                    max_port: b.max_port,
+                },
+            );
+        validate::registry(&next).map_err(|problem| crate::Error::InvalidValue {
+            what: "zone",
+            value: b.name.clone(),
+            reason: problem,
+        })?;
+        *reg = next;
+        Ok(Outcome {
+            value: (),
+            events: vec![Event::ConfigChanged {
+                key: format!("strategies.{}.zones.{}", b.strategy, b.name),
+                value: format!("{}-{}", b.min_port, b.max_port),
+            }],
+            warnings: Vec::new(),
+        })
+    })
+    .await?;
+    Ok(Json(json!({ "zone": name })).into_response())
+}
+
+#[derive(Debug, Deserialize)]
+struct AuditQuery {
+    event: Option<String>,
+    service: Option<String>,
+    instance: Option<String>,
+    since: Option<String>,
+    until: Option<String>,
+    q: Option<String>,
+    limit: Option<usize>,
+    offset: Option<usize>,
+}
+
+fn nonempty(s: Option<String>) -> Option<String> {
+    s.filter(|s| !s.trim().is_empty())
+}
+
+async fn audit(
+    State(state): State<Arc<AppState>>,
+    Query(q): Query<AuditQuery>,
+) -> Result<Response, ApiError> {
+    let bad = |e: String| ApiError(StatusCode::BAD_REQUEST, e);
+    let filter = crate::audit::Filter {
+        since: nonempty(q.since)
+            .map(|s| crate::audit::parse_time(&s))
+            .transpose()
+            .map_err(bad)?,
+        until: nonempty(q.until)
+            .map(|s| crate::audit::parse_time(&s))
+            .transpose()
+            .map_err(bad)?,
+        event: nonempty(q.event),
+        service: nonempty(q.service)
+            .map(|s| validate::pattern(&s))
+            .transpose()?,
+        instance: nonempty(q.instance),
+        text: nonempty(q.q),
+    };
+    let dir = state.store.dir().to_path_buf();
+    let (records, _) = tokio::task::spawn_blocking(move || crate::audit::read(&dir))
+        .await
+        .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    let mut picked: Vec<&crate::audit::Record> =
+        records.iter().filter(|r| filter.matches(r)).collect();
+    picked.reverse();
+    let total = picked.len();
+    let offset = q.offset.unwrap_or(0).min(total);
+    let limit = q.limit.unwrap_or(50).clamp(1, 1000);
+    let page: Vec<&crate::audit::Record> = picked.into_iter().skip(offset).take(limit).collect();
+    Ok(Json(json!({ "total": total, "offset": offset, "records": page })).into_response())
+}
+
+async fn metrics(State(state): State<Arc<AppState>>) -> Result<Response, ApiError> {
+    let store = state.store.clone();
+    let text = tokio::task::spawn_blocking(move || {
+        let reg = store.read()?;
+        let (records, _) = crate::audit::read(store.dir());
+        let listening = crate::probe::listening_ports();
+        let leases_live = reg
+            .types
+            .values()
+            .flat_map(|t| &t.leases)
+            .filter(|l| crate::probe::lease_is_live(l))
+            .count() as i64;
+        Ok::<String, crate::Error>(crate::metrics::render(&crate::metrics::Inputs {
+            registry: &reg,
+            space: crate::allocate::space(&reg, &crate::this_machine()),
+            audit: &records,
+            listening: listening.as_ref(),
+            leases_live,
+        }))
+    })
+    .await
+    .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))??;
+    Ok((
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        text,
+    )
+        .into_response())
+}
+
+/// The routes, behind the security guard.
+pub fn router(state: Arc<AppState>) -> Router {
+    Router::new()
+        .route("/", get(index))
+        .route("/api/state", get(api_state))
+        .route("/api/events", get(events))
+        .route("/api/types", post(add_type))
+        .route("/api/types/{name}", put(set_type).delete(remove_type))
+        .route("/api/settings", put(set_settings))
+        .route("/api/rules", post(add_rule))
+        .route("/api/rules/{pattern}", delete(remove_rule))
+        .route("/api/zones", put(set_zone))
+        .route("/api/audit", get(audit))
+        .route("/metrics", get(metrics))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            security::guard,
+        ))
+        .with_state(state)
+}
+
+/// Serves the dashboard on `listeners` until Ctrl-C or SIGTERM, watching the registry so
+/// that every open page updates within half a second of any process's change.
+pub fn serve(
+    store: Store,
+    token: String,
+    port: u16,
+    listeners: Vec<std::net::TcpListener>,
+) -> std::io::Result<()> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async move {
+        let (tx, _) = tokio::sync::watch::channel(snapshot(&store).to_string());
+        let state = Arc::new(AppState {
+            store,
+            token,
+            port,
+            state: tx,
+        });
+        let watcher = state.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_millis(400));
+            loop {
+                tick.tick().await;
+                let store = watcher.store.clone();
+                if let Ok(fresh) =
+                    tokio::task::spawn_blocking(move || snapshot(&store).to_string()).await
+                {
+                    watcher.state.send_if_modified(|s| {
+                        let changed = *s != fresh;
+                        if changed {
+                            *s = fresh;
+                        }
+                        changed
+                    });
+                }
+            }
+        });
+        let app = router(state);
+        let mut servers = Vec::new();
+        for l in listeners {
+            l.set_nonblocking(true)?;
+            let l = tokio::net::TcpListener::from_std(l)?;
+            servers.push(tokio::spawn(axum::serve(l, app.clone()).into_future()));
+        }
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+        for s in servers {
+            s.abort();
+        }
+        Ok(())
+    })
+}

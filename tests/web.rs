@@ -1,0 +1,528 @@
+//! The dashboard's server over real sockets on 127.0.0.1 and [::1]: every route, and the
+//! security rules of spec §8.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{Ipv4Addr, TcpStream};
+use std::process::{Child, Stdio};
+use std::time::Duration;
+
+use common::Home;
+
+/// A running `cargo styxy ui`, stopped when dropped.
+struct Ui {
+    child: Child,
+    port: u16,
+    token: String,
+}
+
+impl Drop for Ui {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts the dashboard of `home`, wishing for `port` (the tests in this file run at once,
+/// each with its own registry, and must not all take the first `coordination` port).
+fn start(home: &Home, port: u16) -> Ui {
+    let mut child = home
+        .cmd(&["ui", "--format", "json", "--port", &port.to_string()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_str(&line).expect("ui prints its URL as JSON");
+    let url = v["url"].as_str().unwrap();
+    let token = url.split("token=").nth(1).unwrap().to_owned();
+    Ui {
+        child,
+        port: v["port"].as_u64().unwrap() as u16,
+        token,
+    }
+}
+
+/// One HTTP/1.1 exchange: status, lower-cased headers, body.
+struct Reply {
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: String,
+}
+
+impl Reply {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("{e}: {}", self.body))
+    }
+}
+
+fn send(addr: (impl Into<std::net::IpAddr>, u16), request: &str) -> Reply {
+    let mut s = TcpStream::connect(std::net::SocketAddr::from((addr.0.into(), addr.1))).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s.write_all(request.as_bytes()).unwrap();
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).unwrap();
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let mut lines = head.lines();
+    let status = lines
+        .next()
+        .unwrap()
+        .split_whitespace()
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap();
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
+        .collect();
+    Reply {
+        status,
+        headers,
+        body: body.to_owned(),
+    }
+}
+
+impl Ui {
+    /// A request from 127.0.0.1 with `Host: localhost:PORT`, the bearer token, and `extra`
+    /// header lines.
+    fn req(&self, method: &str, path: &str, extra: &[&str], body: Option<&str>) -> Reply {
+        let mut r = format!(
+            "{method} {path} HTTP/1.1\r\nHost: localhost:{}\r\nConnection: close\r\n",
+            self.port
+        );
+        for h in extra {
+            r.push_str(h);
+            r.push_str("\r\n");
+        }
+        if let Some(b) = body {
+            r.push_str(&format!("Content-Length: {}\r\n\r\n{b}", b.len()));
+        } else {
+            r.push_str("\r\n");
+        }
+        send((Ipv4Addr::LOCALHOST, self.port), &r)
+    }
+
+    fn bearer(&self) -> String {
+        format!("Authorization: Bearer {}", self.token)
+    }
+
+    fn json_post(&self, method: &str, path: &str, body: &str) -> Reply {
+        let auth = self.bearer();
+        self.req(
+            method,
+            path,
+            &[&auth, "Content-Type: application/json"],
+            Some(body),
+        )
+    }
+}
+
+#[test]
+fn routes_answer_with_the_token() {
+    let home = Home::new();
+    let ui = start(&home, 9880);
+    let auth = ui.bearer();
+    // The printed URL: token exchanged for an HttpOnly SameSite=Strict cookie, then `/`.
+    let r = ui.req("GET", &format!("/?token={}", ui.token), &[], None);
+    assert_eq!(r.status, 303);
+    assert_eq!(r.header("location"), Some("/"));
+    let cookie = r.header("set-cookie").unwrap().to_owned();
+    assert!(
+        cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"),
+        "{cookie}"
+    );
+    let cookie_header = format!("Cookie: {}", cookie.split(';').next().unwrap());
+    let page = ui.req("GET", "/", &[&cookie_header], None);
+    assert_eq!(page.status, 200);
+    assert!(page.body.contains("<svg id=\"map\""));
+
+    let state = ui.req("GET", "/api/state", &[&auth], None).json();
+    assert!(state["service_types"].as_array().unwrap().len() >= 17);
+    assert_eq!(state["settings"]["chunk_size"], 10);
+
+    // Types: add, edit, remove — the same validation as the CLI, through the same write path.
+    let r = ui.json_post(
+        "POST",
+        "/api/types",
+        r#"{"name":"web-made","ranges":["20000-20009"],"preferred":[20005]}"#,
+    );
+    assert_eq!(r.status, 201, "{}", r.body);
+    assert!(home.ok(&["list", "web-made"]).contains("20000-20009"));
+    let r = ui.json_post(
+        "POST",
+        "/api/types",
+        r#"{"name":"clash","ranges":["20005-20015"]}"#,
+    );
+    assert_eq!(r.status, 400);
+    assert!(
+        r.json()["error"]
+            .as_str()
+            .unwrap()
+            .contains("overlaps 20000-20009 of \"web-made\"")
+    );
+    let r = ui.json_post(
+        "PUT",
+        "/api/types/web-made",
+        r#"{"ranges":["20000-20019"],"single":true}"#,
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(
+        home.json(&["list", "web-made"])["service_types"][0]["instance_behavior"],
+        "single"
+    );
+    let r = ui.json_post("DELETE", "/api/types/web-made", "{}");
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(
+        home.json(&["list", "web-made"])["service_types"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        ui.json_post("DELETE", "/api/types/never-was", "{}").status,
+        404
+    );
+
+    // Settings: all validated before any is saved.
+    let before = home.read();
+    let r = ui.json_post(
+        "PUT",
+        "/api/settings",
+        r#"{"gap_size":"5","chunk_size":"-3"}"#,
+    );
+    assert_eq!(r.status, 400);
+    assert!(r.json()["error"].as_str().unwrap().contains("chunk_size"));
+    assert_eq!(
+        home.read(),
+        before,
+        "a rejected settings change saved something"
+    );
+    assert_eq!(
+        ui.json_post(
+            "PUT",
+            "/api/settings",
+            r#"{"gap_size":5,"placement":"smart"}"#
+        )
+        .status,
+        200
+    );
+    assert_eq!(
+        home.json(&["config", "show"])["settings"]["placement"],
+        "smart"
+    );
+
+    // Rules and zones.
+    assert_eq!(
+        ui.json_post(
+            "PUT",
+            "/api/zones",
+            r#"{"strategy":"team","name":"front","min_port":21000,"max_port":21099}"#
+        )
+        .status,
+        200
+    );
+    assert_eq!(
+        ui.json_post("POST", "/api/rules", r#"{"pattern":"fe-*","zone":"front"}"#)
+            .status,
+        201
+    );
+    assert_eq!(
+        home.json(&["allocate", "--service", "fe-x", "--instance", "i"])["ranges"],
+        serde_json::json!([[21000, 21009]])
+    );
+    assert_eq!(ui.json_post("DELETE", "/api/rules/fe-*", "{}").status, 200);
+    assert_eq!(
+        ui.json_post("POST", "/api/rules", r#"{"pattern":"x","zone":"nowhere"}"#)
+            .status,
+        400
+    );
+
+    // Audit trail, filtered and paged, newest first.
+    let a = ui
+        .req(
+            "GET",
+            "/api/audit?event=type_added&limit=10",
+            &[&auth],
+            None,
+        )
+        .json();
+    assert_eq!(a["total"], 1);
+    assert_eq!(a["records"][0]["service_type"], "web-made");
+    let a = ui
+        .req("GET", "/api/audit?q=fe-x&limit=1", &[&auth], None)
+        .json();
+    assert_eq!(
+        (a["total"].as_u64(), a["records"].as_array().unwrap().len()),
+        (Some(2), 1)
+    );
+    assert_eq!(
+        ui.req("GET", "/api/audit?since=tomorrow-ish", &[&auth], None)
+            .status,
+        400
+    );
+
+    // Metrics in the Prometheus text format.
+    let m = ui.req("GET", "/metrics", &[&auth], None);
+    assert_eq!(m.status, 200);
+    assert!(
+        m.header("content-type")
+            .unwrap()
+            .contains("openmetrics-text")
+    );
+    let scrape = prometheus_parse::Scrape::parse(m.body.lines().map(|l| Ok(l.to_owned()))).unwrap();
+    assert!(
+        scrape
+            .samples
+            .iter()
+            .any(|s| s.metric == "styxy_ports_reserved")
+    );
+
+    // No CORS header on any answer.
+    for r in [&page, &m] {
+        assert!(
+            r.headers
+                .iter()
+                .all(|(k, _)| !k.starts_with("access-control-")),
+            "{:?}",
+            r.headers
+        );
+    }
+}
+
+#[test]
+fn the_guard_refuses_what_it_must() {
+    let home = Home::new();
+    let ui = start(&home, 9885);
+    let auth = ui.bearer();
+    let before = home.read();
+    let evil = format!(
+        "GET /api/state HTTP/1.1\r\nHost: evil.example:{}\r\n{auth}\r\nConnection: close\r\n\r\n",
+        ui.port
+    );
+    assert_eq!(
+        send((Ipv4Addr::LOCALHOST, ui.port), &evil).status,
+        403,
+        "DNS rebinding host"
+    );
+    let no_host = format!("GET /api/state HTTP/1.0\r\n{auth}\r\n\r\n");
+    assert_eq!(send((Ipv4Addr::LOCALHOST, ui.port), &no_host).status, 403);
+    for host in ["127.0.0.1", "[::1]", "app.localhost"] {
+        let ok = format!(
+            "GET /api/state HTTP/1.1\r\nHost: {host}:{}\r\n{auth}\r\nConnection: close\r\n\r\n",
+            ui.port
+        );
+        assert_eq!(
+            send((Ipv4Addr::LOCALHOST, ui.port), &ok).status,
+            200,
+            "{host}"
+        );
+    }
+    // No token, a wrong token, the token in the query anywhere but `/`.
+    assert_eq!(ui.req("GET", "/api/state", &[], None).status, 401);
+    assert_eq!(
+        ui.req(
+            "GET",
+            "/api/state",
+            &["Authorization: Bearer 00000000000000000000000000000000"],
+            None
+        )
+        .status,
+        401
+    );
+    assert_eq!(
+        ui.req("GET", &format!("/api/state?token={}", ui.token), &[], None)
+            .status,
+        401
+    );
+    assert_eq!(
+        ui.req("GET", "/", &["Cookie: styxy_token=wrong"], None)
+            .status,
+        401
+    );
+    assert_eq!(
+        ui.req("GET", "/api/events", &[], None).status,
+        401,
+        "the event stream checks the token"
+    );
+    assert_eq!(ui.req("GET", "/metrics", &[], None).status, 401);
+    let body = r#"{"name":"sneaky","ranges":["20000-20009"]}"#;
+    assert_eq!(
+        ui.req(
+            "POST",
+            "/api/types",
+            &["Content-Type: application/json"],
+            Some(body)
+        )
+        .status,
+        401
+    );
+    assert_eq!(
+        ui.req(
+            "POST",
+            "/api/types",
+            &[&auth, "Content-Type: application/json"],
+            None
+        )
+        .status,
+        400
+    );
+    assert_eq!(
+        ui.req(
+            "POST",
+            "/api/types",
+            &[&auth, "Content-Type: text/plain"],
+            Some(body)
+        )
+        .status,
+        415
+    );
+    assert_eq!(
+        ui.req("POST", "/api/types", &[&auth], Some(body)).status,
+        415
+    );
+    let foreign = ui.req(
+        "POST",
+        "/api/types",
+        &[
+            &auth,
+            "Content-Type: application/json",
+            "Origin: http://evil.example",
+        ],
+        Some(body),
+    );
+    assert_eq!(foreign.status, 403);
+    let https = ui.req(
+        "POST",
+        "/api/types",
+        &[
+            &auth,
+            "Content-Type: application/json",
+            &format!("Origin: https://localhost:{}", ui.port),
+        ],
+        Some(body),
+    );
+    assert_eq!(https.status, 403);
+    assert_eq!(
+        ui.req(
+            "PATCH",
+            "/api/settings",
+            &[&auth, "Content-Type: application/json"],
+            Some("{}")
+        )
+        .status,
+        405
+    );
+    assert_eq!(
+        home.read(),
+        before,
+        "a refused request changed the registry"
+    );
+    let same_origin = ui.req(
+        "POST",
+        "/api/types",
+        &[
+            &auth,
+            "Content-Type: application/json",
+            &format!("Origin: http://localhost:{}", ui.port),
+        ],
+        Some(body),
+    );
+    assert_eq!(same_origin.status, 201, "{}", same_origin.body);
+
+    // The token file is private, and the server is on loopback only.
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(home.path().join("ui.token"))
+        .unwrap()
+        .permissions()
+        .mode()
+        & 0o777;
+    assert_eq!(mode, 0o600);
+    assert_eq!(
+        std::fs::read_to_string(home.path().join("ui.token")).unwrap(),
+        ui.token
+    );
+    let listening: Vec<String> = std::fs::read_to_string("/proc/net/tcp")
+        .unwrap()
+        .lines()
+        .skip(1)
+        .map(|l| l.split_whitespace().collect::<Vec<_>>())
+        .filter(|f| f[3] == "0A")
+        .map(|f| f[1].to_owned())
+        .filter(|local| local.ends_with(&format!(":{:04X}", ui.port)))
+        .collect();
+    assert_eq!(
+        listening,
+        [format!("0100007F:{:04X}", ui.port)],
+        "bound beyond 127.0.0.1"
+    );
+    if TcpStream::connect(("::1", ui.port)).is_ok() {
+        let r = format!(
+            "GET /api/state HTTP/1.1\r\nHost: [::1]:{}\r\n{auth}\r\nConnection: close\r\n\r\n",
+            ui.port
+        );
+        assert_eq!(
+            send((std::net::Ipv6Addr::LOCALHOST, ui.port), &r).status,
+            200
+        );
+    }
+}
+
+#[test]
+fn the_event_stream_sends_changes_made_by_any_process() {
+    let home = Home::new();
+    let ui = start(&home, 9890);
+    let mut s = TcpStream::connect((Ipv4Addr::LOCALHOST, ui.port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    write!(
+        s,
+        "GET /api/events HTTP/1.1\r\nHost: localhost:{}\r\n{}\r\n\r\n",
+        ui.port,
+        ui.bearer()
+    )
+    .unwrap();
+    let mut lines = BufReader::new(s).lines();
+    let mut next_state = || -> serde_json::Value {
+        loop {
+            let line = lines
+                .next()
+                .expect("stream open")
+                .expect("a line before the timeout");
+            if let Some(data) = line.strip_prefix("data: ") {
+                return serde_json::from_str(data).unwrap();
+            }
+        }
+    };
+    let first = next_state();
+    assert!(
+        !first["service_types"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|t| t["name"] == "from-cli")
+    );
+    // Another process changes the registry; the stream sends the new state unasked.
+    home.ok(&["allocate", "--service", "from-cli", "--instance", "x"]);
+    let next = next_state();
+    assert!(
+        next["service_types"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|t| t["name"] == "from-cli"),
+        "{next}"
+    );
+}
