@@ -1,0 +1,327 @@
+//! The dashboard in a real headless Chromium (Debian's `chromium` and `chromium-driver`,
+//! which `.ci/run` installs), driven over WebDriver: the map draws a band per service type
+//! (checked on the screenshot's pixels), a type added through the form reaches the registry,
+//! a CLI allocation appears without a reload, the audit view filters, and an invalid setting
+//! shows its error inline.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::Home;
+use fantoccini::{ClientBuilder, Locator};
+use serde_json::{Value, json};
+
+/// A child process killed when dropped.
+struct Killed(Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn wait_listening(port: u16, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "{what} never listened on {port}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn tool(name: &str) -> PathBuf {
+    let path = Path::new("/usr/bin").join(name);
+    assert!(
+        path.exists(),
+        "{} is missing: install Debian's chromium and chromium-driver (bash .ci/run does)",
+        path.display()
+    );
+    path
+}
+
+/// Polls `check` (a JS expression) in the page until it is truthy.
+async fn until(client: &fantoccini::Client, what: &str, check: &str) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let v = client
+            .execute(&format!("return {check};"), vec![])
+            .await
+            .unwrap();
+        if v.as_bool() != Some(false) && !v.is_null() && v != json!(0) && v != json!("") {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Pixels of the screenshot whose colour is within a small distance of `rgb`.
+fn count_colour(png_bytes: &[u8], rgb: [u8; 3]) -> usize {
+    let decoder = png::Decoder::new(std::io::Cursor::new(png_bytes));
+    let mut reader = decoder.read_info().unwrap();
+    let mut buf = vec![0; reader.output_buffer_size().unwrap()];
+    let info = reader.next_frame(&mut buf).unwrap();
+    let channels = info.color_type.samples();
+    buf[..info.buffer_size()]
+        .chunks(channels)
+        .filter(|p| (0..3).all(|i| p[i].abs_diff(rgb[i]) <= 6))
+        .count()
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn the_dashboard_works_in_a_real_browser() {
+    let (chromium, chromedriver) = (tool("chromium"), tool("chromedriver"));
+    let home = Home::new();
+    home.ok(&["allocate", "--service", "alpha", "--instance", "one"]);
+    home.ok(&["allocate", "--service", "beta", "--instance", "one"]);
+
+    let mut ui = home
+        .cmd(&["ui", "--format", "json", "--port", "9895"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(ui.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let _ui = Killed(ui);
+    let url = serde_json::from_str::<Value>(&line).unwrap()["url"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    let driver_port = free_port();
+    let _driver = Killed(
+        Command::new(chromedriver)
+            .arg(format!("--port={driver_port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    wait_listening(driver_port, "chromedriver");
+    let profile = tempfile::tempdir().unwrap();
+    let mut caps = serde_json::Map::new();
+    caps.insert(
+        "goog:chromeOptions".into(),
+        json!({
+            "binary": chromium,
+            "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                     "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                     "--no-first-run", "--window-size=1280,900",
+                     format!("--user-data-dir={}", profile.path().display())],
+        }),
+    );
+    let client = ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+        .capabilities(caps)
+        .connect(&format!("http://127.0.0.1:{driver_port}"))
+        .await
+        .expect("a WebDriver session in headless chromium");
+
+    // The printed URL: the token is traded for a cookie and leaves the address bar.
+    client.goto(&url).await.unwrap();
+    until(
+        &client,
+        "the map",
+        "document.querySelectorAll('#map rect.band').length",
+    )
+    .await;
+    let current = client.current_url().await.unwrap();
+    assert!(!current.as_str().contains("token="), "{current}");
+
+    // A band per service type.
+    let listed: Vec<String> = home.json(&["list"])["service_types"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap().to_owned())
+        .collect();
+    let missing = client
+        .execute(
+            "return arguments[0].filter(n => !document.querySelector(`#map rect.band[data-type=\"${n}\"]`));",
+            vec![json!(listed)],
+        )
+        .await
+        .unwrap();
+    assert_eq!(missing, json!([]), "types without a band");
+
+    // The screenshot shows them: pixels in the band colours.
+    let shot = client.screenshot().await.unwrap();
+    std::fs::write(
+        Path::new(env!("CARGO_TARGET_TMPDIR")).join("dashboard-map.png"),
+        &shot,
+    )
+    .unwrap();
+    let band = count_colour(&shot, [0x9e, 0xc1, 0xf7]);
+    let auto = count_colour(&shot, [0xa7, 0xe0, 0xb4]);
+    assert!(
+        band > 300 && auto > 30,
+        "the map drew {band} range pixels and {auto} auto-range pixels"
+    );
+
+    // A CLI allocation appears on the open page, without a reload.
+    client
+        .execute("window.__sameLoad = true;", vec![])
+        .await
+        .unwrap();
+    home.ok(&["allocate", "--service", "from-cli", "--instance", "x"]);
+    until(
+        &client,
+        "the new band",
+        "document.querySelector('#map rect.band[data-type=\"from-cli\"]')",
+    )
+    .await;
+    let same = client
+        .execute("return window.__sameLoad === true;", vec![])
+        .await
+        .unwrap();
+    assert_eq!(same, json!(true), "the page was reloaded");
+
+    // A type added through the form reaches the registry.
+    client
+        .find(Locator::Css("nav button[data-tab=types]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    client
+        .find(Locator::Css("#type-form input[name=name]"))
+        .await
+        .unwrap()
+        .send_keys("from-browser")
+        .await
+        .unwrap();
+    client
+        .find(Locator::Css("#type-form input[name=ranges]"))
+        .await
+        .unwrap()
+        .send_keys("23000-23009")
+        .await
+        .unwrap();
+    client
+        .find(Locator::Css("#type-form button[type=submit]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    until(
+        &client,
+        "the new row",
+        "document.querySelector('#types-table tr[data-type=\"from-browser\"]')",
+    )
+    .await;
+    let list = home.json(&["list", "from-browser"]);
+    assert_eq!(list["service_types"][0]["ranges"], json!([[23000, 23009]]));
+    // The same validation as the CLI, shown inline.
+    client
+        .find(Locator::Css("#type-form input[name=name]"))
+        .await
+        .unwrap()
+        .send_keys("overlapping")
+        .await
+        .unwrap();
+    client
+        .find(Locator::Css("#type-form input[name=ranges]"))
+        .await
+        .unwrap()
+        .send_keys("23005-23020")
+        .await
+        .unwrap();
+    client
+        .find(Locator::Css("#type-form button[type=submit]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let err = until(
+        &client,
+        "the type error",
+        "document.querySelector('#type-error').textContent",
+    )
+    .await;
+    assert!(
+        err.as_str().unwrap().contains("overlaps 23000-23009"),
+        "{err}"
+    );
+
+    // The audit view filters.
+    client
+        .find(Locator::Css("nav button[data-tab=audit]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    client
+        .find(Locator::Css("#audit-form input[name=service]"))
+        .await
+        .unwrap()
+        .send_keys("from-cli")
+        .await
+        .unwrap();
+    client
+        .find(Locator::Css("#audit-form button[type=submit]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let rows = until(
+        &client,
+        "the filtered audit",
+        "(() => { const r = [...document.querySelectorAll('#audit-table tbody tr')].map(tr => tr.children[2].textContent); return r.length === 2 && r; })()",
+    )
+    .await;
+    assert_eq!(rows, json!(["from-cli", "from-cli"]));
+
+    // An invalid setting is refused with its error inline, and nothing is saved.
+    let before = home.read();
+    client
+        .find(Locator::Css("nav button[data-tab=settings]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let chunk = client
+        .find(Locator::Css("#settings-form input[name=chunk_size]"))
+        .await
+        .unwrap();
+    chunk.clear().await.unwrap();
+    chunk.send_keys("-5").await.unwrap();
+    client
+        .find(Locator::Css("#settings-form button[type=submit]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let err = until(
+        &client,
+        "the settings error",
+        "document.querySelector('#settings-error').textContent",
+    )
+    .await;
+    assert!(err.as_str().unwrap().contains("chunk_size"), "{err}");
+    assert_eq!(home.read(), before);
+
+    client.close().await.unwrap();
+}
