@@ -526,3 +526,55 @@ fn the_event_stream_sends_changes_made_by_any_process() {
         "{next}"
     );
 }
+
+#[test]
+fn open_starts_the_browser_with_the_url() {
+    let home = Home::new();
+    let seen = home.path().join("browser-saw");
+    let browser = home.path().join("fake-browser");
+    std::fs::write(
+        &browser,
+        format!("#!/bin/sh\necho \"$1\" > {}\n", seen.display()),
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&browser, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let mut child = home
+        .cmd(&["ui", "--open", "--port", "9893"])
+        .env("BROWSER", &browser)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut url = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut url)
+        .unwrap();
+    let ui = Ui {
+        child,
+        port: 0,
+        token: String::new(),
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !seen.exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the browser was not started"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let opened = loop {
+        let text = std::fs::read_to_string(&seen).unwrap();
+        if text.ends_with('\n') || std::time::Instant::now() > deadline {
+            break text;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(opened.trim(), url.trim());
+    assert!(
+        url.starts_with("http://127.0.0.1:") && url.contains("/?token="),
+        "{url}"
+    );
+    drop(ui);
+}
