@@ -7,7 +7,6 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -69,6 +68,22 @@ async fn until(client: &fantoccini::Client, what: &str, check: &str) -> Value {
     }
 }
 
+async fn click(client: &fantoccini::Client, css: &str) {
+    client
+        .find(Locator::Css(css))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+}
+
+async fn type_into(client: &fantoccini::Client, css: &str, text: &str) {
+    let input = client.find(Locator::Css(css)).await.unwrap();
+    input.clear().await.unwrap();
+    input.send_keys(text).await.unwrap();
+}
+
 /// Pixels of the screenshot whose colour is within a small distance of `rgb`.
 fn count_colour(png_bytes: &[u8], rgb: [u8; 3]) -> usize {
     let decoder = png::Decoder::new(std::io::Cursor::new(png_bytes));
@@ -89,21 +104,8 @@ async fn the_dashboard_works_in_a_real_browser() {
     home.ok(&["allocate", "--service", "alpha", "--instance", "one"]);
     home.ok(&["allocate", "--service", "beta", "--instance", "one"]);
 
-    let mut ui = home
-        .cmd(&["ui", "--format", "json", "--port", "9895"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(ui.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let _ui = Killed(ui);
-    let url = serde_json::from_str::<Value>(&line).unwrap()["url"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let ui = home.start_ui(9895, &[], &[]);
+    let url = ui.url.clone();
 
     let driver_port = free_port();
     let _driver = Killed(
@@ -193,34 +195,10 @@ async fn the_dashboard_works_in_a_real_browser() {
     assert_eq!(same, json!(true), "the page was reloaded");
 
     // A type added through the form reaches the registry.
-    client
-        .find(Locator::Css("nav button[data-tab=types]"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-    client
-        .find(Locator::Css("#type-form input[name=name]"))
-        .await
-        .unwrap()
-        .send_keys("from-browser")
-        .await
-        .unwrap();
-    client
-        .find(Locator::Css("#type-form input[name=ranges]"))
-        .await
-        .unwrap()
-        .send_keys("23000-23009")
-        .await
-        .unwrap();
-    client
-        .find(Locator::Css("#type-form button[type=submit]"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&client, "nav button[data-tab=types]").await;
+    type_into(&client, "#type-form input[name=name]", "from-browser").await;
+    type_into(&client, "#type-form input[name=ranges]", "23000-23009").await;
+    click(&client, "#type-form button[type=submit]").await;
     until(
         &client,
         "the new row",
@@ -230,27 +208,9 @@ async fn the_dashboard_works_in_a_real_browser() {
     let list = home.json(&["list", "from-browser"]);
     assert_eq!(list["service_types"][0]["ranges"], json!([[23000, 23009]]));
     // The same validation as the CLI, shown inline.
-    client
-        .find(Locator::Css("#type-form input[name=name]"))
-        .await
-        .unwrap()
-        .send_keys("overlapping")
-        .await
-        .unwrap();
-    client
-        .find(Locator::Css("#type-form input[name=ranges]"))
-        .await
-        .unwrap()
-        .send_keys("23005-23020")
-        .await
-        .unwrap();
-    client
-        .find(Locator::Css("#type-form button[type=submit]"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    type_into(&client, "#type-form input[name=name]", "overlapping").await;
+    type_into(&client, "#type-form input[name=ranges]", "23005-23020").await;
+    click(&client, "#type-form button[type=submit]").await;
     let err = until(
         &client,
         "the type error",
@@ -263,27 +223,9 @@ async fn the_dashboard_works_in_a_real_browser() {
     );
 
     // The audit view filters.
-    client
-        .find(Locator::Css("nav button[data-tab=audit]"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-    client
-        .find(Locator::Css("#audit-form input[name=service]"))
-        .await
-        .unwrap()
-        .send_keys("from-cli")
-        .await
-        .unwrap();
-    client
-        .find(Locator::Css("#audit-form button[type=submit]"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&client, "nav button[data-tab=audit]").await;
+    type_into(&client, "#audit-form input[name=service]", "from-cli").await;
+    click(&client, "#audit-form button[type=submit]").await;
     let rows = until(
         &client,
         "the filtered audit",
@@ -294,26 +236,9 @@ async fn the_dashboard_works_in_a_real_browser() {
 
     // An invalid setting is refused with its error inline, and nothing is saved.
     let before = home.read();
-    client
-        .find(Locator::Css("nav button[data-tab=settings]"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-    let chunk = client
-        .find(Locator::Css("#settings-form input[name=chunk_size]"))
-        .await
-        .unwrap();
-    chunk.clear().await.unwrap();
-    chunk.send_keys("-5").await.unwrap();
-    client
-        .find(Locator::Css("#settings-form button[type=submit]"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&client, "nav button[data-tab=settings]").await;
+    type_into(&client, "#settings-form input[name=chunk_size]", "-5").await;
+    click(&client, "#settings-form button[type=submit]").await;
     let err = until(
         &client,
         "the settings error",

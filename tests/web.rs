@@ -6,47 +6,9 @@ mod common;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Ipv4Addr, TcpStream};
-use std::process::{Child, Stdio};
 use std::time::Duration;
 
-use common::Home;
-
-/// A running `cargo styxy ui`, stopped when dropped.
-struct Ui {
-    child: Child,
-    port: u16,
-    token: String,
-}
-
-impl Drop for Ui {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Starts the dashboard of `home`, wishing for `port` (the tests in this file run at once,
-/// each with its own registry, and must not all take the first `coordination` port).
-fn start(home: &Home, port: u16) -> Ui {
-    let mut child = home
-        .cmd(&["ui", "--format", "json", "--port", &port.to_string()])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let v: serde_json::Value = serde_json::from_str(&line).expect("ui prints its URL as JSON");
-    let url = v["url"].as_str().unwrap();
-    let token = url.split("token=").nth(1).unwrap().to_owned();
-    Ui {
-        child,
-        port: v["port"].as_u64().unwrap() as u16,
-        token,
-    }
-}
+use common::{Home, Ui};
 
 /// One HTTP/1.1 exchange: status, lower-cased headers, body.
 struct Reply {
@@ -134,7 +96,7 @@ impl Ui {
 #[test]
 fn routes_answer_with_the_token() {
     let home = Home::new();
-    let ui = start(&home, 9880);
+    let ui = home.start_ui(9880, &[], &[]);
     let auth = ui.bearer();
     // The printed URL: token exchanged for an HttpOnly SameSite=Strict cookie, then `/`.
     let r = ui.req("GET", &format!("/?token={}", ui.token), &[], None);
@@ -306,7 +268,7 @@ fn routes_answer_with_the_token() {
 #[test]
 fn the_guard_refuses_what_it_must() {
     let home = Home::new();
-    let ui = start(&home, 9885);
+    let ui = home.start_ui(9885, &[], &[]);
     let auth = ui.bearer();
     let before = home.read();
     let evil = format!(
@@ -484,7 +446,7 @@ fn the_guard_refuses_what_it_must() {
 #[test]
 fn the_event_stream_sends_changes_made_by_any_process() {
     let home = Home::new();
-    let ui = start(&home, 9890);
+    let ui = home.start_ui(9890, &[], &[]);
     let mut s = TcpStream::connect((Ipv4Addr::LOCALHOST, ui.port)).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
     write!(
@@ -539,22 +501,8 @@ fn open_starts_the_browser_with_the_url() {
     .unwrap();
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(&browser, std::fs::Permissions::from_mode(0o755)).unwrap();
-    let mut child = home
-        .cmd(&["ui", "--open", "--port", "9893"])
-        .env("BROWSER", &browser)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut url = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut url)
-        .unwrap();
-    let ui = Ui {
-        child,
-        port: 0,
-        token: String::new(),
-    };
+    let ui = home.start_ui(9893, &["--open"], &[("BROWSER", &browser)]);
+    let url = ui.url.clone();
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     while !seen.exists() {
         assert!(

@@ -112,3 +112,50 @@ pub fn assert_disjoint_with_gaps(
         }
     }
 }
+
+/// A running `cargo styxy ui`, stopped when dropped.
+pub struct Ui {
+    pub child: std::process::Child,
+    pub url: String,
+    pub port: u16,
+    pub token: String,
+}
+
+impl Drop for Ui {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Home {
+    /// Starts the dashboard wishing for `port` (tests that run at once, each with its own
+    /// registry, must not all take the first `coordination` port), with `env` set.
+    pub fn start_ui(&self, port: u16, extra: &[&str], env: &[(&str, &std::path::Path)]) -> Ui {
+        use std::io::BufRead;
+        let port_arg = port.to_string();
+        let mut args = vec!["ui", "--format", "json", "--port", &port_arg];
+        args.extend_from_slice(extra);
+        let mut cmd = self.cmd(&args);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let v: serde_json::Value = serde_json::from_str(&line).expect("ui prints its URL as JSON");
+        let url = v["url"].as_str().unwrap().to_owned();
+        Ui {
+            child,
+            token: url.split("token=").nth(1).unwrap().to_owned(),
+            port: v["port"].as_u64().unwrap() as u16,
+            url,
+        }
+    }
+}
