@@ -451,26 +451,44 @@ impl Store {
 }
 
 /// Workspaces with an instance that was added, removed or moved between `old` and `new`.
+/// Only the types that differ are looked into.
 fn changed_workspaces(old: &Registry, new: &Registry) -> BTreeSet<String> {
-    fn holders(reg: &Registry) -> BTreeMap<(&str, &str), (u16, Option<&str>)> {
-        reg.types
-            .iter()
-            .flat_map(|(n, t)| {
-                t.instances.iter().map(move |(id, i)| {
-                    ((n.as_str(), id.as_str()), (i.port, i.workspace.as_deref()))
-                })
-            })
-            .collect()
-    }
-    let (a, b) = (holders(old), holders(new));
     let mut out = BTreeSet::new();
-    for (key, value) in a.iter().chain(b.iter()) {
-        let (before, after) = (a.get(key), b.get(key));
-        if before != after {
-            out.extend(value.1.map(str::to_owned));
+    let empty = BTreeMap::new();
+    for (name, before, after) in changed_types(old, new) {
+        let a = before.map_or(&empty, |t| &t.instances);
+        let b = after.map_or(&empty, |t| &t.instances);
+        for (id, i) in a.iter().chain(b.iter()) {
+            if a.get(id) != b.get(id) {
+                out.extend(i.workspace.clone());
+            }
         }
+        let _ = name;
     }
     out
+}
+
+/// The types present in either registry whose value differs, with both values.
+fn changed_types<'r>(
+    old: &'r Registry,
+    new: &'r Registry,
+) -> impl Iterator<
+    Item = (
+        &'r String,
+        Option<&'r crate::registry::ServiceType>,
+        Option<&'r crate::registry::ServiceType>,
+    ),
+> {
+    let removed = old
+        .types
+        .iter()
+        .filter(|(n, _)| !new.types.contains_key(*n))
+        .map(|(n, t)| (n, Some(t), None));
+    let changed = new.types.iter().filter_map(|(n, t)| {
+        let before = old.types.get(n);
+        (before != Some(t)).then_some((n, before, Some(t)))
+    });
+    removed.chain(changed)
 }
 
 /// The registry as the template makes it.
