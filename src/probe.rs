@@ -5,8 +5,8 @@ use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener};
 
 use crate::registry::model::PortRange;
 
-/// True when a server could not bind `port` on 127.0.0.1 or on [::1] because something holds
-/// it. Both loopbacks are tried: a service on [::1] does not block an IPv4 bind, yet
+/// True when a server could not bind `port` on 127.0.0.1 or on `[::1]` because something holds
+/// it. Both loopbacks are tried: a service on `[::1]` does not block an IPv4 bind, yet
 /// `localhost` clients reach it. The bind uses std's defaults (`SO_REUSEADDR` on Unix), as
 /// servers do, so sockets in TIME_WAIT do not count.
 pub fn is_listening(port: u16) -> bool {

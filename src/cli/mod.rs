@@ -176,7 +176,7 @@ pub fn main() -> ExitCode {
     run(std::env::args_os())
 }
 
-/// Runs the tool with `args` (argv[0] first). Accepts `cargo-styxy styxy <cmd>` (as cargo
+/// Runs the tool with `args` (`argv[0]` first). Accepts `cargo-styxy styxy <cmd>` (as cargo
 /// runs it) and a bare `cargo-styxy <cmd>`.
 pub fn run(args: impl IntoIterator<Item = OsString>) -> ExitCode {
     let mut args: Vec<OsString> = args.into_iter().collect();

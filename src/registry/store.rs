@@ -455,7 +455,7 @@ impl Store {
 fn changed_workspaces(old: &Registry, new: &Registry) -> BTreeSet<String> {
     let mut out = BTreeSet::new();
     let empty = BTreeMap::new();
-    for (name, before, after) in changed_types(old, new) {
+    for (_, before, after) in changed_types(old, new) {
         let a = before.map_or(&empty, |t| &t.instances);
         let b = after.map_or(&empty, |t| &t.instances);
         for (id, i) in a.iter().chain(b.iter()) {
@@ -463,7 +463,6 @@ fn changed_workspaces(old: &Registry, new: &Registry) -> BTreeSet<String> {
                 out.extend(i.workspace.clone());
             }
         }
-        let _ = name;
     }
     out
 }

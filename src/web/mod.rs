@@ -1,5 +1,5 @@
 //! The local web dashboard (`cargo styxy ui`, spec §8): a live port map, service type
-//! management, the audit trail, metrics and settings, served on 127.0.0.1 and [::1] only.
+//! management, the audit trail, metrics and settings, served on 127.0.0.1 and `[::1]` only.
 //! Every change goes through the same locked write path as the CLI.
 
 pub mod security;
