@@ -431,6 +431,26 @@ fn the_guard_refuses_what_it_must() {
         [format!("0100007F:{:04X}", ui.port)],
         "bound beyond 127.0.0.1"
     );
+    let listening6: Vec<String> = std::fs::read_to_string("/proc/net/tcp6")
+        .unwrap_or_default()
+        .lines()
+        .skip(1)
+        .map(|l| l.split_whitespace().collect::<Vec<_>>())
+        .filter(|f| f[3] == "0A")
+        .map(|f| f[1].to_owned())
+        .filter(|local| local.ends_with(&format!(":{:04X}", ui.port)))
+        .collect();
+    if TcpStream::connect(("::1", ui.port)).is_ok() {
+        assert_eq!(listening6.len(), 1, "{listening6:?}");
+    }
+    for local in &listening6 {
+        // ::1 as /proc/net/tcp6 writes it; never :: (every address).
+        assert_eq!(
+            local,
+            &format!("00000000000000000000000001000000:{:04X}", ui.port),
+            "bound beyond [::1]"
+        );
+    }
     if TcpStream::connect(("::1", ui.port)).is_ok() {
         let r = format!(
             "GET /api/state HTTP/1.1\r\nHost: [::1]:{}\r\n{auth}\r\nConnection: close\r\n\r\n",
