@@ -531,3 +531,44 @@ fn completions_for_every_shell() {
         );
     }
 }
+
+#[test]
+fn release_workspace_frees_this_checkout_only() {
+    let home = Home::new();
+    let (one, two) = (shop(), shop());
+    let (root_one, _) = assigned(&home, one.path());
+    let (_, ports_two) = assigned(&home, two.path());
+    let before = home.json(&["list", "--used"]);
+    let out = home
+        .cmd(&["release", "--workspace", "--format", "json"])
+        .current_dir(one.path().join("api"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let released: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(released.as_array().unwrap().len(), 4, "{released}");
+    let after = home.json(&["list", "--used"]);
+    for t in after["service_types"].as_array().unwrap() {
+        for i in t["instances"].as_array().unwrap() {
+            assert_ne!(i["workspace"], root_one.as_str(), "{t}");
+        }
+    }
+    // The other checkout keeps every port.
+    let (_, again) = assigned(&home, two.path());
+    assert_eq!(again, ports_two);
+    assert_ne!(before, after);
+    let err = home.fails(
+        &[
+            "release",
+            "--workspace",
+            "--manifest-path",
+            &manifest(one.path()),
+        ],
+        1,
+    );
+    assert!(err.contains("holds no port"), "{err}");
+}

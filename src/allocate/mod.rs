@@ -524,6 +524,16 @@ pub fn release(
     service_type: Option<&str>,
     instance: Option<&str>,
 ) -> Result<Outcome<Vec<Released>>> {
+    release_where(reg, service_type, instance, None)
+}
+
+/// [`release`], further narrowed to the instances of the checkout `workspace` when given.
+pub fn release_where(
+    reg: &mut Registry,
+    service_type: Option<&str>,
+    instance: Option<&str>,
+    workspace: Option<&str>,
+) -> Result<Outcome<Vec<Released>>> {
     if let Some(name) = service_type
         && !reg.types.contains_key(name)
     {
@@ -543,9 +553,10 @@ pub fn release(
         let t = reg.types.get_mut(&name).expect("listed above");
         let ids: Vec<String> = t
             .instances
-            .keys()
-            .filter(|id| instance.is_none_or(|i| i == id.as_str()))
-            .cloned()
+            .iter()
+            .filter(|(id, _)| instance.is_none_or(|i| i == id.as_str()))
+            .filter(|(_, i)| workspace.is_none_or(|w| i.workspace.as_deref() == Some(w)))
+            .map(|(id, _)| id.clone())
             .collect();
         if ids.is_empty() {
             continue;
@@ -578,11 +589,12 @@ pub fn release(
         }
     }
     if out.value.is_empty() {
-        let what = match (service_type, instance) {
-            (Some(s), Some(i)) => format!("instance {i:?} holds no port in {s:?}"),
-            (Some(s), None) => format!("{s:?} has no instances"),
-            (None, Some(i)) => format!("instance {i:?} holds no port"),
-            (None, None) => "nothing to release".to_owned(),
+        let what = match (service_type, instance, workspace) {
+            (_, _, Some(w)) => format!("the checkout {w} holds no port"),
+            (Some(s), Some(i), None) => format!("instance {i:?} holds no port in {s:?}"),
+            (Some(s), None, None) => format!("{s:?} has no instances"),
+            (None, Some(i), None) => format!("instance {i:?} holds no port"),
+            (None, None, None) => "nothing to release".to_owned(),
         };
         return Err(Error::NothingToRelease { what });
     }

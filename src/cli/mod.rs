@@ -241,7 +241,7 @@ fn execute(cli: Cli) -> anyhow::Result<()> {
         #[cfg(feature = "web")]
         Command::Ui(args) => ui::run(&ctx, args),
         Command::Allocate(args) => allocate::run(&ctx, args),
-        Command::Release(args) => release::run(&ctx, args),
+        Command::Release(args) => release::run(&ctx, args, manifest),
         Command::List(args) => list::run(&ctx, args),
         Command::Type(cmd) => types::run(&ctx, cmd),
         Command::Rule(cmd) => rule::run(&ctx, cmd),

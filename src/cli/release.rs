@@ -18,14 +18,26 @@ pub struct ReleaseArgs {
     /// Instance to release (alone: in every type)
     #[arg(long, value_name = "ID", group = "what")]
     pub instance: Option<String>,
+    /// Every instance of this checkout (the workspace of --manifest-path or the current dir)
+    #[arg(long, group = "what")]
+    pub workspace: bool,
 }
 
-pub fn run(ctx: &Ctx, args: ReleaseArgs) -> anyhow::Result<()> {
+pub fn run(ctx: &Ctx, args: ReleaseArgs, manifest: Option<&std::path::Path>) -> anyhow::Result<()> {
+    // The checkout's root comes from cargo (or the cache) before the lock is taken.
+    let root = if args.workspace {
+        let manifest = crate::cli::workspace::manifest(manifest)?;
+        let ws = crate::cli::workspace::load(ctx, &manifest)?;
+        Some(ws.root.to_string_lossy().into_owned())
+    } else {
+        None
+    };
     let mut guard = ctx.store.lock()?;
-    let outcome = allocate::release(
+    let outcome = allocate::release_where(
         &mut guard.registry,
         args.service.as_deref(),
         args.instance.as_deref(),
+        root.as_deref(),
     )?;
     guard.commit(&outcome.events)?;
     ctx.emit(&outcome.value, |out| {
