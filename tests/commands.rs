@@ -409,3 +409,107 @@ fn a_hand_edit_is_seen_at_once() {
     let g = home.json(&["allocate", "--service", "edited", "--instance", "j"]);
     assert_eq!(g["port"], 11611);
 }
+
+/// An executable script in `dir` standing in for the user's editor.
+fn editor(dir: &std::path::Path, name: &str, body: &str) -> std::path::PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let path = dir.join(name);
+    std::fs::write(&path, format!("#!/bin/sh\nset -e\n{body}\n")).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    path
+}
+
+#[test]
+fn config_edit_validates_before_it_writes() {
+    let home = Home::new();
+    home.ok(&["allocate", "--service", "keep", "--instance", "i"]);
+    let scripts = tempfile::tempdir().unwrap();
+
+    // A good edit is saved, with the rest of the file as it was.
+    let good = editor(
+        scripts.path(),
+        "good",
+        "sed -i 's/^chunk_size = 10 /chunk_size = 12 /' \"$1\"",
+    );
+    let out = home
+        .cmd(&["config", "edit"])
+        .env("EDITOR", &good)
+        .env_remove("VISUAL")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(home.json(&["config", "show"])["settings"]["chunk_size"], 12);
+    assert!(
+        home.read()
+            .contains("# ports in a new auto-allocated range")
+    );
+    assert_eq!(
+        home.json(&["audit", "--event", "CONFIG_CHANGED"])[0]["key"],
+        "edit"
+    );
+
+    // A broken edit is refused, the registry untouched, the edit kept for the user.
+    let before = home.read();
+    let bad = editor(scripts.path(), "bad", "printf '[settings\\n' >> \"$1\"");
+    let out = home
+        .cmd(&["config", "edit"])
+        .env("VISUAL", &bad)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("registry.toml:") && err.contains("your edit is kept in"),
+        "{err}"
+    );
+    assert_eq!(home.read(), before);
+    let kept = std::fs::read_dir(home.path()).unwrap().flatten().any(|e| {
+        e.file_name()
+            .to_string_lossy()
+            .starts_with("registry.edit.")
+    });
+    assert!(kept);
+
+    // An overlap written by hand is refused the same way.
+    let overlap = editor(
+        scripts.path(),
+        "overlap",
+        "printf '\\n[types.clash]\\nranges = [[8050, 8060]]\\n' >> \"$1\"",
+    );
+    let out = home
+        .cmd(&["config", "edit"])
+        .env("VISUAL", &overlap)
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&out.stderr).contains("overlaps"));
+    assert_eq!(home.read(), before);
+
+    // Another process's change while the editor is open wins; the edit is not written over it.
+    let racing = editor(
+        scripts.path(),
+        "racing",
+        &format!(
+            "STYXY_HOME={} {} styxy config set gap_size 3 >/dev/null\nsed -i 's/^chunk_size = 12 /chunk_size = 14 /' \"$1\"",
+            home.path().display(),
+            common::BIN
+        ),
+    );
+    let out = home
+        .cmd(&["config", "edit"])
+        .env("VISUAL", &racing)
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&out.stderr).contains("changed the registry while you edited"));
+    let show = home.json(&["config", "show"]);
+    assert_eq!(
+        (
+            show["settings"]["gap_size"].as_u64(),
+            show["settings"]["chunk_size"].as_u64()
+        ),
+        (Some(3), Some(12))
+    );
+}

@@ -26,6 +26,8 @@ pub enum ConfigCommand {
         #[arg(allow_hyphen_values = true)]
         value: String,
     },
+    /// Edit the registry in $VISUAL or $EDITOR; written only if it parses and validates
+    Edit,
     /// Restore the registry from a backup (the newest good one unless BACKUP is given)
     Restore {
         /// A backup file (see `--list`)
@@ -110,6 +112,7 @@ pub fn run(ctx: &Ctx, cmd: ConfigCommand) -> anyhow::Result<()> {
             guard.commit(&out.events)?;
             ctx.emit(&view, |out| writeln!(out, "{key} = {value}"))
         }
+        ConfigCommand::Edit => edit(ctx),
         ConfigCommand::Restore { list: true, .. } => {
             let backups = ctx.store.backups();
             ctx.emit(&backups, |out| {
@@ -129,6 +132,47 @@ pub fn run(ctx: &Ctx, cmd: ConfigCommand) -> anyhow::Result<()> {
                     restored.display()
                 )
             })
+        }
+    }
+}
+
+/// Opens a copy of the registry in the user's editor, then writes it back under the lock if
+/// it parses, validates, and nobody changed the registry meanwhile. A refused edit is kept.
+fn edit(ctx: &Ctx) -> anyhow::Result<()> {
+    use anyhow::Context;
+    let before = ctx.store.current_text()?;
+    crate::fsx::create_private_dir(ctx.store.dir())?;
+    let copy = tempfile::Builder::new()
+        .prefix("registry.edit.")
+        .suffix(".toml")
+        .tempfile_in(ctx.store.dir())?;
+    std::fs::write(copy.path(), &before)?;
+    let editor = ["VISUAL", "EDITOR"]
+        .iter()
+        .find_map(|k| std::env::var(k).ok().filter(|v| !v.trim().is_empty()))
+        .unwrap_or_else(|| "vi".into());
+    let mut words = editor.split_whitespace();
+    let program = words.next().unwrap_or("vi");
+    let status = std::process::Command::new(program)
+        .args(words)
+        .arg(copy.path())
+        .status()
+        .with_context(|| format!("cannot start the editor {editor:?}; set VISUAL or EDITOR"))?;
+    if !status.success() {
+        anyhow::bail!("the editor {editor:?} failed ({status}); nothing was changed");
+    }
+    let after = std::fs::read_to_string(copy.path())?;
+    match ctx.store.replace_text(&before, &after) {
+        Ok(changed) => ctx.emit(&serde_json::json!({ "changed": changed }), |out| {
+            let what = if changed { "saved" } else { "no change to" };
+            writeln!(out, "{what} {}", ctx.store.file().display())
+        }),
+        Err(e) => {
+            let (_, kept) = copy.keep()?;
+            anyhow::bail!(
+                "{e}; your edit is kept in {}: copy it over once fixed, or run `cargo styxy config edit` again",
+                kept.display()
+            )
         }
     }
 }

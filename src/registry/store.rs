@@ -286,6 +286,65 @@ impl Store {
         Ok(())
     }
 
+    /// The registry file's text as it is now: the template when there is no file yet.
+    pub fn current_text(&self) -> Result<String> {
+        Ok(self.read_text()?.unwrap_or_else(|| TEMPLATE.to_owned()))
+    }
+
+    /// Replaces the registry with `text` written by hand (`config edit`), under the lock and
+    /// only if the file still holds `expected` (else another process changed it meanwhile).
+    /// `text` must parse and validate; the old version is kept as a backup. Returns whether
+    /// anything changed.
+    pub fn replace_text(&self, expected: &str, text: &str) -> Result<bool> {
+        let (_lock, lock_wait) = self.take_lock()?;
+        let locked_at = Instant::now();
+        if self.current_text()? != expected {
+            return Err(Error::InvalidValue {
+                what: "edit",
+                value: self.file().display().to_string(),
+                reason: "another process changed the registry while you edited it; edit it again"
+                    .into(),
+            });
+        }
+        if text == expected {
+            return Ok(false);
+        }
+        let parse = |e: toml::de::Error| {
+            let (line, column) = line_column(text, e.span().map_or(0, |s| s.start));
+            Error::Parse {
+                file: self.file(),
+                line,
+                column,
+                message: e.message().trim().replace('\n', " "),
+                backup: None,
+            }
+        };
+        let reg: Registry = toml::from_str(text).map_err(parse)?;
+        validate::registry(&reg).map_err(|problem| Error::InvalidRegistry {
+            file: self.file(),
+            problem,
+            backup: None,
+        })?;
+        text.parse::<DocumentMut>()
+            .map_err(|e| Error::InvalidValue {
+                what: "edit",
+                value: self.file().display().to_string(),
+                reason: e.message().trim().to_owned(),
+            })?;
+        if let Ok(current) = fs::read(fsx::write_target(&self.file())) {
+            self.keep_backup(&current)?;
+        }
+        fsx::write_atomic(&self.file(), text.as_bytes())?;
+        self.keep_backup(text.as_bytes())?;
+        let event = Event::ConfigChanged {
+            key: "edit".into(),
+            value: self.file().display().to_string(),
+        };
+        let records = audit::records(&[event], lock_wait, locked_at.elapsed());
+        audit::append(&self.dir, &reg.settings, &records)?;
+        Ok(true)
+    }
+
     /// Replaces the registry with a backup (`None`: the newest one that parses and
     /// validates). The current file, even one that does not parse, is kept as a backup first.
     /// Returns the backup restored.
