@@ -60,7 +60,13 @@ pub fn emit() -> Result<Report> {
     let manifest_dir = env_path("CARGO_MANIFEST_DIR")?;
     let out_dir = env_path("OUT_DIR")?;
     let package = std::env::var("CARGO_PKG_NAME").unwrap_or_default();
-    for var in [paths::HOME_ENV, OFFLINE_ENV, "XDG_CONFIG_HOME", "HOME"] {
+    for var in [
+        paths::HOME_ENV,
+        OFFLINE_ENV,
+        "XDG_CONFIG_HOME",
+        "HOME",
+        crate::registry::store::LOCK_TIMEOUT_ENV,
+    ] {
         println!("cargo:rerun-if-env-changed={var}");
     }
     let (ws, manifests) = manifests::discover(&manifest_dir)?;
