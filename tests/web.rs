@@ -265,6 +265,19 @@ fn routes_answer_with_the_token() {
     }
 }
 
+/// The local addresses of the LISTEN rows of a `/proc/net/tcp{,6}` table on `port`.
+fn listen_rows(table: &str, port: u16) -> Vec<String> {
+    std::fs::read_to_string(table)
+        .unwrap_or_default()
+        .lines()
+        .skip(1)
+        .map(|l| l.split_whitespace().collect::<Vec<_>>())
+        .filter(|f| f[3] == "0A")
+        .map(|f| f[1].to_owned())
+        .filter(|local| local.ends_with(&format!(":{port:04X}")))
+        .collect()
+}
+
 #[test]
 fn the_guard_refuses_what_it_must() {
     let home = Home::new();
@@ -417,29 +430,13 @@ fn the_guard_refuses_what_it_must() {
         std::fs::read_to_string(home.path().join("ui.token")).unwrap(),
         ui.token
     );
-    let listening: Vec<String> = std::fs::read_to_string("/proc/net/tcp")
-        .unwrap()
-        .lines()
-        .skip(1)
-        .map(|l| l.split_whitespace().collect::<Vec<_>>())
-        .filter(|f| f[3] == "0A")
-        .map(|f| f[1].to_owned())
-        .filter(|local| local.ends_with(&format!(":{:04X}", ui.port)))
-        .collect();
+    let listening = listen_rows("/proc/net/tcp", ui.port);
     assert_eq!(
         listening,
         [format!("0100007F:{:04X}", ui.port)],
         "bound beyond 127.0.0.1"
     );
-    let listening6: Vec<String> = std::fs::read_to_string("/proc/net/tcp6")
-        .unwrap_or_default()
-        .lines()
-        .skip(1)
-        .map(|l| l.split_whitespace().collect::<Vec<_>>())
-        .filter(|f| f[3] == "0A")
-        .map(|f| f[1].to_owned())
-        .filter(|local| local.ends_with(&format!(":{:04X}", ui.port)))
-        .collect();
+    let listening6 = listen_rows("/proc/net/tcp6", ui.port);
     if TcpStream::connect(("::1", ui.port)).is_ok() {
         assert_eq!(listening6.len(), 1, "{listening6:?}");
     }

@@ -212,17 +212,7 @@ pub fn splice(
     // Every block of the file that belongs to a changed type, with its replacement.
     let mut edits: Vec<(Range<usize>, String)> = Vec::new();
     let mut added: Vec<&str> = Vec::new();
-    // Removed types, then new or changed ones: each name once, without a set of all names.
-    let removed = old
-        .types
-        .iter()
-        .filter(|(n, _)| !new.types.contains_key(*n))
-        .map(|(n, t)| (n, Some(t), None));
-    let changed = new.types.iter().filter_map(|(n, t)| {
-        let before = old.types.get(n);
-        (before != Some(t)).then_some((n, before, Some(t)))
-    });
-    for (name, before, after) in removed.chain(changed) {
+    for (name, before, after) in old.changed_types(new) {
         match layout.types.get(name) {
             Some(blocks) => {
                 let current: String = blocks.iter().map(|b| &text[b.clone()]).collect();

@@ -366,6 +366,24 @@ impl Registry {
         all
     }
 
+    /// The types that differ between `self` and `new` (removed, added or changed), each
+    /// once, with its value before and after.
+    pub fn changed_types<'r>(
+        &'r self,
+        new: &'r Registry,
+    ) -> impl Iterator<Item = (&'r String, Option<&'r ServiceType>, Option<&'r ServiceType>)> {
+        let removed = self
+            .types
+            .iter()
+            .filter(|(n, _)| !new.types.contains_key(*n))
+            .map(|(n, t)| (n, Some(t), None));
+        let changed = new.types.iter().filter_map(|(n, t)| {
+            let before = self.types.get(n);
+            (before != Some(t)).then_some((n, before, Some(t)))
+        });
+        removed.chain(changed)
+    }
+
     /// The zone named `name` in any strategy, with the strategy's name.
     pub fn zone(&self, name: &str) -> Option<(&str, Zone)> {
         self.strategies

@@ -293,8 +293,7 @@ impl Store {
 
     /// Replaces the registry with `text` written by hand (`config edit`), under the lock and
     /// only if the file still holds `expected` (else another process changed it meanwhile).
-    /// `text` must parse and validate; the old version is kept as a backup. Returns whether
-    /// anything changed.
+    /// Returns whether anything changed.
     pub fn replace_text(&self, expected: &str, text: &str) -> Result<bool> {
         let (_lock, lock_wait) = self.take_lock()?;
         let locked_at = Instant::now();
@@ -309,39 +308,15 @@ impl Store {
         if text == expected {
             return Ok(false);
         }
-        let parse = |e: toml::de::Error| {
-            let (line, column) = line_column(text, e.span().map_or(0, |s| s.start));
-            Error::Parse {
-                file: self.file(),
-                line,
-                column,
-                message: e.message().trim().replace('\n', " "),
-                backup: None,
-            }
-        };
-        let reg: Registry = toml::from_str(text).map_err(parse)?;
-        validate::registry(&reg).map_err(|problem| Error::InvalidRegistry {
-            file: self.file(),
-            problem,
-            backup: None,
-        })?;
-        text.parse::<DocumentMut>()
-            .map_err(|e| Error::InvalidValue {
-                what: "edit",
-                value: self.file().display().to_string(),
-                reason: e.message().trim().to_owned(),
-            })?;
-        if let Ok(current) = fs::read(fsx::write_target(&self.file())) {
-            self.keep_backup(&current)?;
-        }
-        fsx::write_atomic(&self.file(), text.as_bytes())?;
-        self.keep_backup(text.as_bytes())?;
-        let event = Event::ConfigChanged {
-            key: "edit".into(),
-            value: self.file().display().to_string(),
-        };
-        let records = audit::records(&[event], lock_wait, locked_at.elapsed());
-        audit::append(&self.dir, &reg.settings, &records)?;
+        let file = self.file();
+        self.install(
+            text,
+            &file,
+            "edit",
+            file.display().to_string(),
+            lock_wait,
+            locked_at,
+        )?;
         Ok(true)
     }
 
@@ -349,7 +324,8 @@ impl Store {
     /// validates). The current file, even one that does not parse, is kept as a backup first.
     /// Returns the backup restored.
     pub fn restore(&self, backup: Option<&Path>) -> Result<PathBuf> {
-        let (_lock, _) = self.take_lock()?;
+        let (_lock, lock_wait) = self.take_lock()?;
+        let locked_at = Instant::now();
         let chosen = match backup {
             Some(b) => b.to_path_buf(),
             None => self.last_good_backup().ok_or_else(|| Error::NoBackup {
@@ -358,18 +334,35 @@ impl Store {
         };
         let text = fs::read_to_string(&chosen)
             .map_err(|e| Error::io("cannot read the backup", &chosen, e))?;
-        let reg: Registry = toml::from_str(&text).map_err(|e| {
-            let (line, column) = line_column(&text, e.span().map_or(0, |s| s.start));
+        let value = chosen.display().to_string();
+        self.install(&text, &chosen, "restore", value, lock_wait, locked_at)?;
+        Ok(chosen)
+    }
+
+    /// Makes `text` (from `source`) the registry if it parses and validates: the current file
+    /// kept as a backup, the new one written atomically and kept too, and a `CONFIG_CHANGED`
+    /// line (`key`, `value`) in the audit trail. Call with the lock held.
+    fn install(
+        &self,
+        text: &str,
+        source: &Path,
+        key: &str,
+        value: String,
+        lock_wait: Duration,
+        locked_at: Instant,
+    ) -> Result<()> {
+        let reg: Registry = toml::from_str(text).map_err(|e| {
+            let (line, column) = line_column(text, e.span().map_or(0, |s| s.start));
             Error::Parse {
-                file: chosen.clone(),
+                file: source.to_path_buf(),
                 line,
                 column,
-                message: e.message().trim().to_owned(),
+                message: e.message().trim().replace('\n', " "),
                 backup: None,
             }
         })?;
         validate::registry(&reg).map_err(|problem| Error::InvalidRegistry {
-            file: chosen.clone(),
+            file: source.to_path_buf(),
             problem,
             backup: None,
         })?;
@@ -379,12 +372,11 @@ impl Store {
         fsx::write_atomic(&self.file(), text.as_bytes())?;
         self.keep_backup(text.as_bytes())?;
         let event = Event::ConfigChanged {
-            key: "restore".into(),
-            value: chosen.display().to_string(),
+            key: key.to_owned(),
+            value,
         };
-        let records = audit::records(&[event], Duration::ZERO, Duration::ZERO);
-        audit::append(&self.dir, &reg.settings, &records)?;
-        Ok(chosen)
+        let records = audit::records(&[event], lock_wait, locked_at.elapsed());
+        audit::append(&self.dir, &reg.settings, &records)
     }
 }
 
@@ -514,7 +506,7 @@ impl Store {
 fn changed_workspaces(old: &Registry, new: &Registry) -> BTreeSet<String> {
     let mut out = BTreeSet::new();
     let empty = BTreeMap::new();
-    for (_, before, after) in changed_types(old, new) {
+    for (_, before, after) in old.changed_types(new) {
         let a = before.map_or(&empty, |t| &t.instances);
         let b = after.map_or(&empty, |t| &t.instances);
         for (id, i) in a.iter().chain(b.iter()) {
@@ -524,29 +516,6 @@ fn changed_workspaces(old: &Registry, new: &Registry) -> BTreeSet<String> {
         }
     }
     out
-}
-
-/// The types present in either registry whose value differs, with both values.
-fn changed_types<'r>(
-    old: &'r Registry,
-    new: &'r Registry,
-) -> impl Iterator<
-    Item = (
-        &'r String,
-        Option<&'r crate::registry::ServiceType>,
-        Option<&'r crate::registry::ServiceType>,
-    ),
-> {
-    let removed = old
-        .types
-        .iter()
-        .filter(|(n, _)| !new.types.contains_key(*n))
-        .map(|(n, t)| (n, Some(t), None));
-    let changed = new.types.iter().filter_map(|(n, t)| {
-        let before = old.types.get(n);
-        (before != Some(t)).then_some((n, before, Some(t)))
-    });
-    removed.chain(changed)
 }
 
 /// The registry as the template makes it.
