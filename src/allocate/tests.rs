@@ -44,6 +44,19 @@ fn alloc_on(reg: &mut Registry, name: &str, instance: &str, probe: &dyn Probe) -
     .value
 }
 
+/// An allocation on an idle machine, its error kept.
+fn try_alloc(reg: &mut Registry, name: &str, instance: &str) -> Result<Outcome<Grant>> {
+    allocate(
+        reg,
+        &machine(&idle),
+        &Request {
+            service_type: name,
+            instance,
+            ..Request::default()
+        },
+    )
+}
+
 fn range_of(reg: &mut Registry, name: &str) -> PortRange {
     alloc(reg, name, "i").ranges[0]
 }
@@ -164,16 +177,7 @@ fn same_instance_same_port_and_no_change() {
     let mut reg = empty();
     let first = alloc(&mut reg, "a", "one");
     let snapshot = reg.clone();
-    let again = allocate(
-        &mut reg,
-        &machine(&idle),
-        &Request {
-            service_type: "a",
-            instance: "one",
-            ..Request::default()
-        },
-    )
-    .unwrap();
+    let again = try_alloc(&mut reg, "a", "one").unwrap();
     assert_eq!(again.value.port, first.port);
     assert!(again.value.existing && !again.value.auto_allocated);
     assert!(again.events.is_empty());
@@ -187,16 +191,7 @@ fn full_multi_type_grows_without_moving_ports() {
     let a = alloc(&mut reg, "t", "a").port;
     let b = alloc(&mut reg, "t", "b").port;
     alloc(&mut reg, "other", "x");
-    let out = allocate(
-        &mut reg,
-        &machine(&idle),
-        &Request {
-            service_type: "t",
-            instance: "c",
-            ..Request::default()
-        },
-    )
-    .unwrap();
+    let out = try_alloc(&mut reg, "t", "c").unwrap();
     assert!(matches!(out.events[0], Event::TypeGrew { .. }));
     assert_eq!(out.value.ranges.len(), 2);
     let t = &reg.types["t"];
@@ -212,17 +207,7 @@ fn max_instances_stops_growth_and_names_the_holders() {
     alloc(&mut reg, "t", "alpha");
     alloc(&mut reg, "t", "beta");
     let before = reg.clone();
-    let err = allocate(
-        &mut reg,
-        &machine(&idle),
-        &Request {
-            service_type: "t",
-            instance: "gamma",
-            ..Request::default()
-        },
-    )
-    .unwrap_err()
-    .to_string();
+    let err = try_alloc(&mut reg, "t", "gamma").unwrap_err().to_string();
     assert!(
         err.contains("alpha on 10000") && err.contains("beta on 10001"),
         "{err}"
@@ -237,16 +222,7 @@ fn max_instances_caps_a_type_with_room_left() {
     reg.settings.max_instances = 2;
     alloc(&mut reg, "t", "a");
     alloc(&mut reg, "t", "b");
-    let err = allocate(
-        &mut reg,
-        &machine(&idle),
-        &Request {
-            service_type: "t",
-            instance: "c",
-            ..Request::default()
-        },
-    )
-    .unwrap_err();
+    let err = try_alloc(&mut reg, "t", "c").unwrap_err();
     assert!(matches!(err, Error::TypeFull { count: 2, .. }), "{err}");
     // A type's own cap overrides the setting.
     reg.types.get_mut("t").unwrap().max_instances = Some(3);
@@ -341,16 +317,7 @@ fn no_room_is_an_error_naming_the_span() {
     reg.settings.min_port = 10000;
     reg.settings.max_port = Some(10015);
     range_of(&mut reg, "a");
-    let err = allocate(
-        &mut reg,
-        &machine(&idle),
-        &Request {
-            service_type: "b",
-            instance: "i",
-            ..Request::default()
-        },
-    )
-    .unwrap_err();
+    let err = try_alloc(&mut reg, "b", "i").unwrap_err();
     assert!(err.to_string().contains("10000-10015"), "{err}");
 }
 
@@ -358,16 +325,7 @@ fn no_room_is_an_error_naming_the_span() {
 fn unknown_types_need_auto_allocation() {
     let mut reg = empty();
     reg.settings.auto_allocate = false;
-    let err = allocate(
-        &mut reg,
-        &machine(&idle),
-        &Request {
-            service_type: "x",
-            instance: "i",
-            ..Request::default()
-        },
-    )
-    .unwrap_err();
+    let err = try_alloc(&mut reg, "x", "i").unwrap_err();
     assert!(err.to_string().contains("type add x"), "{err}");
 }
 
