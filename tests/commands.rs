@@ -431,16 +431,10 @@ fn config_edit_validates_before_it_writes() {
         "good",
         "sed -i 's/^chunk_size = 10 /chunk_size = 12 /' \"$1\"",
     );
-    let out = home
-        .cmd(&["config", "edit"])
-        .env("EDITOR", &good)
-        .env_remove("VISUAL")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    common::succeeded(
+        home.cmd(&["config", "edit"])
+            .env("EDITOR", &good)
+            .env_remove("VISUAL"),
     );
     assert_eq!(home.json(&["config", "show"])["settings"]["chunk_size"], 12);
     assert!(

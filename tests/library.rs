@@ -1,31 +1,28 @@
 //! The library a build script depends on stays small: no CLI, web or async crates.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::process::Command;
 
 #[test]
 fn build_time_library_pulls_no_cli_web_or_async_crates() {
-    let out = Command::new(env!("CARGO"))
-        .args([
-            "tree",
-            "--offline",
-            "--no-default-features",
-            "--edges",
-            "normal",
-            "--prefix",
-            "none",
-            "--format",
-            "{p}",
-            "--package",
-            "cargo-styxy",
-        ])
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let out = common::succeeded(
+        Command::new(env!("CARGO"))
+            .args([
+                "tree",
+                "--offline",
+                "--no-default-features",
+                "--edges",
+                "normal",
+                "--prefix",
+                "none",
+                "--format",
+                "{p}",
+                "--package",
+                "cargo-styxy",
+            ])
+            .current_dir(env!("CARGO_MANIFEST_DIR")),
     );
     let tree = String::from_utf8(out.stdout).unwrap();
     assert!(

@@ -71,6 +71,19 @@ impl Drop for Running {
     }
 }
 
+/// The port `cargo styxy port` gives the `echo` service of the workspace at `manifest`.
+fn port_of(home: &Home, manifest: &Path) -> u16 {
+    home.ok(&[
+        "port",
+        "echo",
+        "--manifest-path",
+        manifest.to_str().unwrap(),
+    ])
+    .trim()
+    .parse()
+    .unwrap()
+}
+
 fn start_run(home: &Home, ws: &Path) -> Running {
     Running(
         home.cmd(&["run"])
@@ -125,11 +138,7 @@ fn run_serves_on_its_port_with_a_lease_and_one_holder() {
     let home = home_from(24000);
     let (a, b) = (checkout(), checkout());
     let ma = a.path().join("Cargo.toml");
-    let port: u16 = home
-        .ok(&["port", "echo", "--manifest-path", ma.to_str().unwrap()])
-        .trim()
-        .parse()
-        .unwrap();
+    let port = port_of(&home, &ma);
 
     let mut first = start_run(&home, a.path());
     assert_eq!(greeting(port), format!("hello from {port}\n"));
@@ -204,11 +213,7 @@ fn a_killed_run_leaves_no_live_lease() {
     let home = home_from(25000);
     let a = checkout();
     let ma = a.path().join("Cargo.toml");
-    let port: u16 = home
-        .ok(&["port", "echo", "--manifest-path", ma.to_str().unwrap()])
-        .trim()
-        .parse()
-        .unwrap();
+    let port = port_of(&home, &ma);
     let mut run = start_run(&home, a.path());
     greeting(port);
     assert_eq!(leases(&home).len(), 1);

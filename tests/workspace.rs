@@ -160,16 +160,7 @@ fn env_in_every_format_and_port_say_the_assigned_ports() {
     let (_, ports) = assigned(&home, ws.path());
     let m = manifest(ws.path());
     let run_in = |args: &[&str]| {
-        let out = home
-            .cmd(args)
-            .current_dir(ws.path().join("web/src"))
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let out = common::succeeded(home.cmd(args).current_dir(ws.path().join("web/src")));
         String::from_utf8(out.stdout).unwrap()
     };
 
@@ -288,15 +279,9 @@ fn an_assigned_workspace_needs_no_cargo() {
     let (_, ports) = assigned(&home, ws.path());
     // With cargo unavailable, env and port still answer: from the metadata cache and the
     // port file.
-    let out = home
-        .cmd(&["port", "shop-api", "--manifest-path", &m])
-        .env("CARGO", "/nonexistent/cargo")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let out = common::succeeded(
+        home.cmd(&["port", "shop-api", "--manifest-path", &m])
+            .env("CARGO", "/nonexistent/cargo"),
     );
     assert_eq!(
         String::from_utf8(out.stdout).unwrap().trim(),
@@ -501,22 +486,14 @@ fn init_adds_the_build_integration_once() {
         toml
     );
     // cargo still reads the manifest, with the build dependency in it.
-    let meta = Command::new(env!("CARGO"))
-        .args([
-            "metadata",
-            "--no-deps",
-            "--format-version",
-            "1",
-            "--manifest-path",
-            &m,
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        meta.status.success(),
-        "{}",
-        String::from_utf8_lossy(&meta.stderr)
-    );
+    let meta = common::succeeded(Command::new(env!("CARGO")).args([
+        "metadata",
+        "--no-deps",
+        "--format-version",
+        "1",
+        "--manifest-path",
+        &m,
+    ]));
     assert!(String::from_utf8_lossy(&meta.stdout).contains("cargo-styxy"));
 }
 
@@ -539,15 +516,9 @@ fn release_workspace_frees_this_checkout_only() {
     let (root_one, _) = assigned(&home, one.path());
     let (_, ports_two) = assigned(&home, two.path());
     let before = home.json(&["list", "--used"]);
-    let out = home
-        .cmd(&["release", "--workspace", "--format", "json"])
-        .current_dir(one.path().join("api"))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let out = common::succeeded(
+        home.cmd(&["release", "--workspace", "--format", "json"])
+            .current_dir(one.path().join("api")),
     );
     let released: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(released.as_array().unwrap().len(), 4, "{released}");

@@ -91,6 +91,19 @@ impl Home {
     }
 }
 
+/// Runs `cmd` (with whatever directory or environment it was given) and expects success;
+/// returns its output.
+pub fn succeeded(mut cmd: impl std::borrow::BorrowMut<Command>) -> Output {
+    let cmd = cmd.borrow_mut();
+    let out = cmd.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
 /// Asserts no two ranges overlap and every pair involving an auto-allocated type (`auto`
 /// names) keeps `gap` free ports between them.
 pub fn assert_disjoint_with_gaps(
