@@ -25,7 +25,8 @@ pub fn assign(
     root: &str,
     services: &[Service],
 ) -> Result<(Vec<Assigned>, Vec<String>)> {
-    let mut guard = store.lock()?;
+    let types: Vec<&str> = services.iter().map(|s| s.service_type.as_str()).collect();
+    let mut guard = store.lock_types(&types)?;
     let mut events = Vec::new();
     let mut warnings = Vec::new();
     let mut out = Vec::new();

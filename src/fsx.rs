@@ -46,16 +46,21 @@ pub fn write_atomic(path: &Path, contents: &[u8]) -> Result<()> {
 /// see the new content from here on; the rename is durable once the returned directory is
 /// synced with [`sync_dir`] — which a lock holder can do after releasing its lock.
 pub fn replace(path: &Path, contents: &[u8]) -> Result<PathBuf> {
-    replace_with(path, contents, true)
+    replace_with(path, &[contents], true)
 }
 
 /// Atomic replacement for caches: readers never see a torn file, but nothing waits for the
 /// disk (after a power loss a cache may be old or missing, and is rebuilt).
 pub fn replace_cache(path: &Path, contents: &[u8]) -> Result<()> {
-    replace_with(path, contents, false).map(drop)
+    replace_with(path, &[contents], false).map(drop)
 }
 
-fn replace_with(path: &Path, contents: &[u8], durable: bool) -> Result<PathBuf> {
+/// [`replace_cache`] with the contents in parts, written one after the other.
+pub fn replace_cache_parts(path: &Path, parts: &[&[u8]]) -> Result<()> {
+    replace_with(path, parts, false).map(drop)
+}
+
+fn replace_with(path: &Path, parts: &[&[u8]], durable: bool) -> Result<PathBuf> {
     let target = write_target(path);
     let dir = target
         .parent()
@@ -73,7 +78,9 @@ fn replace_with(path: &Path, contents: &[u8], durable: bool) -> Result<PathBuf> 
         .map_err(|e| Error::io("cannot create a temp file in", &dir, e))?;
     // Content and size are what a reader needs after a crash; the file's other metadata
     // (times) is not worth a journal commit.
-    tmp.write_all(contents)
+    parts
+        .iter()
+        .try_for_each(|part| tmp.write_all(part))
         .and_then(|()| {
             if durable {
                 tmp.as_file().sync_data()

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::registry::model::Registry;
+use crate::registry::model::ServiceType;
 use crate::workspace::fnv1a;
 
 /// The directory in the registry that holds the port files.
@@ -47,11 +47,12 @@ pub fn path(registry_dir: &Path, root: &str) -> PathBuf {
         .join(format!("{base}-{:016x}.json", fnv1a(root.as_bytes())))
 }
 
-/// The instances of `reg` that belong to the workspace `root`, sorted.
-pub fn project(reg: &Registry, root: &str) -> PortFile {
-    let mut ports: Vec<Entry> = reg
-        .types
-        .iter()
+/// The instances of `types` that belong to the workspace `root`, sorted.
+pub fn project<'r>(
+    types: impl Iterator<Item = (&'r String, &'r ServiceType)>,
+    root: &str,
+) -> PortFile {
+    let mut ports: Vec<Entry> = types
         .flat_map(|(name, t)| {
             t.instances
                 .iter()

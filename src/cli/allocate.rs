@@ -42,7 +42,7 @@ pub fn run(ctx: &Ctx, args: AllocateArgs) -> anyhow::Result<()> {
             anyhow::bail!("cannot read the current directory ({e}); pass --instance ID")
         }
     };
-    let mut guard = ctx.store.lock()?;
+    let mut guard = ctx.store.lock_types(&[&args.service])?;
     let machine = crate::this_machine();
     let request = Request {
         service_type: &args.service,

@@ -219,7 +219,10 @@ fn execute(cli: Cli) -> anyhow::Result<()> {
     }
     let dir = paths::registry_dir(cli.global.registry.as_deref())?;
     let ctx = Ctx {
-        store: Store::new(dir).quiet(cli.global.quiet),
+        // Every command but the dashboard exits when it is done.
+        store: Store::new(dir)
+            .quiet(cli.global.quiet)
+            .short_lived(!matches!(cli.command, Command::Ui(_))),
         format: cli.global.format,
         quiet: cli.global.quiet,
         verbose: cli.global.verbose,

@@ -32,7 +32,11 @@ pub fn run(ctx: &Ctx, args: ReleaseArgs, manifest: Option<&std::path::Path>) -> 
     } else {
         None
     };
-    let mut guard = ctx.store.lock()?;
+    // One named type is all a release by type reads; any other looks into every type.
+    let mut guard = match (&args.service, &root) {
+        (Some(service), None) => ctx.store.lock_types(&[service])?,
+        _ => ctx.store.lock()?,
+    };
     let outcome = allocate::release_where(
         &mut guard.registry,
         args.service.as_deref(),

@@ -86,7 +86,7 @@ pub fn run(ctx: &Ctx, args: RunArgs, manifest: Option<&std::path::Path>) -> anyh
         since: Some(humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string()),
     };
     {
-        let mut guard = ctx.store.lock()?;
+        let mut guard = ctx.store.lock_types(&[&service.service_type])?;
         match leases::take(
             &mut guard.registry,
             &service.service_type,
@@ -114,7 +114,7 @@ pub fn run(ctx: &Ctx, args: RunArgs, manifest: Option<&std::path::Path>) -> anyh
         &ports,
         port,
     );
-    let mut guard = ctx.store.lock()?;
+    let mut guard = ctx.store.lock_types(&[&service.service_type])?;
     let events = leases::end(&mut guard.registry, &service.service_type, pid);
     guard.commit(&events)?;
     match status? {

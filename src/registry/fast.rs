@@ -1,88 +1,39 @@
-//! Keeps large registries fast: TOML parses at ~15-20 MB/s, so a 10,000-type registry
-//! (~1.7 MB) costs ~100 ms per parse. Two things avoid parsing it on every command:
-//!
-//! - a **snapshot**: the typed registry as JSON (fast to read), valid while the registry
-//!   file's identity (inode, size, mtime) is the one it was taken of — a hand edit
-//!   invalidates it;
-//! - a **layout**: the byte span of every service type's tables in the file, taken from a
-//!   real toml_edit parse, so that a write that changes only service types splices just
-//!   those blocks (each re-rendered through toml_edit, keeping its comments) and leaves
-//!   every other byte as it was.
+//! Keeps writes to large registries fast: TOML parses at ~15-20 MB/s, so a 10,000-type
+//! registry (~1.7 MB) costs ~100 ms per parse. The snapshot ([`super::snapshot`]) spares
+//! the parse on reading; the **layout** spares it on writing: the byte span of every service
+//! type's tables in the file, taken from a real toml_edit parse, so that a write that
+//! changes only service types splices just those blocks (each re-rendered through
+//! toml_edit, keeping its comments) and leaves every other byte as it was.
 
 use std::collections::BTreeMap;
 use std::ops::Range;
-use std::path::{Path, PathBuf};
 
-use serde::{Deserialize, Serialize};
 use toml_edit::{DocumentMut, Item};
 
 use crate::registry::edit;
-use crate::registry::model::{Registry, ServiceType};
+use crate::registry::model::{Registry, ServiceType, TypeChange};
 
-/// Where the snapshot lives, next to the metadata cache.
-pub fn snapshot_path(registry_dir: &Path) -> PathBuf {
-    registry_dir.join("cache").join("registry.snapshot.json")
-}
-
-/// What identifies one version of the registry file: its length and a hash of its bytes
-/// (not its mtime, which ticks too coarsely to tell two quick writes apart).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Identity {
-    pub len: u64,
-    pub hash: u64,
-}
-
-impl Identity {
-    pub fn of(bytes: &[u8]) -> Identity {
-        // Eight bytes at a time: ~1 ms for a 10,000-type registry. Not a defence against
-        // an adversary, only a cache key.
-        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-        let mut chunks = bytes.chunks_exact(8);
-        for c in &mut chunks {
-            let w = u64::from_le_bytes(c.try_into().unwrap_or([0; 8]));
-            h = (h ^ w).wrapping_mul(0x0100_0000_01b3).rotate_left(29);
-        }
-        for b in chunks.remainder() {
-            h = (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3);
-        }
-        Identity {
-            len: bytes.len() as u64,
-            hash: h,
-        }
-    }
-}
-
-/// The byte ranges of each service type's tables (`[types.X]`, `[types.X.*]`).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+/// Where each service type's tables (`[types.X]`, `[types.X.*]`) are in the file: its
+/// blocks, in file order. A block is one table or several consecutive ones of one type; a
+/// type whose tables are spread out has several blocks.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Layout {
-    pub types: BTreeMap<String, Vec<Range<usize>>>,
+    pub blocks: Vec<Block>,
 }
 
-#[derive(Debug, Serialize, Deserialize)]
-pub struct Snapshot {
-    pub identity: Identity,
-    pub registry: Registry,
-    /// `None` when the file's types are not all standard tables (then writes take the full
-    /// path).
-    pub layout: Option<Layout>,
+/// A byte span of the file that holds tables of the type `name` only.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Block {
+    pub name: String,
+    pub span: Range<usize>,
 }
 
-impl Snapshot {
-    /// The snapshot of the registry whose bytes are `text`, if there is one.
-    pub fn load(registry_dir: &Path, text: &[u8]) -> Option<Snapshot> {
-        let identity = Identity::of(text);
-        let text = std::fs::read(snapshot_path(registry_dir)).ok()?;
-        let snap: Snapshot = serde_json::from_slice(&text).ok()?;
-        (snap.identity == identity).then_some(snap)
-    }
-
-    /// Writes the snapshot (a cache: atomically, but without waiting for the disk).
-    pub fn store(&self, registry_dir: &Path) {
-        let path = snapshot_path(registry_dir);
-        if let (Some(dir), Ok(text)) = (path.parent(), serde_json::to_vec(self)) {
-            let _ = crate::fsx::create_private_dir(dir)
-                .and_then(|()| crate::fsx::replace_cache(&path, &text));
-        }
+impl Layout {
+    /// The text of every block of `name`, in file order.
+    fn text_of(&self, text: &str, name: &str) -> Option<String> {
+        let mut blocks = self.blocks.iter().filter(|b| b.name == name).peekable();
+        blocks.peek()?;
+        Some(blocks.map(|b| &text[b.span.clone()]).collect())
     }
 }
 
@@ -155,7 +106,7 @@ pub fn layout(text: &str) -> Option<Layout> {
         }
     }
     headers.sort_by_key(|h| h.0);
-    let mut types: BTreeMap<String, Vec<Range<usize>>> = BTreeMap::new();
+    let mut blocks = Vec::new();
     let mut i = 0;
     while i < headers.len() {
         let (start, owner) = &headers[i];
@@ -167,11 +118,14 @@ pub fn layout(text: &str) -> Option<Layout> {
         if let Some(owner) = owner {
             let next = headers.get(j).map_or(text.len(), |h| h.0);
             let end = block_end(text, next).max(*start);
-            types.entry(owner.clone()).or_default().push(*start..end);
+            blocks.push(Block {
+                name: owner.clone(),
+                span: *start..end,
+            });
         }
         i = j;
     }
-    Some(Layout { types })
+    Some(Layout { blocks })
 }
 
 /// The blocks of `name` rendered for `new` (`None`: removed), from their current text.
@@ -197,84 +151,69 @@ fn render_type(
     Some(out)
 }
 
-/// Applies the service type changes from `old` to `new` to `text` by splicing the changed
-/// types' blocks. `None` when the fast path does not apply (settings or rules changed, or a
-/// changed type is not in the layout); then the caller takes the full path.
+/// Applies the service type changes from `old` to `new` (`changes`, as
+/// [`Registry::changed_types`] lists them) to `text` by splicing the changed types' blocks.
+/// `None` when the fast path does not apply (settings or rules changed, or a changed type is
+/// not in the layout); then the caller takes the full path.
 pub fn splice(
     text: &str,
-    layout: &Layout,
+    layout: Layout,
     old: &Registry,
     new: &Registry,
+    changes: &[TypeChange<'_>],
 ) -> Option<(String, Layout)> {
     if old.settings != new.settings || old.rules != new.rules || old.strategies != new.strategies {
         return None;
     }
-    // Every block of the file that belongs to a changed type, with its replacement.
-    let mut edits: Vec<(Range<usize>, String)> = Vec::new();
+    // The changed types found in the file, with their new text (empty: removed); and the
+    // new types, appended at the end.
+    let mut rendered: BTreeMap<&str, String> = BTreeMap::new();
     let mut added: Vec<&str> = Vec::new();
-    for (name, before, after) in old.changed_types(new) {
-        match layout.types.get(name) {
-            Some(blocks) => {
-                let current: String = blocks.iter().map(|b| &text[b.clone()]).collect();
-                let rendered = render_type(name, &current, before, after).unwrap_or_default();
-                for (i, b) in blocks.iter().enumerate() {
-                    let replacement = if i == 0 {
-                        rendered.clone()
-                    } else {
-                        String::new()
-                    };
-                    edits.push((b.clone(), replacement));
-                }
+    for &(name, before, after) in changes {
+        match layout.text_of(text, name) {
+            Some(current) => {
+                let block = render_type(name, &current, before, after).unwrap_or_default();
+                rendered.insert(name, block);
             }
             None if before.is_none() => added.push(name),
             None => return None,
         }
     }
-    edits.sort_by_key(|e| e.0.start);
     let mut out = String::with_capacity(text.len() + 256 * added.len());
-    let mut spans: BTreeMap<String, Vec<Range<usize>>> = BTreeMap::new();
-    // Walk the file: copy unchanged bytes, substitute edited blocks, track new spans.
-    let mut blocks: Vec<(Range<usize>, &str)> = layout
-        .types
-        .iter()
-        .flat_map(|(n, bs)| bs.iter().map(move |b| (b.clone(), n.as_str())))
-        .collect();
-    blocks.sort_by_key(|b| b.0.start);
+    let mut blocks = Vec::with_capacity(layout.blocks.len() + added.len());
+    // Walk the file: copy unchanged bytes, put a changed type's new text in its first
+    // block (and drop its others), and note where every block lands.
     let mut cursor = 0;
-    let mut edit_iter = edits.iter().peekable();
-    for (range, name) in &blocks {
-        out.push_str(&text[cursor..range.start]);
+    for Block { name, span } in layout.blocks {
+        out.push_str(&text[cursor..span.start]);
         let start = out.len();
-        match edit_iter.peek() {
-            Some((r, replacement)) if r.start == range.start => {
-                out.push_str(replacement);
-                edit_iter.next();
-            }
-            _ => out.push_str(&text[range.clone()]),
+        match rendered.get_mut(name.as_str()) {
+            Some(replacement) => out.push_str(&std::mem::take(replacement)),
+            None => out.push_str(&text[span.clone()]),
         }
         if out.len() > start {
-            spans
-                .entry((*name).to_owned())
-                .or_default()
-                .push(start..out.len());
+            blocks.push(Block {
+                name,
+                span: start..out.len(),
+            });
         }
-        cursor = range.end;
+        cursor = span.end;
     }
     out.push_str(&text[cursor..]);
     for name in added {
         if !out.is_empty() && !out.ends_with("\n\n") {
             out.push_str(if out.ends_with('\n') { "\n" } else { "\n\n" });
         }
-        let rendered = render_type(name, "", None, new.types.get(name))?;
+        let after = changes.iter().find(|c| c.0 == name).and_then(|c| c.2);
+        let rendered = render_type(name, "", None, after)?;
         let start = out.len();
         out.push_str(&rendered);
-        spans
-            .entry(name.to_owned())
-            .or_default()
-            .push(start..out.len());
+        blocks.push(Block {
+            name: name.to_owned(),
+            span: start..out.len(),
+        });
     }
-    spans.retain(|n, _| new.types.contains_key(n));
-    Some((out, Layout { types: spans }))
+    Some((out, Layout { blocks }))
 }
 
 #[cfg(test)]
@@ -287,17 +226,21 @@ mod tests {
     #[test]
     fn layout_finds_each_types_blocks_with_comments_above_headers_left_out() {
         let l = layout(TEXT).unwrap();
-        let a: Vec<&str> = l.types["a"].iter().map(|r| &TEXT[r.clone()]).collect();
+        let blocks: Vec<(&str, &str)> = l
+            .blocks
+            .iter()
+            .map(|b| (b.name.as_str(), &TEXT[b.span.clone()]))
+            .collect();
         assert_eq!(
-            a,
+            blocks,
             [
-                "[types.a] # a!\nranges = [[20000, 20009]] # keep\n\n[types.a.instances]\nx = { port = 20000 }\n"
-            ]
-        );
-        assert!(!l.types.contains_key("r*"), "rules are not types");
-        assert_eq!(
-            &TEXT[l.types["b"][0].clone()],
-            "[types.\"b\"]\nranges = [[21000, 21009]]\n"
+                (
+                    "a",
+                    "[types.a] # a!\nranges = [[20000, 20009]] # keep\n\n[types.a.instances]\nx = { port = 20000 }\n"
+                ),
+                ("b", "[types.\"b\"]\nranges = [[21000, 21009]]\n")
+            ],
+            "rules are not types"
         );
         assert!(layout("[types]\na = { ranges = [[1, 2]] }\n").is_none());
     }
@@ -326,7 +269,14 @@ mod tests {
         );
         new.types.insert("c".into(), c);
         let l = layout(TEXT).unwrap();
-        let (out, new_layout) = splice(TEXT, &l, &old, &new).unwrap();
+        let (out, new_layout) = splice(
+            TEXT,
+            l,
+            &old,
+            &new,
+            &old.changed_types(&new).collect::<Vec<_>>(),
+        )
+        .unwrap();
         assert_eq!(toml::from_str::<Registry>(&out).unwrap(), new, "{out}");
         for comment in ["# top", "# s", "# about a", "# a!", "# keep"] {
             assert!(out.contains(comment), "{comment} lost:\n{out}");
@@ -336,7 +286,14 @@ mod tests {
         let mut newer = new.clone();
         newer.types.get_mut("c").unwrap().instances.clear();
         newer.types.remove("c");
-        let (out2, _) = splice(&out, &new_layout, &new, &newer).unwrap();
+        let (out2, _) = splice(
+            &out,
+            new_layout,
+            &new,
+            &newer,
+            &new.changed_types(&newer).collect::<Vec<_>>(),
+        )
+        .unwrap();
         assert_eq!(toml::from_str::<Registry>(&out2).unwrap(), newer, "{out2}");
     }
 
@@ -393,7 +350,7 @@ mod tests {
                         }
                     }
                 }
-                let (out, new_layout) = splice(&text, &l, &reg, &new).unwrap();
+                let (out, new_layout) = splice(&text, l, &reg, &new, &reg.changed_types(&new).collect::<Vec<_>>()).unwrap();
                 proptest::prop_assert_eq!(&toml::from_str::<Registry>(&out).unwrap(), &new);
                 let relaid = layout(&out);
                 proptest::prop_assert_eq!(Some(&new_layout), relaid.as_ref(), "{}", out);

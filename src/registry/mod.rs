@@ -5,6 +5,7 @@ pub mod edit;
 pub mod fast;
 pub mod model;
 pub mod paths;
+pub mod snapshot;
 pub mod store;
 pub mod validate;
 

@@ -3,6 +3,7 @@
 //! These are plain values. They are read from the registry file with serde, changed by the
 //! pure allocator, and written back by [`super::edit`], which keeps the user's comments.
 
+use std::cmp::Ordering;
 use std::collections::BTreeMap;
 use std::fmt;
 
@@ -339,6 +340,10 @@ pub struct Rule {
     pub zone: Option<String>,
 }
 
+/// A service type that differs between two registries: its name, and its value before
+/// (`None`: added) and after (`None`: removed).
+pub type TypeChange<'r> = (&'r String, Option<&'r ServiceType>, Option<&'r ServiceType>);
+
 /// The whole registry.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -367,21 +372,31 @@ impl Registry {
     }
 
     /// The types that differ between `self` and `new` (removed, added or changed), each
-    /// once, with its value before and after.
-    pub fn changed_types<'r>(
-        &'r self,
-        new: &'r Registry,
-    ) -> impl Iterator<Item = (&'r String, Option<&'r ServiceType>, Option<&'r ServiceType>)> {
-        let removed = self
-            .types
-            .iter()
-            .filter(|(n, _)| !new.types.contains_key(*n))
-            .map(|(n, t)| (n, Some(t), None));
-        let changed = new.types.iter().filter_map(|(n, t)| {
-            let before = self.types.get(n);
-            (before != Some(t)).then_some((n, before, Some(t)))
-        });
-        removed.chain(changed)
+    /// once and in name order, with its value before and after.
+    pub fn changed_types<'r>(&'r self, new: &'r Registry) -> impl Iterator<Item = TypeChange<'r>> {
+        // One merge of the two sorted maps: no lookups, which count at 10,000 types.
+        let mut old = self.types.iter().peekable();
+        let mut new = new.types.iter().peekable();
+        std::iter::from_fn(move || {
+            loop {
+                let order = match (old.peek(), new.peek()) {
+                    (None, None) => return None,
+                    (Some(_), None) => Ordering::Less,
+                    (None, Some(_)) => Ordering::Greater,
+                    (Some((a, _)), Some((b, _))) => a.cmp(b),
+                };
+                match order {
+                    Ordering::Less => return old.next().map(|(n, t)| (n, Some(t), None)),
+                    Ordering::Greater => return new.next().map(|(n, t)| (n, None, Some(t))),
+                    Ordering::Equal => {
+                        let ((n, a), (_, b)) = (old.next()?, new.next()?);
+                        if a != b {
+                            return Some((n, Some(a), Some(b)));
+                        }
+                    }
+                }
+            }
+        })
     }
 
     /// The zone named `name` in any strategy, with the strategy's name.

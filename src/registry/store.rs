@@ -14,8 +14,9 @@ use crate::error::{Error, Result};
 use crate::fsx;
 use crate::portfile;
 use crate::registry::edit;
-use crate::registry::fast::{self, Identity, Layout, Snapshot};
-use crate::registry::model::Registry;
+use crate::registry::fast::{self, Layout};
+use crate::registry::model::{Registry, TypeChange};
+use crate::registry::snapshot::{self, Identity, Parked};
 use crate::registry::validate;
 
 /// The registry file in the registry directory.
@@ -43,6 +44,7 @@ pub struct Store {
     lock_timeout: Duration,
     quiet: bool,
     backdate_port_files: Option<SystemTime>,
+    short_lived: bool,
 }
 
 /// Exclusive access to the registry, holding the parsed content as read *after* the lock was
@@ -59,6 +61,8 @@ pub struct Guard<'s> {
     layout: Option<Layout>,
     /// Whether the snapshot matched the file; else one is written at commit.
     snapshot_fresh: bool,
+    /// The types not parsed in full, and the snapshot's JSON of every type.
+    parked: Parked,
     original: Registry,
     /// The registry; change it, then commit.
     pub registry: Registry,
@@ -82,7 +86,16 @@ impl Store {
             lock_timeout,
             quiet: false,
             backdate_port_files: None,
+            short_lived: false,
         }
+    }
+
+    /// For a process that exits right after its command: a commit leaves the registry it
+    /// parsed to the exit instead of freeing it (at 10,000 types, freeing takes longer than
+    /// the exit). Not for a long-running process.
+    pub fn short_lived(mut self, short_lived: bool) -> Self {
+        self.short_lived = short_lived;
+        self
     }
 
     /// Give port files this store writes the modification time `t`. A build script sets it
@@ -121,16 +134,12 @@ impl Store {
         let Some(text) = self.read_text()? else {
             return Ok(template());
         };
-        if let Some(snap) = Snapshot::load(&self.dir, text.as_bytes()) {
-            return Ok(snap.registry);
+        if let Some(loaded) = snapshot::load(&self.dir, text.as_bytes(), None) {
+            return Ok(loaded.registry);
         }
-        let snap = Snapshot {
-            identity: Identity::of(text.as_bytes()),
-            registry: self.parse_typed(&text)?,
-            layout: None,
-        };
-        snap.store(&self.dir);
-        Ok(snap.registry)
+        let registry = self.parse_typed(&text)?;
+        self.store_snapshot(text.as_bytes(), &registry, None);
+        Ok(registry)
     }
 
     fn read_text(&self) -> Result<Option<String>> {
@@ -212,18 +221,36 @@ impl Store {
     /// nothing yet: a missing file reads as the template and is written by the first commit).
     /// A file that does not parse is an error, and is never overwritten.
     pub fn lock(&self) -> Result<Guard<'_>> {
+        self.lock_scoped(None)
+    }
+
+    /// [`Store::lock`] for a command that changes only the service types `types` (and
+    /// reads the others' ranges): the others' instances and leases may be left unparsed
+    /// (see [`Guard::is_parked`]), which is what keeps a large registry fast. Committing a
+    /// change to a parked type is refused.
+    pub fn lock_types(&self, types: &[&str]) -> Result<Guard<'_>> {
+        self.lock_scoped(Some(types))
+    }
+
+    fn lock_scoped(&self, wanted: Option<&[&str]>) -> Result<Guard<'_>> {
         let (lock, lock_wait) = self.take_lock()?;
         let locked_at = Instant::now();
         fsx::sweep_temps(&self.dir, REGISTRY_FILE);
-        let (text, registry, layout, snapshot_fresh) = match self.read_text()? {
-            Some(text) => match Snapshot::load(&self.dir, text.as_bytes()) {
-                Some(snap) => (text, snap.registry, snap.layout, true),
+        let (text, registry, layout, parked, snapshot_fresh) = match self.read_text()? {
+            Some(text) => match snapshot::load(&self.dir, text.as_bytes(), wanted) {
+                Some(l) => (text, l.registry, l.layout, l.parked, true),
                 None => {
                     let registry = self.parse_typed(&text)?;
-                    (text, registry, None, false)
+                    (text, registry, None, Parked::default(), false)
                 }
             },
-            None => (TEMPLATE.to_owned(), template(), None, false),
+            None => (
+                TEMPLATE.to_owned(),
+                template(),
+                None,
+                Parked::default(),
+                false,
+            ),
         };
         Ok(Guard {
             store: self,
@@ -231,6 +258,7 @@ impl Store {
             text,
             layout,
             snapshot_fresh,
+            parked,
             original: registry.clone(),
             registry,
             lock_wait,
@@ -271,7 +299,7 @@ impl Store {
     /// Keeps `contents` as the newest backup (its own file, not a link: an editor that
     /// writes the registry in place must not change a backup), and drops all but the newest
     /// [`BACKUPS_KEPT`]. A backup torn by a crash does not parse and is skipped on restore.
-    fn keep_backup(&self, contents: &[u8]) -> Result<()> {
+    fn keep_backup(&self, contents: &[u8]) -> Result<PathBuf> {
         let dir = self.backup_dir();
         fsx::create_private_dir(&dir)?;
         let nanos = SystemTime::now()
@@ -283,7 +311,7 @@ impl Store {
         for old in self.backups().into_iter().skip(BACKUPS_KEPT) {
             let _ = fs::remove_file(old);
         }
-        Ok(())
+        Ok(backup)
     }
 
     /// The registry file's text as it is now: the template when there is no file yet.
@@ -401,38 +429,78 @@ impl Guard<'_> {
         self.touched.insert(root.to_owned());
     }
 
+    /// Whether the type `name` is parked: in [`Guard::registry`] without its instances and
+    /// leases, which were not parsed (see [`Store::lock_types`]).
+    pub fn is_parked(&self, name: &str) -> bool {
+        self.parked.is_parked(name)
+    }
+
+    /// Parses the parked type `name` in full, so it may be read and changed like any other.
+    pub fn unpark(&mut self, name: &str) {
+        if let Some(t) = self.parked.unpark(name) {
+            self.original.types.insert(name.to_owned(), t.clone());
+            self.registry.types.insert(name.to_owned(), t);
+        }
+    }
+
     /// Writes the registry if it changed: validated as a whole, only the changed parts of the
     /// document rewritten (comments survive), put in place atomically, and kept as the newest
     /// backup. Then rewrites the port file of every workspace whose instances changed (and of
     /// every touched one), each only if its content differs. `events` are what the change did
     /// (appended to the audit trail, even when the registry did not change: a refused
     /// allocation is recorded too). Returns whether the registry was written. The lock is
-    /// released afterwards.
+    /// released afterwards. A change to a parked type is refused, and nothing is written.
     pub fn commit(mut self, events: &[Event]) -> Result<bool> {
         let store = self.store;
         let changed = self.registry != self.original;
         let mut synced_later = None;
         let mut dropped = Vec::new();
+        let mut workspaces = BTreeSet::new();
         if changed {
             // Leases of dead processes are ignored everywhere and dropped by the next write.
+            for name in self.parked.leased() {
+                self.unpark(&name);
+            }
             dropped = crate::allocate::leases::drop_dead(
                 &mut self.registry,
                 &crate::probe::lease_is_live,
             );
-            validate::registry(&self.registry).map_err(|problem| Error::InvalidRegistry {
-                file: store.file(),
-                problem: format!("refusing to write an invalid registry: {problem}"),
-                backup: None,
+            // The changed types, found once: at 10,000 types each pass over all of them counts.
+            let changes: Vec<TypeChange<'_>> =
+                self.original.changed_types(&self.registry).collect();
+            validate::change(&self.original, &self.registry, &changes).map_err(|problem| {
+                Error::InvalidRegistry {
+                    file: store.file(),
+                    problem: format!("refusing to write an invalid registry: {problem}"),
+                    backup: None,
+                }
             })?;
+            let changed_types: BTreeSet<String> =
+                changes.iter().map(|(name, _, _)| (*name).clone()).collect();
+            workspaces = changed_workspaces(&changes);
+            if let Some(name) = changed_types.iter().find(|n| self.parked.is_parked(n)) {
+                return Err(Error::InvalidRegistry {
+                    file: store.file(),
+                    problem: format!(
+                        "refusing to write a change to {name:?}, whose instances were not read (a bug in styxy; please report it)"
+                    ),
+                    backup: None,
+                });
+            }
             let layout = match self.layout.take() {
                 Some(l) => Some(l),
                 None => fast::layout(&self.text),
             };
-            let spliced =
-                layout.and_then(|l| fast::splice(&self.text, &l, &self.original, &self.registry));
+            let spliced = layout.and_then(|l| {
+                fast::splice(&self.text, l, &self.original, &self.registry, &changes)
+            });
             let (text, layout) = match spliced {
                 Some(done) => (done.0, Some(done.1)),
                 None => {
+                    // The whole document is synced: every type must be there in full.
+                    for name in self.parked.names() {
+                        self.unpark(&name);
+                    }
                     let mut doc = store.parse_doc(&self.text)?;
                     edit::sync(&mut doc, &self.original, &self.registry);
                     let text = doc.to_string();
@@ -440,33 +508,49 @@ impl Guard<'_> {
                     (text, layout)
                 }
             };
-            debug_assert_eq!(
-                toml::from_str::<Registry>(&text).ok().as_ref(),
-                Some(&self.registry),
+            debug_assert!(
+                !self.parked.is_empty()
+                    || toml::from_str::<Registry>(&text).ok().as_ref() == Some(&self.registry),
                 "the edited document must read back as the registry"
             );
-            synced_later = Some(fsx::replace(&store.file(), text.as_bytes())?);
-            store.keep_backup(text.as_bytes())?;
-            let snap = Snapshot {
-                identity: Identity::of(text.as_bytes()),
-                registry: std::mem::take(&mut self.registry),
-                layout,
-            };
-            snap.store(&store.dir);
-            self.registry = snap.registry;
+            // The backup and the snapshot are written while the registry's data goes to
+            // the disk (most of a commit's time at 10,000 types). Neither misleads if the
+            // write fails: the backup is removed again, and the snapshot is of a file that
+            // never was.
+            let file = store.file();
+            let (written, backup) = std::thread::scope(|s| {
+                let writer = s.spawn(|| fsx::replace(&file, text.as_bytes()));
+                let backup = store.keep_backup(text.as_bytes());
+                snapshot::store(
+                    &store.dir,
+                    Identity::of(text.as_bytes()),
+                    &self.registry,
+                    layout.as_ref(),
+                    &self.parked,
+                    &changed_types,
+                );
+                let written = writer
+                    .join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+                (written, backup)
+            });
+            match (written, backup) {
+                (Ok(dir), Ok(_)) => synced_later = Some(dir),
+                (Ok(_), Err(e)) => return Err(e),
+                (Err(e), backup) => {
+                    if let Ok(path) = backup {
+                        let _ = fs::remove_file(path);
+                    }
+                    return Err(e);
+                }
+            }
         } else if !self.snapshot_fresh && Path::new(&store.file()).exists() {
-            let snap = Snapshot {
-                identity: Identity::of(self.text.as_bytes()),
-                registry: std::mem::take(&mut self.registry),
-                layout: None,
-            };
-            snap.store(&store.dir);
-            self.registry = snap.registry;
+            store.store_snapshot(self.text.as_bytes(), &self.registry, None);
         }
         let mut roots = std::mem::take(&mut self.touched);
-        roots.extend(changed_workspaces(&self.original, &self.registry));
+        roots.extend(workspaces);
         for root in roots {
-            store.write_port_file(&self.registry, &root)?;
+            store.write_port_file(&self.registry, &self.parked, &root)?;
         }
         let all_events: Vec<Event> = events.iter().cloned().chain(dropped).collect();
         let records = audit::records(&all_events, self.lock_wait, self.held());
@@ -477,18 +561,36 @@ impl Guard<'_> {
         if let Some(dir) = synced_later {
             fsx::sync_dir(&dir)?;
         }
+        if store.short_lived {
+            std::mem::forget((self.registry, self.original, self.parked, self.text));
+        }
         Ok(changed)
     }
 }
 
 impl Store {
-    /// Writes the port file of `root` if its content differs.
-    fn write_port_file(&self, reg: &Registry, root: &str) -> Result<()> {
+    /// Writes the snapshot of `registry`, read in full from the file whose bytes are `file`.
+    fn store_snapshot(&self, file: &[u8], registry: &Registry, layout: Option<&Layout>) {
+        snapshot::store(
+            &self.dir,
+            Identity::of(file),
+            registry,
+            layout,
+            &Parked::default(),
+            &BTreeSet::new(),
+        );
+    }
+
+    /// Writes the port file of `root` if its content differs. The instances of parked types
+    /// are found in `parked`.
+    fn write_port_file(&self, reg: &Registry, parked: &Parked, root: &str) -> Result<()> {
         let path = portfile::path(&self.dir, root);
         if let Some(dir) = path.parent() {
             fsx::create_private_dir(dir)?;
         }
-        let text = portfile::project(reg, root).render();
+        let held = parked.holding(root);
+        let types = reg.types.iter().chain(held.iter().map(|(n, t)| (n, t)));
+        let text = portfile::project(types, root).render();
         if fsx::write_if_changed(&path, text.as_bytes())?
             && let Some(t) = self.backdate_port_files
         {
@@ -501,12 +603,11 @@ impl Store {
     }
 }
 
-/// Workspaces with an instance that was added, removed or moved between `old` and `new`.
-/// Only the types that differ are looked into.
-fn changed_workspaces(old: &Registry, new: &Registry) -> BTreeSet<String> {
+/// Workspaces with an instance that was added, removed or moved by `changes`.
+fn changed_workspaces(changes: &[TypeChange<'_>]) -> BTreeSet<String> {
     let mut out = BTreeSet::new();
     let empty = BTreeMap::new();
-    for (_, before, after) in old.changed_types(new) {
+    for &(_, before, after) in changes {
         let a = before.map_or(&empty, |t| &t.instances);
         let b = after.map_or(&empty, |t| &t.instances);
         for (id, i) in a.iter().chain(b.iter()) {

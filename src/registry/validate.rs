@@ -1,7 +1,7 @@
 //! Checks on names, ports, settings and whole registries, done before anything is written.
 
 use crate::error::{Error, Result};
-use crate::registry::model::{PortRange, Registry, Settings};
+use crate::registry::model::{PortRange, Registry, ServiceType, Settings, TypeChange};
 
 /// The longest service type name accepted.
 pub const MAX_NAME_LEN: usize = 100;
@@ -181,31 +181,7 @@ pub fn pattern(p: &str) -> Result<glob::Pattern> {
 pub fn registry(reg: &Registry) -> std::result::Result<(), String> {
     settings(&reg.settings).map_err(|e| e.to_string())?;
     for (n, t) in &reg.types {
-        name(n).map_err(|e| e.to_string())?;
-        if t.ranges.is_empty() {
-            return Err(format!("service type {n:?} has no ranges"));
-        }
-        for r in &t.ranges {
-            range_ok(*r).map_err(|e| format!("service type {n:?}: {e}"))?;
-        }
-        for (id, i) in &t.instances {
-            instance(id).map_err(|e| format!("service type {n:?}: {e}"))?;
-            if !t.contains(i.port) {
-                return Err(format!(
-                    "instance {id:?} of {n:?} holds port {}, outside the type's ranges {}",
-                    i.port,
-                    t.ranges_text()
-                ));
-            }
-        }
-    }
-    for (n, t) in &reg.types {
-        if let Some(l) = t.leases.iter().find(|l| !t.contains(l.port)) {
-            return Err(format!(
-                "a lease of {n:?} (pid {}) holds port {}, outside the type's ranges",
-                l.pid, l.port
-            ));
-        }
+        service_type(n, t)?;
     }
     let all = reg.all_ranges();
     for pair in all.windows(2) {
@@ -220,6 +196,75 @@ pub fn registry(reg: &Registry) -> std::result::Result<(), String> {
             .to_string());
         }
     }
+    strategies_and_rules(reg)
+}
+
+/// [`registry`] for `new`, a change of the valid registry `old` whose service types
+/// `changes` differ ([`Registry::changed_types`]): the others are not checked again, only
+/// whether a changed one now overlaps them. This is what a commit to a registry of 10,000
+/// types can afford.
+pub fn change(
+    old: &Registry,
+    new: &Registry,
+    changes: &[TypeChange<'_>],
+) -> std::result::Result<(), String> {
+    if old.settings != new.settings || old.rules != new.rules || old.strategies != new.strategies {
+        return registry(new);
+    }
+    for &(n, _, after) in changes {
+        let Some(t) = after else { continue };
+        service_type(n, t)?;
+        for (i, r) in t.ranges.iter().enumerate() {
+            let own = t.ranges[i + 1..].iter().map(|o| (n, o));
+            let others = new
+                .types
+                .iter()
+                .filter(|(other, _)| *other != n)
+                .flat_map(|(other, o)| o.ranges.iter().map(move |r| (other, r)));
+            if let Some((other, o)) = own.chain(others).find(|(_, o)| r.overlaps(o)) {
+                return Err(Error::Overlap {
+                    name: n.to_owned(),
+                    range: *r,
+                    other: other.to_owned(),
+                    other_range: *o,
+                }
+                .to_string());
+            }
+        }
+    }
+    Ok(())
+}
+
+/// What one service type must satisfy on its own.
+fn service_type(n: &str, t: &ServiceType) -> std::result::Result<(), String> {
+    name(n).map_err(|e| e.to_string())?;
+    if t.ranges.is_empty() {
+        return Err(format!("service type {n:?} has no ranges"));
+    }
+    for r in &t.ranges {
+        range_ok(*r).map_err(|e| format!("service type {n:?}: {e}"))?;
+    }
+    for (id, i) in &t.instances {
+        instance(id).map_err(|e| format!("service type {n:?}: {e}"))?;
+        if !t.contains(i.port) {
+            return Err(format!(
+                "instance {id:?} of {n:?} holds port {}, outside the type's ranges {}",
+                i.port,
+                t.ranges_text()
+            ));
+        }
+    }
+    if let Some(l) = t.leases.iter().find(|l| !t.contains(l.port)) {
+        return Err(format!(
+            "a lease of {n:?} (pid {}) holds port {}, outside the type's ranges",
+            l.pid, l.port
+        ));
+    }
+    Ok(())
+}
+
+/// Zones and rules: unique zone names, sane spans, valid patterns, known zones.
+fn strategies_and_rules(reg: &Registry) -> std::result::Result<(), String> {
     let mut zone_names = std::collections::BTreeSet::new();
     for (strategy, st) in &reg.strategies {
         for (z, zone) in &st.zones {
@@ -275,6 +320,68 @@ mod tests {
             &"x".repeat(101),
         ] {
             assert!(name(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    fn reg_of(types: &[(&str, &[(u16, u16)])]) -> Registry {
+        let mut reg = Registry::default();
+        for (n, ranges) in types {
+            let ranges = ranges.iter().map(|(a, b)| PortRange::new(*a, *b)).collect();
+            reg.types.insert(
+                (*n).to_owned(),
+                ServiceType::new(ranges, crate::registry::model::Origin::User),
+            );
+        }
+        reg
+    }
+
+    #[test]
+    fn a_change_that_overlaps_an_unchanged_type_is_refused() {
+        let old = reg_of(&[("a", &[(2000, 2009)]), ("b", &[(3000, 3009)])]);
+        let mut new = old.clone();
+        new.types
+            .get_mut("b")
+            .unwrap()
+            .ranges
+            .push(PortRange::new(2005, 2006));
+        let err = change(&old, &new, &old.changed_types(&new).collect::<Vec<_>>()).unwrap_err();
+        assert!(err.contains("\"b\"") && err.contains("\"a\""), "{err}");
+        let mut own = old.clone();
+        own.types
+            .get_mut("a")
+            .unwrap()
+            .ranges
+            .push(PortRange::new(2009, 2010));
+        assert!(
+            change(&old, &own, &old.changed_types(&own).collect::<Vec<_>>()).is_err(),
+            "a type's own ranges overlap"
+        );
+    }
+
+    proptest::proptest! {
+        /// For a valid registry and any change of one type's ranges (or a new type),
+        /// checking the change agrees with checking the whole result.
+        #[test]
+        fn checking_a_change_agrees_with_checking_the_whole(
+            ranges in proptest::collection::vec((1024u16..1200, 0u16..20), 1..12),
+            changed in proptest::collection::vec((1024u16..1200, 0u16..20), 1..3),
+            target in 0usize..14,
+        ) {
+            let mut old = Registry::default();
+            for (i, (start, len)) in ranges.iter().enumerate() {
+                let r = PortRange::new(*start, start + len);
+                if old.all_ranges().iter().all(|(o, _)| !o.overlaps(&r)) {
+                    old.types.insert(format!("t{i}"), ServiceType::new(vec![r], crate::registry::model::Origin::User));
+                }
+            }
+            proptest::prop_assume!(registry(&old).is_ok());
+            let mut new = old.clone();
+            let t = new
+                .types
+                .entry(format!("t{target}"))
+                .or_insert_with(|| ServiceType::new(Vec::new(), crate::registry::model::Origin::User));
+            t.ranges = changed.iter().map(|(s, l)| PortRange::new(*s, s + l)).collect();
+            proptest::prop_assert_eq!(change(&old, &new, &old.changed_types(&new).collect::<Vec<_>>()).is_ok(), registry(&new).is_ok());
         }
     }
 
