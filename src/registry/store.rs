@@ -652,6 +652,54 @@ mod tests {
     }
 
     #[test]
+    fn a_change_to_a_parked_type_is_refused_and_parked_types_stay_whole() {
+        use crate::registry::model::{Instance, Origin, PortRange, ServiceType};
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::new(dir.path());
+        let mut g = store.lock().unwrap();
+        for (name, start) in [("a", 20000), ("b", 21000)] {
+            let mut t = ServiceType::new(vec![PortRange::new(start, start + 9)], Origin::User);
+            let i = Instance {
+                port: start,
+                workspace: None,
+                service: None,
+            };
+            t.instances.insert("i".into(), i);
+            g.registry.types.insert(name.into(), t);
+        }
+        g.commit(&[]).unwrap();
+        let before = store.read().unwrap();
+        let from_file = || -> Registry { toml::from_str(&store.current_text().unwrap()).unwrap() };
+
+        // A guard for "a" parks "b": a change to "b" is refused and writes nothing.
+        let mut g = store.lock_types(&["a"]).unwrap();
+        assert!(g.is_parked("b") && !g.is_parked("a"));
+        assert!(g.registry.types["b"].instances.is_empty(), "not read");
+        g.registry.types.get_mut("b").unwrap().ranges[0].end += 1;
+        let err = g.commit(&[]).unwrap_err().to_string();
+        assert!(err.contains("\"b\""), "{err}");
+        assert_eq!(store.read().unwrap(), before);
+        assert_eq!(from_file(), before);
+
+        // A change to "a" leaves "b" whole, in the file and in the snapshot.
+        let mut g = store.lock_types(&["a"]).unwrap();
+        g.registry.types.get_mut("a").unwrap().instances.clear();
+        g.commit(&[]).unwrap();
+        let after = store.read().unwrap();
+        assert_eq!(after.types["b"], before.types["b"]);
+        assert!(after.types["a"].instances.is_empty());
+        assert_eq!(from_file(), after);
+
+        // Unparked, "b" can change.
+        let mut g = store.lock_types(&["a"]).unwrap();
+        g.unpark("b");
+        assert_eq!(g.registry.types["b"], before.types["b"]);
+        g.registry.types.get_mut("b").unwrap().instances.clear();
+        g.commit(&[]).unwrap();
+        assert!(store.read().unwrap().types["b"].instances.is_empty());
+    }
+
+    #[test]
     fn line_column_counts_from_one() {
         assert_eq!(line_column("a\nbc\nd", 4), (2, 3));
         assert_eq!(line_column("", 0), (1, 1));
