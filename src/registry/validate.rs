@@ -335,27 +335,29 @@ mod tests {
         reg
     }
 
+    /// [`change`] as a commit calls it.
+    fn check(old: &Registry, new: &Registry) -> std::result::Result<(), String> {
+        change(old, new, &old.changed_types(new).collect::<Vec<_>>())
+    }
+
+    /// `reg` with one more range for `name`.
+    fn plus_range(reg: &Registry, name: &str, start: u16, end: u16) -> Registry {
+        let mut new = reg.clone();
+        let t = new.types.get_mut(name).unwrap();
+        t.ranges.push(PortRange::new(start, end));
+        new
+    }
+
     #[test]
     fn a_change_that_overlaps_an_unchanged_type_is_refused() {
         let old = reg_of(&[("a", &[(2000, 2009)]), ("b", &[(3000, 3009)])]);
-        let mut new = old.clone();
-        new.types
-            .get_mut("b")
-            .unwrap()
-            .ranges
-            .push(PortRange::new(2005, 2006));
-        let err = change(&old, &new, &old.changed_types(&new).collect::<Vec<_>>()).unwrap_err();
+        let err = check(&old, &plus_range(&old, "b", 2005, 2006)).unwrap_err();
         assert!(err.contains("\"b\"") && err.contains("\"a\""), "{err}");
-        let mut own = old.clone();
-        own.types
-            .get_mut("a")
-            .unwrap()
-            .ranges
-            .push(PortRange::new(2009, 2010));
         assert!(
-            change(&old, &own, &old.changed_types(&own).collect::<Vec<_>>()).is_err(),
+            check(&old, &plus_range(&old, "a", 2009, 2010)).is_err(),
             "a type's own ranges overlap"
         );
+        assert!(check(&old, &plus_range(&old, "a", 2010, 2019)).is_ok());
     }
 
     proptest::proptest! {
@@ -381,7 +383,7 @@ mod tests {
                 .entry(format!("t{target}"))
                 .or_insert_with(|| ServiceType::new(Vec::new(), crate::registry::model::Origin::User));
             t.ranges = changed.iter().map(|(s, l)| PortRange::new(*s, s + l)).collect();
-            proptest::prop_assert_eq!(change(&old, &new, &old.changed_types(&new).collect::<Vec<_>>()).is_ok(), registry(&new).is_ok());
+            proptest::prop_assert_eq!(check(&old, &new).is_ok(), registry(&new).is_ok());
         }
     }
 
