@@ -173,6 +173,11 @@ fn a_hand_edited_registry_with_bad_values_names_the_place() {
     let home = Home::new();
     let cases = [
         ("[types.x]\nranges = [[70000, 70010]]\n", "registry.toml:2:"),
+        (
+            "[types.x]\nranges = [[20000, 20010, 20020]]\n",
+            "expected a range [start, end]",
+        ),
+        ("[types.x]\nranges = [[20000]]\n", "registry.toml:2:"),
         ("[settings]\nplacement = \"sideways\"\n", "registry.toml:2:"),
         ("[settings]\nchunk_size = -3\n", "registry.toml:2:"),
         ("[settings]\nchunk_sise = 3\n", "registry.toml:2:"),

@@ -61,7 +61,11 @@ fn block_end(text: &str, next: usize) -> usize {
 /// The layout of `text`, from a toml_edit parse with spans. `None` unless every service
 /// type is a standard table (`[types.X]`), which is what the fast path can splice.
 pub fn layout(text: &str) -> Option<Layout> {
-    let doc = toml_edit::Document::parse(text.to_owned()).ok()?;
+    layout_of(&toml_edit::Document::parse(text).ok()?, text)
+}
+
+/// The layout of `doc`, parsed from `text`.
+pub fn layout_of(doc: &toml_edit::Document<&str>, text: &str) -> Option<Layout> {
     // Every standard table header in the file, in file order, with its owning type.
     let mut headers: Vec<(usize, Option<String>)> = Vec::new();
     fn walk(item: &Item, owner: Option<&str>, out: &mut Vec<(usize, Option<String>)>, text: &str) {

@@ -58,8 +58,36 @@ impl Serialize for PortRange {
 
 impl<'de> Deserialize<'de> for PortRange {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let [start, end] = <[u16; 2]>::deserialize(d)?;
-        Ok(Self { start, end })
+        // Not `[u16; 2]`: its visitor ignores a third element, so `[8000, 8099, 8199]`
+        // would read as 8000-8099 without a word.
+        struct Pair;
+        impl<'de> serde::de::Visitor<'de> for Pair {
+            type Value = PortRange;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a range [start, end]")
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<PortRange, A::Error> {
+                use serde::de::Error;
+                let start = seq
+                    .next_element()?
+                    .ok_or_else(|| A::Error::invalid_length(0, &self))?;
+                let end = seq
+                    .next_element()?
+                    .ok_or_else(|| A::Error::invalid_length(1, &self))?;
+                let mut len = 2;
+                while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {
+                    len += 1;
+                }
+                if len > 2 {
+                    return Err(A::Error::invalid_length(len, &self));
+                }
+                Ok(PortRange { start, end })
+            }
+        }
+        d.deserialize_seq(Pair)
     }
 }
 

@@ -6,6 +6,7 @@ use std::fs::{self, File, OpenOptions, TryLockError};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use serde::Deserialize;
 use toml_edit::DocumentMut;
 
 use crate::allocate::Event;
@@ -137,8 +138,8 @@ impl Store {
         if let Some(loaded) = snapshot::load(&self.dir, text.as_bytes(), None) {
             return Ok(loaded.registry);
         }
-        let registry = self.parse_typed(&text)?;
-        self.store_snapshot(text.as_bytes(), &registry, None);
+        let (registry, layout) = self.parse_typed(&text)?;
+        self.store_snapshot(text.as_bytes(), &registry, layout.as_ref());
         Ok(registry)
     }
 
@@ -151,15 +152,20 @@ impl Store {
         }
     }
 
-    fn parse_typed(&self, text: &str) -> Result<Registry> {
-        let reg: Registry = toml::from_str(text)
+    /// Parses and validates the registry file's `text`, with its layout: one toml_edit parse
+    /// gives both (at 10,000 types a parse takes ~100 ms).
+    fn parse_typed(&self, text: &str) -> Result<(Registry, Option<Layout>)> {
+        let doc = toml_edit::Document::parse(text)
+            .map_err(|e| self.parse_error(text, e.span().map_or(0, |s| s.start), e.message()))?;
+        let layout = fast::layout_of(&doc, text);
+        let reg = Registry::deserialize(toml_edit::de::Deserializer::from(doc))
             .map_err(|e| self.parse_error(text, e.span().map_or(0, |s| s.start), e.message()))?;
         validate::registry(&reg).map_err(|problem| Error::InvalidRegistry {
             file: self.file(),
             problem,
             backup: self.last_good_backup(),
         })?;
-        Ok(reg)
+        Ok((reg, layout))
     }
 
     fn parse_doc(&self, text: &str) -> Result<DocumentMut> {
@@ -240,8 +246,8 @@ impl Store {
             Some(text) => match snapshot::load(&self.dir, text.as_bytes(), wanted) {
                 Some(l) => (text, l.registry, l.layout, l.parked, true),
                 None => {
-                    let registry = self.parse_typed(&text)?;
-                    (text, registry, None, Parked::default(), false)
+                    let (registry, layout) = self.parse_typed(&text)?;
+                    (text, registry, layout, Parked::default(), false)
                 }
             },
             None => (
@@ -545,7 +551,7 @@ impl Guard<'_> {
                 }
             }
         } else if !self.snapshot_fresh && Path::new(&store.file()).exists() {
-            store.store_snapshot(self.text.as_bytes(), &self.registry, None);
+            store.store_snapshot(self.text.as_bytes(), &self.registry, self.layout.as_ref());
         }
         let mut roots = std::mem::take(&mut self.touched);
         roots.extend(workspaces);
