@@ -647,4 +647,29 @@ mod tests {
             proptest::prop_assert_eq!(load(dir.path(), b"next", None).map(|l| l.registry), Some(expected));
         }
     }
+
+    proptest::proptest! {
+        /// A snapshot torn or garbled on disk is ignored (or read), never a panic.
+        #[test]
+        fn a_damaged_snapshot_never_panics(
+            cut in proptest::option::of(0usize..4000),
+            flips in proptest::collection::vec((0usize..4000, proptest::prelude::any::<u8>()), 0..4),
+            wanted in proptest::prelude::any::<bool>(),
+        ) {
+            let dir = tempfile::tempdir().unwrap();
+            let _ = round_trip(dir.path(), &sample(), None);
+            let p = path(dir.path());
+            let mut bytes = std::fs::read(&p).unwrap();
+            for (at, b) in flips {
+                let i = at % bytes.len();
+                bytes[i] = b;
+            }
+            if let Some(cut) = cut {
+                bytes.truncate(cut);
+            }
+            std::fs::write(&p, &bytes).unwrap();
+            let wanted: Option<&[&str]> = wanted.then_some(&["bare"]);
+            let _ = load(dir.path(), b"registry text", wanted);
+        }
+    }
 }
