@@ -303,8 +303,9 @@ impl Store {
     }
 
     /// Keeps `contents` as the newest backup (its own file, not a link: an editor that
-    /// writes the registry in place must not change a backup), and drops all but the newest
-    /// [`BACKUPS_KEPT`]. A backup torn by a crash does not parse and is skipped on restore.
+    /// writes the registry in place must not change a backup). A backup torn by a crash does
+    /// not parse and is skipped on restore. Call [`Store::prune_backups`] afterwards (it
+    /// need not hold the lock).
     fn keep_backup(&self, contents: &[u8]) -> Result<PathBuf> {
         let dir = self.backup_dir();
         fsx::create_private_dir(&dir)?;
@@ -314,10 +315,15 @@ impl Store {
             .as_nanos();
         let backup = dir.join(format!("registry.{nanos:020}.toml"));
         fsx::write_private(&backup, contents)?;
+        Ok(backup)
+    }
+
+    /// Drops all backups but the newest [`BACKUPS_KEPT`]. Two processes pruning at once
+    /// remove the same files.
+    fn prune_backups(&self) {
         for old in self.backups().into_iter().skip(BACKUPS_KEPT) {
             let _ = fs::remove_file(old);
         }
-        Ok(backup)
     }
 
     /// The registry file's text as it is now: the template when there is no file yet.
@@ -405,6 +411,7 @@ impl Store {
         }
         fsx::write_atomic(&self.file(), text.as_bytes())?;
         self.keep_backup(text.as_bytes())?;
+        self.prune_backups();
         let event = Event::ConfigChanged {
             key: key.to_owned(),
             value,
@@ -462,6 +469,7 @@ impl Guard<'_> {
         let mut synced_later = None;
         let mut dropped = Vec::new();
         let mut workspaces = BTreeSet::new();
+        let mut keep_open = Vec::new();
         if changed {
             // Leases of dead processes are ignored everywhere and dropped by the next write.
             for name in self.parked.leased() {
@@ -524,6 +532,13 @@ impl Guard<'_> {
             // write fails: the backup is removed again, and the snapshot is of a file that
             // never was.
             let file = store.file();
+            // Replacing a file frees its blocks, unless it is still open: holding the old
+            // registry and snapshot open moves that work past the lock's release.
+            keep_open.extend(
+                [file.clone(), snapshot::path(&store.dir)]
+                    .iter()
+                    .filter_map(|p| File::open(p).ok()),
+            );
             let (written, backup) = std::thread::scope(|s| {
                 let writer = s.spawn(|| fsx::replace(&file, text.as_bytes()));
                 let backup = store.keep_backup(text.as_bytes());
@@ -563,9 +578,12 @@ impl Guard<'_> {
         audit::append(&store.dir, &self.registry.settings, &records)?;
         drop(self.lock);
         // Every process sees the new registry since the rename; making the rename durable
-        // needs no lock, so the next writer need not wait for this disk flush.
+        // needs no lock, so the next writer need not wait for this disk flush, nor for the
+        // old files' blocks to be freed, nor for old backups to go.
+        drop(keep_open);
         if let Some(dir) = synced_later {
             fsx::sync_dir(&dir)?;
+            store.prune_backups();
         }
         if store.short_lived {
             std::mem::forget((self.registry, self.original, self.parked, self.text));
