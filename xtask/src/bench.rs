@@ -430,6 +430,71 @@ pub fn main(args: &[String]) -> Result<()> {
         None,
     );
 
+    // 30 processes asking at once for instances of one type that does not exist yet: one
+    // of them creates it, the others join it (and it grows).
+    let rounds = if quick { 2 } else { 5 };
+    let mut walls = Vec::new();
+    let mut wrong = Vec::new();
+    for round in 0..rounds {
+        let home = ctx.home(&format!("shared-{round}"));
+        let start = Instant::now();
+        let children: Vec<_> = (0..30)
+            .map(|i| {
+                ctx.styxy(
+                    &home,
+                    &[
+                        "allocate",
+                        "--service",
+                        "shared",
+                        "--instance",
+                        &format!("i{i}"),
+                        "--format",
+                        "json",
+                    ],
+                )
+                .stdout(Stdio::piped())
+                .stderr(Stdio::null())
+                .spawn()
+                .map_err(|e| e.to_string())
+            })
+            .collect::<Result<_>>()?;
+        let mut ports = std::collections::BTreeSet::new();
+        for c in children {
+            let r = finish(c, start)?;
+            let port = serde_json::from_str::<serde_json::Value>(&r.stdout)
+                .ok()
+                .and_then(|v| v["port"].as_u64());
+            ports.extend(port.filter(|_| r.ok));
+        }
+        walls.push(start.elapsed().as_secs_f64() * 1e3);
+        let audit = std::fs::read_to_string(home.join("audit.jsonl")).unwrap_or_default();
+        let created = audit
+            .lines()
+            .filter(|l| l.contains("\"TYPE_ALLOCATED\"") && l.contains("\"shared\""))
+            .count();
+        if ports.len() != 30 || created != 1 {
+            wrong.push(format!(
+                "round {round}: {} distinct ports, {created} TYPE_ALLOCATED",
+                ports.len()
+            ));
+        }
+    }
+    let wall = Stats::of(walls);
+    report.row(
+        "30 processes allocating instances of one new type at once",
+        format!(
+            "{} over {rounds} rounds; {}",
+            wall.ms(),
+            if wrong.is_empty() {
+                "every round: 30 distinct ports, exactly one TYPE_ALLOCATED".to_owned()
+            } else {
+                wrong.join("; ")
+            }
+        ),
+        "30 distinct ports, exactly one `TYPE_ALLOCATED`",
+        Some(wrong.is_empty()),
+    );
+
     // 3. One more allocation in registries of 100, 1,000 and 10,000 types: in the steady
     //    state (the registry as styxy last wrote it, its snapshot valid), and right after
     //    a hand edit (no valid snapshot: a full TOML parse and render).
