@@ -108,6 +108,11 @@ pub enum Error {
         backup: Option<PathBuf>,
     },
 
+    #[error(
+        "{file}: the cached copy of service type {name:?} was damaged, so nothing was written; the cache is removed (the next command rebuilds it from the registry): run the command again"
+    )]
+    DamagedCache { file: PathBuf, name: String },
+
     #[error("no backup of the registry in {dir}; nothing to restore")]
     NoBackup { dir: PathBuf },
 

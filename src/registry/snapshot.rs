@@ -181,12 +181,14 @@ impl Parked {
     }
 
     /// Parses the parked type `name` in full, and stops counting it as parked. `None` if it
-    /// is not parked.
+    /// is not parked, or does not parse (a damaged snapshot; then it stays parked, so it
+    /// cannot be changed).
     pub fn unpark(&mut self, name: &str) -> Option<ServiceType> {
         let i = self.find(name).filter(|i| self.entries[*i].parked)?;
+        let t = self.parse(&self.entries[i])?;
         self.entries[i].parked = false;
         self.parked -= 1;
-        self.parse(&self.entries[i])
+        Some(t)
     }
 
     /// The whole type of `e`.
@@ -226,12 +228,11 @@ impl Parked {
             .collect()
     }
 
-    /// The parked types that hold an instance of the workspace `root`, parsed in full.
-    pub fn holding(&self, root: &str) -> Vec<(String, ServiceType)> {
+    /// The parked types that hold an instance of the workspace `root`, parsed in full; or
+    /// the name of one that does not parse (a damaged snapshot).
+    pub fn holding(&self, root: &str) -> Result<Vec<(String, ServiceType)>, String> {
         // Instances are written by serde_json in compact form: `"workspace":"<root>"`.
-        let Ok(root_json) = serde_json::to_string(root) else {
-            return Vec::new();
-        };
+        let root_json = serde_json::to_string(root).map_err(|e| e.to_string())?;
         let needle = format!("\"workspace\":{root_json}");
         self.parked_entries()
             .filter(|e| {
@@ -239,7 +240,13 @@ impl Parked {
                     .as_ref()
                     .is_some_and(|r| self.text[r.clone()].contains(&needle))
             })
-            .filter_map(|e| Some((self.name(e).to_owned(), self.parse(e)?)))
+            .map(|e| {
+                let name = self.name(e).to_owned();
+                match self.parse(e) {
+                    Some(t) => Ok((name, t)),
+                    None => Err(name),
+                }
+            })
             .collect()
     }
 }
@@ -547,11 +554,11 @@ mod tests {
         assert!(!loaded.parked.is_parked("bare"));
         assert_eq!(loaded.parked.leased(), ["full"]);
         assert_eq!(
-            loaded.parked.holding("/w \"quoted\"")[0].1,
+            loaded.parked.holding("/w \"quoted\"").unwrap()[0].1,
             reg.types["full"],
             "found by its workspace, escaped as serde_json writes it"
         );
-        assert!(loaded.parked.holding("/w").is_empty());
+        assert!(loaded.parked.holding("/w").unwrap().is_empty());
         assert_eq!(
             loaded.parked.unpark("full").as_ref(),
             Some(&reg.types["full"])

@@ -468,7 +468,8 @@ impl Guard<'_> {
         let changed = self.registry != self.original;
         let mut synced_later = None;
         let mut dropped = Vec::new();
-        let mut workspaces = BTreeSet::new();
+        let mut roots = std::mem::take(&mut self.touched);
+        let mut port_files = None;
         let mut keep_open = Vec::new();
         if changed {
             // Leases of dead processes are ignored everywhere and dropped by the next write.
@@ -491,7 +492,7 @@ impl Guard<'_> {
             })?;
             let changed_types: BTreeSet<String> =
                 changes.iter().map(|(name, _, _)| (*name).clone()).collect();
-            workspaces = changed_workspaces(&changes);
+            roots.extend(changed_workspaces(&changes));
             if let Some(name) = changed_types.iter().find(|n| self.parked.is_parked(n)) {
                 return Err(Error::InvalidRegistry {
                     file: store.file(),
@@ -531,6 +532,9 @@ impl Guard<'_> {
             // the disk (most of a commit's time at 10,000 types). Neither misleads if the
             // write fails: the backup is removed again, and the snapshot is of a file that
             // never was.
+            // The port files are projected before anything is written: a failure writes
+            // nothing.
+            port_files = Some(store.port_files(&self.registry, &self.parked, &roots)?);
             let file = store.file();
             // Replacing a file frees its blocks, unless it is still open: holding the old
             // registry and snapshot open moves that work past the lock's release.
@@ -568,10 +572,12 @@ impl Guard<'_> {
         } else if !self.snapshot_fresh && Path::new(&store.file()).exists() {
             store.store_snapshot(self.text.as_bytes(), &self.registry, self.layout.as_ref());
         }
-        let mut roots = std::mem::take(&mut self.touched);
-        roots.extend(workspaces);
-        for root in roots {
-            store.write_port_file(&self.registry, &self.parked, &root)?;
+        let port_files = match port_files {
+            Some(p) => p,
+            None => store.port_files(&self.registry, &self.parked, &roots)?,
+        };
+        for (path, text) in port_files {
+            store.write_port_file(&path, &text)?;
         }
         let all_events: Vec<Event> = events.iter().cloned().chain(dropped).collect();
         let records = audit::records(&all_events, self.lock_wait, self.held());
@@ -605,17 +611,35 @@ impl Store {
         );
     }
 
-    /// Writes the port file of `root` if its content differs. The instances of parked types
-    /// are found in `parked`.
-    fn write_port_file(&self, reg: &Registry, parked: &Parked, root: &str) -> Result<()> {
-        let path = portfile::path(&self.dir, root);
+    /// The port file of each workspace in `roots`: its path and content. The instances of
+    /// parked types are found in `parked`.
+    fn port_files(
+        &self,
+        reg: &Registry,
+        parked: &Parked,
+        roots: &BTreeSet<String>,
+    ) -> Result<Vec<(PathBuf, String)>> {
+        roots
+            .iter()
+            .map(|root| {
+                let held = parked.holding(root).map_err(|name| {
+                    let file = snapshot::path(&self.dir);
+                    let _ = fs::remove_file(&file);
+                    Error::DamagedCache { file, name }
+                })?;
+                let types = reg.types.iter().chain(held.iter().map(|(n, t)| (n, t)));
+                let text = portfile::project(types, root).render();
+                Ok((portfile::path(&self.dir, root), text))
+            })
+            .collect()
+    }
+
+    /// Writes a port file if its content differs.
+    fn write_port_file(&self, path: &Path, text: &str) -> Result<()> {
         if let Some(dir) = path.parent() {
             fsx::create_private_dir(dir)?;
         }
-        let held = parked.holding(root);
-        let types = reg.types.iter().chain(held.iter().map(|(n, t)| (n, t)));
-        let text = portfile::project(types, root).render();
-        if fsx::write_if_changed(&path, text.as_bytes())?
+        if fsx::write_if_changed(path, text.as_bytes())?
             && let Some(t) = self.backdate_port_files
         {
             let _ = File::options()
@@ -721,6 +745,60 @@ mod tests {
         g.registry.types.get_mut("b").unwrap().instances.clear();
         g.commit(&[]).unwrap();
         assert!(store.read().unwrap().types["b"].instances.is_empty());
+    }
+
+    #[test]
+    fn a_damaged_cached_type_stops_a_commit_before_anything_is_written() {
+        use crate::registry::model::{Instance, Origin, PortRange, ServiceType};
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::new(dir.path());
+        let mut g = store.lock().unwrap();
+        for (name, start) in [("a", 20000), ("b", 21000)] {
+            let mut t = ServiceType::new(vec![PortRange::new(start, start + 9)], Origin::User);
+            let i = Instance {
+                port: start,
+                workspace: Some("/w".into()),
+                service: None,
+            };
+            t.instances.insert(format!("{name}1"), i);
+            g.registry.types.insert(name.into(), t);
+        }
+        g.commit(&[]).unwrap();
+        let (registry, port_file) = (
+            store.current_text().unwrap(),
+            portfile::path(dir.path(), "/w"),
+        );
+        let port_file_text = std::fs::read_to_string(&port_file).unwrap();
+        // Same length, so every other span of the snapshot stays right.
+        let snap = snapshot::path(dir.path());
+        let text = std::fs::read_to_string(&snap).unwrap();
+        assert!(text.contains("\"port\":21000,"));
+        std::fs::write(&snap, text.replace("\"port\":21000,", "\"port\":2100x,")).unwrap();
+
+        let mut g = store.lock_types(&["a"]).unwrap();
+        let t = g.registry.types.get_mut("a").unwrap();
+        let i = Instance {
+            port: 20001,
+            workspace: Some("/w".into()),
+            service: None,
+        };
+        t.instances.insert("a2".into(), i);
+        let err = g.commit(&[]).unwrap_err();
+        assert!(
+            matches!(err, Error::DamagedCache { ref name, .. } if name == "b"),
+            "{err}"
+        );
+        assert_eq!(store.current_text().unwrap(), registry, "registry written");
+        assert_eq!(std::fs::read_to_string(&port_file).unwrap(), port_file_text);
+        // Run again, it works: the damaged cache was removed.
+        let mut g = store.lock_types(&["a"]).unwrap();
+        g.registry.types.get_mut("a").unwrap().instances.clear();
+        g.commit(&[]).unwrap();
+        let ports = std::fs::read_to_string(&port_file).unwrap();
+        assert!(
+            ports.contains("\"b1\"") && !ports.contains("\"a1\""),
+            "{ports}"
+        );
     }
 
     #[test]
