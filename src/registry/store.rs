@@ -644,7 +644,7 @@ impl Store {
         {
             let _ = File::options()
                 .write(true)
-                .open(&path)
+                .open(path)
                 .and_then(|f| f.set_modified(t));
         }
         Ok(())
