@@ -466,127 +466,36 @@ impl Guard<'_> {
     pub fn commit(mut self, events: &[Event]) -> Result<bool> {
         let store = self.store;
         let changed = self.registry != self.original;
-        let mut synced_later = None;
-        let mut dropped = Vec::new();
         let mut roots = std::mem::take(&mut self.touched);
-        let mut port_files = None;
-        let mut keep_open = Vec::new();
+        let mut dropped = Vec::new();
+        let mut written = None;
         if changed {
-            // Leases of dead processes are ignored everywhere and dropped by the next write.
-            for name in self.parked.leased() {
-                self.unpark(&name);
+            let edit = self.edit()?;
+            roots.extend(edit.workspaces);
+            dropped = edit.dropped;
+            // Projected before anything is written: a failure writes nothing.
+            let port_files = store.port_files(&self.registry, &self.parked, &roots)?;
+            written = Some(self.write(&edit.text, edit.layout.as_ref(), &edit.types)?);
+            for (path, text) in port_files {
+                store.write_port_file(&path, &text)?;
             }
-            dropped = crate::allocate::leases::drop_dead(
-                &mut self.registry,
-                &crate::probe::lease_is_live,
-            );
-            // The changed types, found once: at 10,000 types each pass over all of them counts.
-            let changes: Vec<TypeChange<'_>> =
-                self.original.changed_types(&self.registry).collect();
-            validate::change(&self.original, &self.registry, &changes).map_err(|problem| {
-                Error::InvalidRegistry {
-                    file: store.file(),
-                    problem: format!("refusing to write an invalid registry: {problem}"),
-                    backup: None,
-                }
-            })?;
-            let changed_types: BTreeSet<String> =
-                changes.iter().map(|(name, _, _)| (*name).clone()).collect();
-            roots.extend(changed_workspaces(&changes));
-            if let Some(name) = changed_types.iter().find(|n| self.parked.is_parked(n)) {
-                return Err(Error::InvalidRegistry {
-                    file: store.file(),
-                    problem: format!(
-                        "refusing to write a change to {name:?}, whose instances were not read (a bug in styxy; please report it)"
-                    ),
-                    backup: None,
-                });
+        } else {
+            if !self.snapshot_fresh && store.file().exists() {
+                store.store_snapshot(self.text.as_bytes(), &self.registry, self.layout.as_ref());
             }
-            let layout = match self.layout.take() {
-                Some(l) => Some(l),
-                None => fast::layout(&self.text),
-            };
-            let spliced = layout.and_then(|l| {
-                fast::splice(&self.text, l, &self.original, &self.registry, &changes)
-            });
-            let (text, layout) = match spliced {
-                Some(done) => (done.0, Some(done.1)),
-                None => {
-                    // The whole document is synced: every type must be there in full.
-                    for name in self.parked.names() {
-                        self.unpark(&name);
-                    }
-                    let mut doc = store.parse_doc(&self.text)?;
-                    edit::sync(&mut doc, &self.original, &self.registry);
-                    let text = doc.to_string();
-                    let layout = fast::layout(&text);
-                    (text, layout)
-                }
-            };
-            debug_assert!(
-                reads_back_as(&text, &self.registry, &self.parked),
-                "the edited document must read back as the registry"
-            );
-            // The backup and the snapshot are written while the registry's data goes to
-            // the disk (most of a commit's time at 10,000 types). Neither misleads if the
-            // write fails: the backup is removed again, and the snapshot is of a file that
-            // never was.
-            // The port files are projected before anything is written: a failure writes
-            // nothing.
-            port_files = Some(store.port_files(&self.registry, &self.parked, &roots)?);
-            let file = store.file();
-            // Replacing a file frees its blocks, unless it is still open: holding the old
-            // registry and snapshot open moves that work past the lock's release.
-            keep_open.extend(
-                [file.clone(), snapshot::path(&store.dir)]
-                    .iter()
-                    .filter_map(|p| File::open(p).ok()),
-            );
-            let (written, backup) = std::thread::scope(|s| {
-                let writer = s.spawn(|| fsx::replace(&file, text.as_bytes()));
-                let backup = store.keep_backup(text.as_bytes());
-                snapshot::store(
-                    &store.dir,
-                    Identity::of(text.as_bytes()),
-                    &self.registry,
-                    layout.as_ref(),
-                    &self.parked,
-                    &changed_types,
-                );
-                let written = writer
-                    .join()
-                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
-                (written, backup)
-            });
-            match (written, backup) {
-                (Ok(dir), Ok(_)) => synced_later = Some(dir),
-                (Ok(_), Err(e)) => return Err(e),
-                (Err(e), backup) => {
-                    if let Ok(path) = backup {
-                        let _ = fs::remove_file(path);
-                    }
-                    return Err(e);
-                }
+            for (path, text) in store.port_files(&self.registry, &self.parked, &roots)? {
+                store.write_port_file(&path, &text)?;
             }
-        } else if !self.snapshot_fresh && Path::new(&store.file()).exists() {
-            store.store_snapshot(self.text.as_bytes(), &self.registry, self.layout.as_ref());
-        }
-        let port_files = match port_files {
-            Some(p) => p,
-            None => store.port_files(&self.registry, &self.parked, &roots)?,
-        };
-        for (path, text) in port_files {
-            store.write_port_file(&path, &text)?;
         }
         let all_events: Vec<Event> = events.iter().cloned().chain(dropped).collect();
         let records = audit::records(&all_events, self.lock_wait, self.held());
         audit::append(&store.dir, &self.registry.settings, &records)?;
         drop(self.lock);
-        // Every process sees the new registry since the rename; making the rename durable
+        // Every process sees the new registry since the rename. Making the rename durable
         // needs no lock, so the next writer need not wait for this disk flush, nor for the
         // old files' blocks to be freed, nor for old backups to go.
-        drop(keep_open);
-        if let Some(dir) = synced_later {
+        if let Some(Written { dir, keep_open }) = written {
+            drop(keep_open);
             fsx::sync_dir(&dir)?;
             store.prune_backups();
         }
@@ -594,6 +503,110 @@ impl Guard<'_> {
             std::mem::forget((self.registry, self.original, self.parked, self.text));
         }
         Ok(changed)
+    }
+
+    /// The new registry file for the changes made: checked, and spliced into the old text
+    /// (or, if it cannot be, synced through a whole toml_edit document).
+    fn edit(&mut self) -> Result<Edit> {
+        let store = self.store;
+        // Leases of dead processes are ignored everywhere and dropped by the next write.
+        for name in self.parked.leased() {
+            self.unpark(&name);
+        }
+        let dropped =
+            crate::allocate::leases::drop_dead(&mut self.registry, &crate::probe::lease_is_live);
+        // The changed types, found once: at 10,000 types each pass over all of them counts.
+        let changes: Vec<TypeChange<'_>> = self.original.changed_types(&self.registry).collect();
+        let refuse = |problem: String| Error::InvalidRegistry {
+            file: store.file(),
+            problem,
+            backup: None,
+        };
+        validate::change(&self.original, &self.registry, &changes).map_err(|problem| {
+            refuse(format!("refusing to write an invalid registry: {problem}"))
+        })?;
+        let types: BTreeSet<String> = changes.iter().map(|(name, _, _)| (*name).clone()).collect();
+        if let Some(name) = types.iter().find(|n| self.parked.is_parked(n)) {
+            return Err(refuse(format!(
+                "refusing to write a change to {name:?}, whose instances were not read (a bug in styxy; please report it)"
+            )));
+        }
+        let workspaces = changed_workspaces(&changes);
+        let layout = self.layout.take().or_else(|| fast::layout(&self.text));
+        let spliced = layout
+            .and_then(|l| fast::splice(&self.text, l, &self.original, &self.registry, &changes));
+        let (text, layout) = match spliced {
+            Some((text, layout)) => (text, Some(layout)),
+            None => {
+                // The whole document is synced: every type must be there in full.
+                for name in self.parked.names() {
+                    self.unpark(&name);
+                }
+                let mut doc = store.parse_doc(&self.text)?;
+                edit::sync(&mut doc, &self.original, &self.registry);
+                let text = doc.to_string();
+                let layout = fast::layout(&text);
+                (text, layout)
+            }
+        };
+        debug_assert!(
+            reads_back_as(&text, &self.registry, &self.parked),
+            "the edited document must read back as the registry"
+        );
+        Ok(Edit {
+            text,
+            layout,
+            types,
+            workspaces,
+            dropped,
+        })
+    }
+
+    /// Replaces the registry file with `text`, keeps it as a backup, and writes its snapshot
+    /// (`types` changed). The backup and the snapshot are written while a second thread
+    /// writes and syncs the registry (most of a commit's time at 10,000 types). Neither
+    /// misleads if that write fails: the backup is removed again, and the snapshot is of a
+    /// file that never was.
+    fn write(
+        &self,
+        text: &str,
+        layout: Option<&Layout>,
+        types: &BTreeSet<String>,
+    ) -> Result<Written> {
+        let store = self.store;
+        let file = store.file();
+        // Replacing a file frees its blocks, unless it is still open: holding the old
+        // registry and snapshot open moves that work past the lock's release.
+        let keep_open = [file.clone(), snapshot::path(&store.dir)]
+            .iter()
+            .filter_map(|p| File::open(p).ok())
+            .collect();
+        let (written, backup) = std::thread::scope(|s| {
+            let writer = s.spawn(|| fsx::replace(&file, text.as_bytes()));
+            let backup = store.keep_backup(text.as_bytes());
+            snapshot::store(
+                &store.dir,
+                Identity::of(text.as_bytes()),
+                &self.registry,
+                layout,
+                &self.parked,
+                types,
+            );
+            let written = writer
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+            (written, backup)
+        });
+        match (written, backup) {
+            (Ok(dir), Ok(_)) => Ok(Written { dir, keep_open }),
+            (Ok(_), Err(e)) => Err(e),
+            (Err(e), backup) => {
+                if let Ok(path) = backup {
+                    let _ = fs::remove_file(path);
+                }
+                Err(e)
+            }
+        }
     }
 }
 
@@ -648,6 +661,26 @@ impl Store {
         }
         Ok(())
     }
+}
+
+/// A commit's new registry file, before it is written.
+struct Edit {
+    text: String,
+    layout: Option<Layout>,
+    /// The service types that changed.
+    types: BTreeSet<String>,
+    /// The workspaces whose instances changed.
+    workspaces: BTreeSet<String>,
+    /// Leases of dead processes, dropped.
+    dropped: Vec<Event>,
+}
+
+/// A registry file in place, not yet durable.
+struct Written {
+    /// To sync (the rename).
+    dir: PathBuf,
+    /// The replaced files, held open until the lock is released.
+    keep_open: Vec<File>,
 }
 
 /// Whether the registry file's `text` holds `reg`: every type as it is, a parked one as far
