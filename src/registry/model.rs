@@ -324,6 +324,33 @@ impl ServiceType {
     pub fn contains(&self, port: u16) -> bool {
         self.ranges.iter().any(|r| r.contains(port))
     }
+
+    /// Whether everything but the ranges is as [`ServiceType::new`] with the default origin
+    /// leaves it.
+    pub fn is_bare(&self) -> bool {
+        // Every field named: a new field does not compile until it is here.
+        let ServiceType {
+            ranges: _,
+            instance_behavior,
+            preferred_ports,
+            description,
+            origin,
+            requested_by,
+            max_instances,
+            instances,
+            leases,
+            zone,
+        } = self;
+        *instance_behavior == InstanceBehavior::default()
+            && preferred_ports.is_empty()
+            && description.is_none()
+            && *origin == Origin::default()
+            && requested_by.is_none()
+            && max_instances.is_none()
+            && instances.is_empty()
+            && leases.is_empty()
+            && zone.is_none()
+    }
 }
 
 /// Ranges as `a-b, c-d`.
@@ -388,6 +415,16 @@ pub struct Registry {
 }
 
 impl Registry {
+    /// A copy of the settings, rules and strategies, without the service types.
+    pub fn clone_head(&self) -> Registry {
+        Registry {
+            settings: self.settings.clone(),
+            types: BTreeMap::new(),
+            rules: self.rules.clone(),
+            strategies: self.strategies.clone(),
+        }
+    }
+
     /// Every range of every type with its owner, sorted by start.
     pub fn all_ranges(&self) -> Vec<(PortRange, &str)> {
         let mut all: Vec<(PortRange, &str)> = self

@@ -35,6 +35,7 @@ use serde::{Deserialize, Serialize};
 use crate::registry::fast::{Block, Layout};
 use crate::registry::model::{
     InstanceBehavior, Origin, PortRange, Registry, Rule, ServiceType, Settings, Strategy,
+    TypeChange,
 };
 
 /// The snapshot layout written by this version; a snapshot of any other is ignored (and
@@ -139,6 +140,8 @@ impl<'a> Head<'a> {
 #[derive(Debug, Clone)]
 struct Entry {
     name: Range<usize>,
+    /// Its ranges, in [`Parked::ranges`].
+    ranges: Range<usize>,
     head: Range<usize>,
     instances: Option<Range<usize>>,
     leases: Option<Range<usize>>,
@@ -157,6 +160,7 @@ pub struct Parked {
     text: String,
     /// In name order.
     entries: Vec<Entry>,
+    ranges: Vec<PortRange>,
     parked: usize,
 }
 
@@ -213,6 +217,37 @@ impl Parked {
         self.entries.iter().filter(|e| e.parked)
     }
 
+    /// Every parked type's name and ranges, in name order.
+    pub fn stubs(&self) -> impl Iterator<Item = (&str, &[PortRange])> {
+        self.parked_entries()
+            .map(|e| (self.name(e), &self.ranges[e.ranges.clone()]))
+    }
+
+    /// Checks that every parked type is in `reg` as it was read: its ranges, nothing else.
+    /// `Err` names one that is not (changed or removed).
+    pub fn unchanged_in(&self, reg: &Registry) -> Result<(), String> {
+        // Both in name order: one merge.
+        let mut types = reg.types.iter().peekable();
+        for (name, ranges) in self.stubs() {
+            while types.next_if(|(n, _)| n.as_str() < name).is_some() {}
+            match types.next_if(|(n, _)| n.as_str() == name) {
+                Some((_, t)) if t.ranges == ranges && t.is_bare() => {}
+                _ => return Err(name.to_owned()),
+            }
+        }
+        Ok(())
+    }
+
+    /// Drops from `changes` (in name order) the parked types, which appear as added when
+    /// the registry is compared with its loaded types only.
+    pub fn without_stubs(&self, changes: &mut Vec<TypeChange<'_>>) {
+        let mut stubs = self.stubs().map(|(n, _)| n).peekable();
+        changes.retain(|(name, before, _)| {
+            while stubs.next_if(|p| *p < name.as_str()).is_some() {}
+            before.is_some() || stubs.next_if(|p| *p == name.as_str()).is_none()
+        });
+    }
+
     /// Every parked type's name.
     pub fn names(&self) -> Vec<String> {
         self.parked_entries()
@@ -256,6 +291,8 @@ impl Parked {
 pub struct Loaded {
     /// The registry, with parked types as [`Parked`] describes.
     pub registry: Registry,
+    /// A copy of the registry without its parked types: what a diff compares with.
+    pub loaded: Registry,
     /// `None` when the file's types are not all standard tables (then writes take the
     /// full path).
     pub layout: Option<Layout>,
@@ -268,7 +305,7 @@ pub struct Loaded {
 pub fn load(registry_dir: &Path, file: &[u8], wanted: Option<&[&str]>) -> Option<Loaded> {
     let identity = Identity::of(file);
     let text = std::fs::read_to_string(path(registry_dir)).ok()?;
-    let (registry, layout, entries) = {
+    let (registry, loaded, layout, entries, ranges) = {
         // serde_json writes no raw newline: the first one ends the index.
         let body_start = text.find('\n')? + 1;
         let index: Index<'_> = serde_json::from_str(&text[..body_start]).ok()?;
@@ -294,22 +331,29 @@ pub fn load(registry_dir: &Path, file: &[u8], wanted: Option<&[&str]>) -> Option
             Some((len > 0).then_some(r))
         };
         let mut types = Vec::with_capacity(names.len());
+        let mut loaded = Vec::new();
         let mut entries: Vec<Entry> = Vec::with_capacity(names.len());
+        let mut pool = Vec::with_capacity(names.len());
         for (name, lens) in names.iter().zip(index.body.chunks_exact(3)) {
             let n = next_range.next()??;
             let ranges = (0..n)
                 .map(|_| Some(PortRange::new(next_range.next()??, next_range.next()??)))
                 .collect::<Option<Vec<_>>>()?;
             let start = name.as_ptr().addr() - base;
+            let in_pool = pool.len()..pool.len() + ranges.len();
+            pool.extend_from_slice(&ranges);
             let mut entry = Entry {
                 name: start..start + name.len(),
+                ranges: in_pool,
                 head: piece(lens[0])??,
                 instances: piece(lens[1])?,
                 leases: piece(lens[2])?,
                 parked: false,
             };
             let t = if wanted.is_none_or(|w| w.contains(name)) {
-                Parked::parse_in(&text, &entry)?
+                let t = Parked::parse_in(&text, &entry)?;
+                loaded.push(((*name).to_owned(), t.clone()));
+                t
             } else {
                 entry.parked = true;
                 ServiceType::new(ranges, Origin::default())
@@ -338,15 +382,21 @@ pub fn load(registry_dir: &Path, file: &[u8], wanted: Option<&[&str]>) -> Option
             rules: index.rules,
             strategies: index.strategies,
         };
-        (registry, layout, entries)
+        let loaded = Registry {
+            types: loaded.into_iter().collect(),
+            ..registry.clone_head()
+        };
+        (registry, loaded, layout, entries, pool)
     };
     let parked = entries.iter().filter(|e| e.parked).count();
     Some(Loaded {
         registry,
+        loaded,
         layout,
         parked: Parked {
             text,
             entries,
+            ranges,
             parked,
         },
     })

@@ -16,7 +16,7 @@ use crate::fsx;
 use crate::portfile;
 use crate::registry::edit;
 use crate::registry::fast::{self, Layout};
-use crate::registry::model::{Registry, TypeChange};
+use crate::registry::model::{Origin, Registry, ServiceType, TypeChange};
 use crate::registry::snapshot::{self, Identity, Parked};
 use crate::registry::validate;
 
@@ -242,21 +242,19 @@ impl Store {
         let (lock, lock_wait) = self.take_lock()?;
         let locked_at = Instant::now();
         fsx::sweep_temps(&self.dir, REGISTRY_FILE);
-        let (text, registry, layout, parked, snapshot_fresh) = match self.read_text()? {
+        let full = |text: String, registry: Registry, layout| {
+            let original = registry.clone();
+            (text, registry, original, layout, Parked::default(), false)
+        };
+        let (text, registry, original, layout, parked, snapshot_fresh) = match self.read_text()? {
             Some(text) => match snapshot::load(&self.dir, text.as_bytes(), wanted) {
-                Some(l) => (text, l.registry, l.layout, l.parked, true),
+                Some(l) => (text, l.registry, l.loaded, l.layout, l.parked, true),
                 None => {
                     let (registry, layout) = self.parse_typed(&text)?;
-                    (text, registry, layout, Parked::default(), false)
+                    full(text, registry, layout)
                 }
             },
-            None => (
-                TEMPLATE.to_owned(),
-                template(),
-                None,
-                Parked::default(),
-                false,
-            ),
+            None => full(TEMPLATE.to_owned(), template(), None),
         };
         Ok(Guard {
             store: self,
@@ -265,7 +263,7 @@ impl Store {
             layout,
             snapshot_fresh,
             parked,
-            original: registry.clone(),
+            original,
             registry,
             lock_wait,
             locked_at,
@@ -433,7 +431,38 @@ impl Guard<'_> {
 
     /// Forgets every change made to [`Guard::registry`] so far.
     pub fn discard_changes(&mut self) {
-        self.registry = self.original.clone();
+        let mut registry = self.original.clone();
+        let stubs = self.parked.stubs().map(|(name, ranges)| {
+            (
+                name.to_owned(),
+                ServiceType::new(ranges.to_vec(), Origin::default()),
+            )
+        });
+        registry.types.extend(stubs);
+        self.registry = registry;
+    }
+
+    /// The service types that differ from what was read, in name order. A change to a
+    /// parked type is refused.
+    fn changes(&self) -> Result<Vec<TypeChange<'_>>> {
+        self.parked.unchanged_in(&self.registry).map_err(|name| Error::InvalidRegistry {
+            file: self.store.file(),
+            problem: format!(
+                "refusing to write a change to {name:?}, whose instances were not read (a bug in styxy; please report it)"
+            ),
+            backup: None,
+        })?;
+        // `original` holds the loaded types only.
+        let mut changes: Vec<TypeChange<'_>> =
+            self.original.changed_types(&self.registry).collect();
+        self.parked.without_stubs(&mut changes);
+        Ok(changes)
+    }
+
+    /// Whether the settings, rules or strategies changed.
+    fn head_changed(&self) -> bool {
+        let (a, b) = (&self.original, &self.registry);
+        a.settings != b.settings || a.rules != b.rules || a.strategies != b.strategies
     }
 
     /// Makes the next commit (re)write the port file of the workspace `root`, even if the
@@ -465,7 +494,7 @@ impl Guard<'_> {
     /// released afterwards. A change to a parked type is refused, and nothing is written.
     pub fn commit(mut self, events: &[Event]) -> Result<bool> {
         let store = self.store;
-        let changed = self.registry != self.original;
+        let changed = self.head_changed() || !self.changes()?.is_empty();
         let mut roots = std::mem::take(&mut self.touched);
         let mut dropped = Vec::new();
         let mut written = None;
@@ -515,24 +544,19 @@ impl Guard<'_> {
         }
         let dropped =
             crate::allocate::leases::drop_dead(&mut self.registry, &crate::probe::lease_is_live);
+        let layout = self.layout.take();
         // The changed types, found once: at 10,000 types each pass over all of them counts.
-        let changes: Vec<TypeChange<'_>> = self.original.changed_types(&self.registry).collect();
-        let refuse = |problem: String| Error::InvalidRegistry {
-            file: store.file(),
-            problem,
-            backup: None,
-        };
+        let changes = self.changes()?;
         validate::change(&self.original, &self.registry, &changes).map_err(|problem| {
-            refuse(format!("refusing to write an invalid registry: {problem}"))
+            Error::InvalidRegistry {
+                file: store.file(),
+                problem: format!("refusing to write an invalid registry: {problem}"),
+                backup: None,
+            }
         })?;
         let types: BTreeSet<String> = changes.iter().map(|(name, _, _)| (*name).clone()).collect();
-        if let Some(name) = types.iter().find(|n| self.parked.is_parked(n)) {
-            return Err(refuse(format!(
-                "refusing to write a change to {name:?}, whose instances were not read (a bug in styxy; please report it)"
-            )));
-        }
         let workspaces = changed_workspaces(&changes);
-        let layout = self.layout.take().or_else(|| fast::layout(&self.text));
+        let layout = layout.or_else(|| fast::layout(&self.text));
         let spliced = layout
             .and_then(|l| fast::splice(&self.text, l, &self.original, &self.registry, &changes));
         let (text, layout) = match spliced {
@@ -775,6 +799,20 @@ mod tests {
         let err = g.commit(&[]).unwrap_err().to_string();
         assert!(err.contains("\"b\""), "{err}");
         assert_eq!(store.read().unwrap(), before);
+        assert_eq!(from_file(), before);
+
+        // Nor can it be removed; and discarding changes brings it back as it was.
+        let mut g = store.lock_types(&["a"]).unwrap();
+        g.registry.types.remove("b");
+        g.registry.types.get_mut("a").unwrap().instances.clear();
+        assert!(g.commit(&[]).is_err(), "a parked type removed");
+        let mut g = store.lock_types(&["a"]).unwrap();
+        let as_read = g.registry.clone();
+        g.registry.types.remove("b");
+        g.registry.types.get_mut("a").unwrap().instances.clear();
+        g.discard_changes();
+        assert_eq!(g.registry, as_read);
+        assert!(!g.commit(&[]).unwrap(), "nothing to write");
         assert_eq!(from_file(), before);
 
         // A change to "a" leaves "b" whole, in the file and in the snapshot.
