@@ -564,22 +564,26 @@ pub fn main(args: &[String]) -> Result<()> {
         );
     }
 
-    // Peak RSS of the commands above; the target is for ordinary registries.
-    let worst = rss
-        .iter()
-        .filter(|(c, _)| !c.contains("after a hand edit") && !c.contains("10000"))
-        .map(|(_, kb)| *kb)
-        .max()
-        .unwrap_or(0);
-    report.row(
-        "peak RSS of the commands measured",
-        rss.iter()
-            .map(|(c, kb)| format!("{c} {:.1} MB", *kb as f64 / 1024.0))
-            .collect::<Vec<_>>()
-            .join(", "),
-        "≤ 10 MB (judged on registries up to 1,000 types, steady state)",
-        Some(worst <= 10 * 1024),
-    );
+    // Peak RSS of the commands above, against spec §10's 10 MB for any command: the
+    // everyday ones (registries up to 1,000 types, steady state) and the others apart.
+    let everyday = |c: &str| !c.contains("after a hand edit") && !c.contains("10000");
+    let (usual, large): (Vec<_>, Vec<_>) = rss.iter().partition(|(c, _)| everyday(c));
+    for (figure, group) in [
+        ("peak RSS, registries up to 1,000 types", usual),
+        ("peak RSS, 10,000 types or right after a hand edit", large),
+    ] {
+        let worst = group.iter().map(|(_, kb)| *kb).max().unwrap_or(0);
+        report.row(
+            figure,
+            group
+                .iter()
+                .map(|(c, kb)| format!("{c} {:.1} MB", *kb as f64 / 1024.0))
+                .collect::<Vec<_>>()
+                .join(", "),
+            "≤ 10 MB, any command but `ui`",
+            Some(worst <= 10 * 1024),
+        );
+    }
 
     // 6. No-op cargo build with and without the build integration.
     match noop_builds(&ctx) {
