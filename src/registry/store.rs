@@ -771,23 +771,30 @@ mod tests {
         );
     }
 
-    #[test]
-    fn a_change_to_a_parked_type_is_refused_and_parked_types_stay_whole() {
+    /// A store with the types "a" (20000-20009) and "b" (21000-21009), each with one
+    /// instance ("a1", "b1") of the workspace "/w".
+    fn two_types(dir: &Path) -> Store {
         use crate::registry::model::{Instance, Origin, PortRange, ServiceType};
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::new(dir.path());
+        let store = Store::new(dir);
         let mut g = store.lock().unwrap();
         for (name, start) in [("a", 20000), ("b", 21000)] {
             let mut t = ServiceType::new(vec![PortRange::new(start, start + 9)], Origin::User);
             let i = Instance {
                 port: start,
-                workspace: None,
+                workspace: Some("/w".into()),
                 service: None,
             };
-            t.instances.insert("i".into(), i);
+            t.instances.insert(format!("{name}1"), i);
             g.registry.types.insert(name.into(), t);
         }
         g.commit(&[]).unwrap();
+        store
+    }
+
+    #[test]
+    fn a_change_to_a_parked_type_is_refused_and_parked_types_stay_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = two_types(dir.path());
         let before = store.read().unwrap();
         let from_file = || -> Registry { toml::from_str(&store.current_text().unwrap()).unwrap() };
 
@@ -835,21 +842,9 @@ mod tests {
 
     #[test]
     fn a_damaged_cached_type_stops_a_commit_before_anything_is_written() {
-        use crate::registry::model::{Instance, Origin, PortRange, ServiceType};
+        use crate::registry::model::Instance;
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::new(dir.path());
-        let mut g = store.lock().unwrap();
-        for (name, start) in [("a", 20000), ("b", 21000)] {
-            let mut t = ServiceType::new(vec![PortRange::new(start, start + 9)], Origin::User);
-            let i = Instance {
-                port: start,
-                workspace: Some("/w".into()),
-                service: None,
-            };
-            t.instances.insert(format!("{name}1"), i);
-            g.registry.types.insert(name.into(), t);
-        }
-        g.commit(&[]).unwrap();
+        let store = two_types(dir.path());
         let (registry, port_file) = (
             store.current_text().unwrap(),
             portfile::path(dir.path(), "/w"),

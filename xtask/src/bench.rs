@@ -84,6 +84,29 @@ fn finish(mut child: std::process::Child, start: Instant) -> Result<Run> {
     })
 }
 
+/// `n` styxy processes started at once against `home`, the `i`th with `args(i)`; waits
+/// for all of them.
+fn at_once<const N: usize>(
+    ctx: &Ctx,
+    home: &Path,
+    n: usize,
+    args: impl Fn(usize) -> [String; N],
+) -> Result<Vec<Run>> {
+    let start = Instant::now();
+    let children: Vec<_> = (0..n)
+        .map(|i| {
+            let args = args(i);
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            ctx.styxy(home, &args)
+                .stdout(Stdio::piped())
+                .stderr(Stdio::null())
+                .spawn()
+                .map_err(|e| e.to_string())
+        })
+        .collect::<Result<_>>()?;
+    children.into_iter().map(|c| finish(c, start)).collect()
+}
+
 /// `n` runs of `make()`, after one untimed warm-up run.
 fn repeat(n: usize, mut make: impl FnMut() -> Command) -> Result<(Stats, i64)> {
     let warm = run(&mut make())?;
@@ -363,28 +386,17 @@ pub fn main(args: &[String]) -> Result<()> {
         let home = ctx.home(&format!("burst-{b}"));
         let _ = run(&mut ctx.styxy(&home, &["config", "set", "gap_size", "10"]))?;
         let start = Instant::now();
-        let children: Vec<_> = (0..64)
-            .map(|i| {
-                ctx.styxy(
-                    &home,
-                    &[
-                        "allocate",
-                        "--service",
-                        &format!("burst-{i}"),
-                        "--instance",
-                        "w",
-                    ],
-                )
-                .stdout(Stdio::piped())
-                .stderr(Stdio::null())
-                .spawn()
-                .map_err(|e| e.to_string())
-            })
-            .collect::<Result<_>>()?;
-        for c in children {
-            let r = finish(c, start)?;
-            failures += usize::from(!r.ok);
-        }
+        let runs = at_once(&ctx, &home, 64, |i| {
+            [
+                "allocate",
+                "--service",
+                &format!("burst-{i}"),
+                "--instance",
+                "w",
+            ]
+            .map(String::from)
+        })?;
+        failures += runs.iter().filter(|r| !r.ok).count();
         walls.push(start.elapsed().as_secs_f64() * 1e3);
         waits.extend(audit_lock_ms(&home, "lock_wait_ms").into_iter().skip(1));
         let list = run(&mut ctx.styxy(&home, &["list", "burst-*", "--format", "json"]))?;
@@ -438,29 +450,21 @@ pub fn main(args: &[String]) -> Result<()> {
     for round in 0..rounds {
         let home = ctx.home(&format!("shared-{round}"));
         let start = Instant::now();
-        let children: Vec<_> = (0..30)
-            .map(|i| {
-                ctx.styxy(
-                    &home,
-                    &[
-                        "allocate",
-                        "--service",
-                        "shared",
-                        "--instance",
-                        &format!("i{i}"),
-                        "--format",
-                        "json",
-                    ],
-                )
-                .stdout(Stdio::piped())
-                .stderr(Stdio::null())
-                .spawn()
-                .map_err(|e| e.to_string())
-            })
-            .collect::<Result<_>>()?;
+        let runs = at_once(&ctx, &home, 30, |i| {
+            let instance = format!("i{i}");
+            [
+                "allocate",
+                "--service",
+                "shared",
+                "--instance",
+                &instance,
+                "--format",
+                "json",
+            ]
+            .map(String::from)
+        })?;
         let mut ports = std::collections::BTreeSet::new();
-        for c in children {
-            let r = finish(c, start)?;
+        for r in runs {
             let port = serde_json::from_str::<serde_json::Value>(&r.stdout)
                 .ok()
                 .and_then(|v| v["port"].as_u64());
