@@ -841,6 +841,21 @@ mod tests {
     }
 
     #[test]
+    fn after_a_hand_edit_one_read_is_enough_for_the_next_writer_to_park() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = two_types(dir.path());
+        let text = store.current_text().unwrap().replace("21009", "21019");
+        std::fs::write(store.file(), &text).unwrap();
+        let g = store.lock_types(&["a"]).unwrap();
+        assert!(!g.is_parked("b"), "stale snapshot: everything parsed");
+        drop(g);
+        assert_eq!(store.read().unwrap().types["b"].ranges[0].end, 21019);
+        let g = store.lock_types(&["a"]).unwrap();
+        assert!(g.is_parked("b"), "the reader's snapshot has the layout");
+        assert_eq!(g.registry.types["b"].ranges[0].end, 21019);
+    }
+
+    #[test]
     fn a_damaged_cached_type_stops_a_commit_before_anything_is_written() {
         use crate::registry::model::Instance;
         let dir = tempfile::tempdir().unwrap();
