@@ -518,38 +518,26 @@ pub fn main(args: &[String]) -> Result<()> {
             std::fs::read(&reg).map_err(|e| e.to_string())?,
             std::fs::read(&snapshot).map_err(|e| e.to_string())?,
         );
+        // Each run starts from the same registry, with its snapshot or without it (as
+        // right after a hand edit), and allocates one more new type.
         let mut k = 0;
+        let mut one_more = |with_snapshot: bool| {
+            std::fs::write(&reg, &text).expect("write registry");
+            if with_snapshot {
+                std::fs::write(&snapshot, &snap).expect("write snapshot");
+            } else {
+                let _ = std::fs::remove_file(&snapshot);
+            }
+            k += 1;
+            let service = format!("extra-{k}");
+            ctx.styxy(
+                &home,
+                &["allocate", "--service", &service, "--instance", "w"],
+            )
+        };
         let runs = ctx.n(if size == 10_000 { 20 } else { 50 });
-        let (steady, rss_kb) = repeat(runs, || {
-            std::fs::write(&reg, &text).expect("write registry");
-            std::fs::write(&snapshot, &snap).expect("write snapshot");
-            k += 1;
-            ctx.styxy(
-                &home,
-                &[
-                    "allocate",
-                    "--service",
-                    &format!("extra-{k}"),
-                    "--instance",
-                    "w",
-                ],
-            )
-        })?;
-        let (edited, edited_rss) = repeat(ctx.n(10), || {
-            std::fs::write(&reg, &text).expect("write registry");
-            let _ = std::fs::remove_file(&snapshot);
-            k += 1;
-            ctx.styxy(
-                &home,
-                &[
-                    "allocate",
-                    "--service",
-                    &format!("extra-{k}"),
-                    "--instance",
-                    "w",
-                ],
-            )
-        })?;
+        let (steady, rss_kb) = repeat(runs, || one_more(true))?;
+        let (edited, edited_rss) = repeat(ctx.n(10), || one_more(false))?;
         rss.push((format!("allocate in {size} types"), rss_kb));
         rss.push((
             format!("allocate in {size} types after a hand edit"),
