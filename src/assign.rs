@@ -25,10 +25,9 @@ pub fn assign(
     root: &str,
     services: &[Service],
 ) -> Result<(Vec<Assigned>, Vec<String>)> {
-    let types: Vec<&str> = services.iter().map(|s| s.service_type.as_str()).collect();
-    let mut guard = store.lock_types(&types)?;
-    let mut events = Vec::new();
-    let mut warnings = Vec::new();
+    let (mut guard, tidied) = crate::lock_tidied(store)?;
+    let mut events = tidied.events;
+    let mut warnings = tidied.warnings;
     let mut out = Vec::new();
     for s in services {
         if s.joins_type && !guard.registry.types.contains_key(&s.service_type) {
@@ -58,9 +57,13 @@ pub fn assign(
             Err(e) => {
                 // All or nothing: the services assigned before this one are not kept.
                 guard.discard_changes();
-                if let Some(event) = allocate::failure_event(&request, &e) {
-                    guard.commit(&[event])?;
-                }
+                let tidy =
+                    allocate::tidy(&mut guard.registry, machine, &crate::probe::lease_is_live);
+                let failed = tidy
+                    .events
+                    .into_iter()
+                    .chain(allocate::failure_event(&request, &e));
+                guard.commit(&failed.collect::<Vec<_>>())?;
                 return Err(e);
             }
         };

@@ -27,6 +27,9 @@ pub struct Record {
     pub service_type: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub instance: Option<String>,
+    /// For `INSTANCE_MOVED`: the port the instance held before.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<u16>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub port: Option<u16>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -110,6 +113,7 @@ pub fn append(dir: &Path, settings: &Settings, records: &[Record]) -> Result<()>
         return Ok(());
     }
     let path = dir.join(AUDIT_FILE);
+    crate::fsx::check_regular(&path)?;
     if fs::metadata(&path).is_ok_and(|m| m.len() >= settings.audit_max_bytes) {
         let keep = settings.audit_files;
         let _ = fs::remove_file(rotated(dir, keep));

@@ -22,7 +22,7 @@ use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
 use crate::error::{Error, Result};
-use crate::portfile::{self, PortFile};
+use crate::portfile;
 use crate::registry::{Store, paths};
 use crate::workspace::{self, Service, manifests};
 
@@ -127,20 +127,21 @@ fn from_registry(
     root: &str,
     services: &[Service],
 ) -> Result<(Vec<u16>, Option<PathBuf>)> {
-    let dir = paths::registry_dir(None)?;
-    let pf_path = portfile::path(&dir, root);
-    let ports = match PortFile::read(&pf_path)
+    let before_build = std::fs::metadata(root_dir.join("Cargo.toml"))
+        .and_then(|m| m.modified())
+        .ok()
+        .or(Some(SystemTime::UNIX_EPOCH));
+    let store = Store::new(paths::registry_dir(None)?)
+        .quiet(true)
+        .backdate_port_files(before_build);
+    let pf_path = portfile::path(store.dir(), root);
+    // A port file derived from an older registry (a hand edit, a kill) is not believed.
+    let ports = match store
+        .port_file(root)
         .and_then(|pf| crate::assign::from_port_file(&pf, services))
     {
         Some(ports) => ports,
         None => {
-            let before_build = std::fs::metadata(root_dir.join("Cargo.toml"))
-                .and_then(|m| m.modified())
-                .ok()
-                .or(Some(SystemTime::UNIX_EPOCH));
-            let store = Store::new(dir)
-                .quiet(true)
-                .backdate_port_files(before_build);
             let (assigned, warnings) =
                 crate::assign::assign(&store, &crate::this_machine(), root, services)?;
             for w in warnings {

@@ -109,9 +109,20 @@ pub enum Error {
     },
 
     #[error(
-        "{file}: the cached copy of service type {name:?} was damaged, so nothing was written; the cache is removed (the next command rebuilds it from the registry): run the command again"
+        "{file} was written by a newer cargo-styxy (state format {format}); this one reads format {}: upgrade cargo-styxy (`cargo install cargo-styxy`)",
+        crate::registry::state::FORMAT
     )]
-    DamagedCache { file: PathBuf, name: String },
+    NewerState { file: PathBuf, format: u32 },
+
+    #[error("refusing to use the registry directory {dir}: {reason}; fix it with `{fix}`")]
+    UnsafeDir {
+        dir: PathBuf,
+        reason: String,
+        fix: String,
+    },
+
+    #[error("{path} is {kind}, where cargo-styxy keeps a file; move it away")]
+    NotAFile { path: PathBuf, kind: &'static str },
 
     #[error("no backup of the registry in {dir}; nothing to restore")]
     NoBackup { dir: PathBuf },

@@ -24,7 +24,8 @@ pub fn create_private_dir(dir: &Path) -> Result<()> {
         .map_err(|e| Error::io("cannot create the directory", dir, e))
 }
 
-/// The file a write to `path` lands in: a symlink's target, so the link survives.
+/// The file a write to `path` lands in: a symlink's target, so the link survives. Only for
+/// files a user names (`-o FILE`); what the tool keeps in the registry never follows a link.
 pub fn write_target(path: &Path) -> PathBuf {
     match fs::symlink_metadata(path) {
         Ok(m) if m.file_type().is_symlink() => {
@@ -34,19 +35,151 @@ pub fn write_target(path: &Path) -> PathBuf {
     }
 }
 
-/// Replaces `path` with `contents` so that a reader or a crash sees the old or the new file,
-/// never a torn one: a 0600 temp file in the same directory, fsync, rename, fsync of the
-/// directory. A symlink at `path` is written through to its target.
-pub fn write_atomic(path: &Path, contents: &[u8]) -> Result<()> {
-    let dir = replace(path, contents)?;
-    sync_dir(&dir)
+/// [`write_if_changed`] for a file a user names: a symlink is written through to its target.
+pub fn write_output_if_changed(path: &Path, contents: &[u8]) -> Result<bool> {
+    write_if_changed(&write_target(path), contents)
 }
 
-/// The first half of [`write_atomic`]: temp file, data synced, renamed into place. Readers
-/// see the new content from here on; the rename is durable once the returned directory is
-/// synced with [`sync_dir`] — which a lock holder can do after releasing its lock.
-pub fn replace(path: &Path, contents: &[u8]) -> Result<PathBuf> {
-    replace_with(path, &[contents], true)
+/// An error for `path`, which is not a regular file (`m` is what it is).
+pub fn not_a_file(path: &Path, m: &fs::Metadata) -> Error {
+    let t = m.file_type();
+    #[cfg(unix)]
+    let special = {
+        use std::os::unix::fs::FileTypeExt;
+        if t.is_fifo() {
+            Some("a FIFO")
+        } else if t.is_char_device() || t.is_block_device() {
+            Some("a device")
+        } else if t.is_socket() {
+            Some("a socket")
+        } else {
+            None
+        }
+    };
+    #[cfg(not(unix))]
+    let special = None;
+    let kind = if t.is_dir() {
+        "a directory"
+    } else if t.is_symlink() {
+        "a symlink"
+    } else {
+        special.unwrap_or("not a regular file")
+    };
+    Error::NotAFile {
+        path: path.to_path_buf(),
+        kind,
+    }
+}
+
+/// Checks that `path`, where the tool keeps a file, is a regular file or nothing: not a
+/// symlink (which a write would follow), FIFO (which a read would hang on), device or
+/// directory.
+pub fn check_regular(path: &Path) -> Result<()> {
+    match fs::symlink_metadata(path) {
+        Ok(m) if m.is_file() => Ok(()),
+        Ok(m) => Err(not_a_file(path, &m)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(Error::io("cannot read", path, e)),
+    }
+}
+
+/// Checks that the registry directory `dir` belongs to the user who opened `own` (a file
+/// just created in it) and that nobody else may write in it, as ssh's StrictModes does.
+pub fn check_private_dir(dir: &Path, own: &File) -> Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{MetadataExt, PermissionsExt};
+        let d = fs::metadata(dir).map_err(|e| Error::io("cannot read", dir, e))?;
+        let me = own
+            .metadata()
+            .map_err(|e| Error::io("cannot read", dir, e))?
+            .uid();
+        let unsafe_dir = |reason: String, fix: String| Error::UnsafeDir {
+            dir: dir.to_path_buf(),
+            reason,
+            fix,
+        };
+        if d.uid() != me {
+            return Err(unsafe_dir(
+                format!("it belongs to uid {}, not to you (uid {me})", d.uid()),
+                format!("chown {me} {}", dir.display()),
+            ));
+        }
+        let mode = d.permissions().mode() & 0o777;
+        if mode & 0o022 != 0 {
+            return Err(unsafe_dir(
+                format!("others may write in it (mode {mode:o})"),
+                format!("chmod go-w {}", dir.display()),
+            ));
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = (dir, own);
+    Ok(())
+}
+
+/// A file written in full beside its destination and synced, not yet in place: the first
+/// step of an atomic replace, which can fail without changing anything. Dropped without
+/// [`Staged::install`], it is removed.
+#[derive(Debug)]
+pub struct Staged {
+    tmp: tempfile::NamedTempFile,
+    target: PathBuf,
+}
+
+impl Staged {
+    /// Writes `contents` to a 0600 temp file beside `path` (which must be a regular file or
+    /// nothing) and syncs it.
+    pub fn new(path: &Path, contents: &[u8]) -> Result<Self> {
+        check_regular(path)?;
+        let tmp = temp_beside(path)?;
+        let mut staged = Self {
+            tmp,
+            target: path.to_path_buf(),
+        };
+        staged
+            .tmp
+            .write_all(contents)
+            .and_then(|()| staged.tmp.as_file().sync_data())
+            .map_err(|e| Error::io("cannot write", staged.tmp.path().to_path_buf(), e))?;
+        Ok(staged)
+    }
+
+    /// Renames the file into place and makes the rename durable.
+    pub fn install(self) -> Result<()> {
+        let target = self.target;
+        self.tmp
+            .persist(&target)
+            .map_err(|e| Error::io("cannot replace", &target, e.error))?;
+        sync_dir(parent_of(&target))
+    }
+}
+
+fn parent_of(path: &Path) -> &Path {
+    path.parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."))
+}
+
+fn temp_beside(path: &Path) -> Result<tempfile::NamedTempFile> {
+    let dir = parent_of(path);
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    tempfile::Builder::new()
+        .prefix(&format!(".{name}."))
+        .suffix(TEMP_SUFFIX)
+        .tempfile_in(dir)
+        .map_err(|e| Error::io("cannot create a temp file in", dir, e))
+}
+
+/// Replaces `path` with `contents` so that a reader or a crash sees the old or the new file,
+/// never a torn one: a 0600 temp file in the same directory, fsync, rename, fsync of the
+/// directory. A symlink, FIFO, device or directory at `path` is an error.
+pub fn write_atomic(path: &Path, contents: &[u8]) -> Result<()> {
+    let dir = replace_with(path, &[contents], true)?;
+    sync_dir(&dir)
 }
 
 /// Atomic replacement for caches: readers never see a torn file, but nothing waits for the
@@ -55,27 +188,9 @@ pub fn replace_cache(path: &Path, contents: &[u8]) -> Result<()> {
     replace_with(path, &[contents], false).map(drop)
 }
 
-/// [`replace_cache`] with the contents in parts, written one after the other.
-pub fn replace_cache_parts(path: &Path, parts: &[&[u8]]) -> Result<()> {
-    replace_with(path, parts, false).map(drop)
-}
-
 fn replace_with(path: &Path, parts: &[&[u8]], durable: bool) -> Result<PathBuf> {
-    let target = write_target(path);
-    let dir = target
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(Path::new("."))
-        .to_path_buf();
-    let name = target
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let mut tmp = tempfile::Builder::new()
-        .prefix(&format!(".{name}."))
-        .suffix(TEMP_SUFFIX)
-        .tempfile_in(&dir)
-        .map_err(|e| Error::io("cannot create a temp file in", &dir, e))?;
+    check_regular(path)?;
+    let mut tmp = temp_beside(path)?;
     // Content and size are what a reader needs after a crash; the file's other metadata
     // (times) is not worth a journal commit.
     parts
@@ -89,14 +204,15 @@ fn replace_with(path: &Path, parts: &[&[u8]], durable: bool) -> Result<PathBuf> 
             }
         })
         .map_err(|e| Error::io("cannot write", tmp.path().to_path_buf(), e))?;
-    tmp.persist(&target)
-        .map_err(|e| Error::io("cannot replace", &target, e.error))?;
-    Ok(dir)
+    tmp.persist(path)
+        .map_err(|e| Error::io("cannot replace", path, e.error))?;
+    Ok(parent_of(path).to_path_buf())
 }
 
 /// Writes `contents` atomically unless the file already holds exactly that. Returns whether
 /// it wrote, so that watchers (cargo's `rerun-if-changed`) see no change when there is none.
 pub fn write_if_changed(path: &Path, contents: &[u8]) -> Result<bool> {
+    check_regular(path)?;
     if fs::read(path).is_ok_and(|old| old == contents) {
         return Ok(false);
     }
@@ -112,10 +228,10 @@ pub fn sync_dir(dir: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Removes temp files of [`write_atomic`] for `file_name` in `dir`. Call only while holding
-/// the lock that every writer of that file takes, so none of them is still being written.
-pub fn sweep_temps(dir: &Path, file_name: &str) -> usize {
-    let prefix = format!(".{file_name}.");
+/// Removes the temp files of [`write_atomic`] and [`Staged`] in `dir` that killed writers
+/// left. Call only while holding the lock that every writer in `dir` takes, so none of them
+/// is still being written.
+pub fn sweep_temps(dir: &Path) -> usize {
     let Ok(entries) = fs::read_dir(dir) else {
         return 0;
     };
@@ -124,20 +240,9 @@ pub fn sweep_temps(dir: &Path, file_name: &str) -> usize {
         .filter(|e| {
             let n = e.file_name();
             let n = n.to_string_lossy();
-            n.starts_with(&prefix) && n.ends_with(TEMP_SUFFIX)
+            n.starts_with('.') && n.ends_with(TEMP_SUFFIX)
         })
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
         .filter(|e| fs::remove_file(e.path()).is_ok())
         .count()
-}
-
-/// Writes a new file readable by its owner only (0600). Fails if it exists.
-pub fn write_private(path: &Path, contents: &[u8]) -> Result<()> {
-    let mut options = fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    options
-        .open(path)
-        .and_then(|mut f| f.write_all(contents))
-        .map_err(|e| Error::io("cannot write", path, e))
 }

@@ -2,7 +2,9 @@
 //!
 //! The library behind `cargo styxy`: stable, unique, known-in-advance ports for every
 //! development service of every checkout on a machine, with no daemon. State lives in a
-//! per-user registry (a TOML file) guarded by an OS file lock on a sidecar file.
+//! per-user registry directory guarded by an OS file lock on a sidecar file: `registry.toml`
+//! (what people write, layered over the built-in types) and `state.json` (what the tool
+//! decides).
 //!
 //! - [`registry`]: the registry's model, location, lock and atomic, comment-preserving writes.
 //! - [`allocate`]: the allocation engine, pure functions of the registry as read under the
@@ -37,6 +39,16 @@ pub mod metrics;
 pub mod web;
 
 pub use error::{Error, Result};
+
+/// The registry under the lock, with what a hand edit or a dead process left behind set
+/// right ([`allocate::tidy`]): the events and warnings of that go with the command's own.
+pub(crate) fn lock_tidied(
+    store: &registry::Store,
+) -> Result<(registry::Guard<'_>, allocate::Outcome<()>)> {
+    let mut guard = store.lock()?;
+    let tidied = allocate::tidy(&mut guard.registry, &this_machine(), &probe::lease_is_live);
+    Ok((guard, tidied))
+}
 
 /// The facts about this machine that allocation needs, from the real OS.
 pub fn this_machine() -> allocate::Machine<'static> {

@@ -1,19 +1,41 @@
 //! Prometheus metrics (OpenMetrics text, `prometheus-client`): gauges from the registry as
-//! it is now, counters and histograms from the audit trail, so they are monotonic across
-//! processes and restarts.
+//! it is now, counters and histograms from the counters every commit updates in the state, so
+//! they are monotonic across processes and cost the same whatever the audit trail's size.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
 use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::encoding::{EncodeMetric, MetricEncoder, NoLabelSet};
+use prometheus_client::metrics::MetricType;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
-use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry as Metrics;
 
 use crate::allocate::Space;
-use crate::audit::Record;
-use crate::registry::model::Registry;
+use crate::registry::model::{Counters, Histogram, LOCK_BUCKETS, Registry};
+
+/// A histogram as the state keeps it, encoded as it is.
+#[derive(Debug)]
+struct Stored(Histogram);
+
+impl EncodeMetric for Stored {
+    fn encode(&self, mut encoder: MetricEncoder<'_>) -> Result<(), std::fmt::Error> {
+        let h = &self.0;
+        let buckets: Vec<(f64, u64)> = LOCK_BUCKETS
+            .iter()
+            .copied()
+            .chain([f64::INFINITY])
+            .enumerate()
+            .map(|(i, bound)| (bound, h.buckets.get(i).copied().unwrap_or(0)))
+            .collect();
+        encoder.encode_histogram::<NoLabelSet>(h.sum, h.count, &buckets, None)
+    }
+
+    fn metric_type(&self) -> MetricType {
+        MetricType::Histogram
+    }
+}
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct OriginLabel {
@@ -40,7 +62,7 @@ struct EventLabel {
 pub struct Inputs<'a> {
     pub registry: &'a Registry,
     pub space: Space,
-    pub audit: &'a [Record],
+    pub counters: &'a Counters,
     /// Ports listening now, where the OS tells.
     pub listening: Option<&'a BTreeSet<u16>>,
     pub leases_live: i64,
@@ -146,26 +168,14 @@ pub fn render(inputs: &Inputs<'_>) -> String {
         });
     }
     let events = Family::<EventLabel, Counter>::default();
-    let buckets = || exponential_buckets(0.0001, 4.0, 10);
-    let lock_wait = Histogram::new(buckets());
-    let lock_hold = Histogram::new(buckets());
-    let mut by_event: BTreeMap<&str, u64> = BTreeMap::new();
-    for r in inputs.audit {
-        *by_event.entry(r.event.as_str()).or_default() += 1;
-        if let Some(w) = r.lock_wait_ms {
-            lock_wait.observe(w / 1000.0);
-        }
-        if let Some(h) = r.lock_hold_ms {
-            lock_hold.observe(h / 1000.0);
-        }
-    }
-    for (event, n) in &by_event {
+    let by_event = &inputs.counters.events;
+    for (event, n) in by_event {
         events
             .get_or_create(&EventLabel {
-                event: (*event).to_owned(),
+                event: event.clone(),
             })
             .inc_by(*n);
-        let result = match *event {
+        let result = match event.as_str() {
             "INSTANCE_ASSIGNED" => "assigned",
             "ALLOCATION_FAILED" => "failed",
             _ => continue,
@@ -178,19 +188,19 @@ pub fn render(inputs: &Inputs<'_>) -> String {
     }
     m.register(
         "styxy_allocations",
-        "Instance allocations, by result (from the audit trail)",
+        "Instance allocations, by result",
         allocations,
     );
     m.register("styxy_events", "Registry changes, by audit event", events);
     m.register(
         "styxy_lock_wait_seconds",
         "Time spent waiting for the registry lock",
-        lock_wait,
+        Stored(inputs.counters.lock_wait.clone()),
     );
     m.register(
         "styxy_lock_hold_seconds",
         "Time the registry lock was held",
-        lock_hold,
+        Stored(inputs.counters.lock_hold.clone()),
     );
 
     let foreign = Gauge::<i64>::default();

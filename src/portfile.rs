@@ -91,3 +91,10 @@ impl PortFile {
             .map(|e| e.port)
     }
 }
+
+/// Where the stamp of the port file at `port_file` is: the identity of the registry it was
+/// derived from. Apart from the port file, which build scripts watch, so that a change that
+/// leaves this checkout's ports alone rewrites the stamp only and rebuilds nothing.
+pub fn stamp_path(port_file: &Path) -> PathBuf {
+    port_file.with_extension("stamp")
+}

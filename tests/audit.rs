@@ -214,7 +214,7 @@ fn value(scrape: &prometheus_parse::Scrape, metric: &str, label: Option<(&str, &
 fn metrics_parse_and_agree_with_list() {
     let home = Home::new();
     // No built-in types: only our own ranges, so foreign listeners are the test's alone.
-    std::fs::write(home.registry(), "[settings]\n").unwrap();
+    home.without_builtins("");
     home.ok(&["type", "add", "mine", "--range", "20000-20009"]);
     home.ok(&["allocate", "--service", "mine", "--instance", "a"]);
     for i in 0..3 {

@@ -205,56 +205,21 @@ fn a_hand_edited_registry_with_bad_values_names_the_place() {
 }
 
 #[test]
-fn a_damaged_cache_fails_a_command_cleanly_and_the_next_run_rebuilds_it() {
+fn a_newer_or_damaged_state_is_refused_and_never_overwritten() {
     let home = Home::new();
-    let dir = tempfile::tempdir().unwrap();
-    let in_dir = |args: &[&str]| {
-        let mut c = home.cmd(args);
-        c.current_dir(dir.path());
-        c
-    };
-    let port_of = |service: &str| -> u64 {
-        let out = common::succeeded(in_dir(&[
-            "allocate",
-            "--service",
-            service,
-            "--format",
-            "json",
-        ]));
-        serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()["port"]
-            .as_u64()
-            .unwrap()
-    };
-    port_of("a");
-    let b = port_of("b");
-    // Break b's cached instance without moving anything else in the cache.
-    let snapshot = home.path().join("cache/registry.snapshot.json");
-    let text = std::fs::read_to_string(&snapshot).unwrap();
-    let held = format!("\"port\":{b},");
-    assert!(text.contains(&held));
-    let broken = format!("\"port\":{}x,", b / 10);
-    std::fs::write(&snapshot, text.replace(&held, &broken)).unwrap();
-    let before = home.read();
-
-    let out = in_dir(&["allocate", "--service", "c"]).output().unwrap();
-    let stderr = String::from_utf8(out.stderr).unwrap();
-    assert_eq!(out.status.code(), Some(1), "{stderr}");
-    assert!(
-        stderr.contains("damaged") && stderr.contains("run the command again"),
-        "{stderr}"
-    );
-    assert_eq!(home.read(), before, "nothing written");
-
-    port_of("c");
-    let ports_dir = home.path().join("ports");
-    let file = std::fs::read_dir(&ports_dir)
-        .unwrap()
-        .next()
-        .unwrap()
-        .unwrap()
-        .path();
-    let ports = std::fs::read_to_string(file).unwrap();
-    for service in ["\"a\"", "\"b\"", "\"c\""] {
-        assert!(ports.contains(service), "{service} missing from {ports}");
+    home.ok(&["allocate", "--service", "x", "--instance", "i"]);
+    for (text, phrase) in [
+        ("{\"format\":99,\"future\":true}\n", "newer cargo-styxy"),
+        ("{\"format\":1,\"types\":", "state file"),
+    ] {
+        std::fs::write(home.state(), text).unwrap();
+        for args in [
+            &["allocate", "--service", "y", "--instance", "i"][..],
+            &["list"],
+        ] {
+            let err = home.fails(args, 1);
+            assert!(err.contains(phrase), "{args:?}: {err}");
+        }
+        assert_eq!(std::fs::read_to_string(home.state()).unwrap(), text);
     }
 }

@@ -192,28 +192,30 @@ min_port = 20000 # above my VMs
 chunk_size = 10
 gap_size = 5 # tight
 
+[types]
+inline = { ranges = [[22000, 22009]] } # inline
+
 # the shop
 [types.shop]
 ranges = [[20000, 20009]] # do not move
-origin = "user"
+description = "the shop" # who it is for
 
-[types.shop.instances] # who holds what
-"/old/checkout" = { port = 20000 } # keep
-
-[types.legacy] # inline instances
+[types.legacy] # inline table
 ranges = [[21000, 21009]]
-instances = { a = { port = 21000 } }
 
 [rules."ops-*"] # ops team
 chunk_size = 20
 "#;
     std::fs::write(home.registry(), original).unwrap();
     home.ok(&["allocate", "--service", "shop", "--instance", "new"]);
+    home.ok(&["allocate", "--service", "legacy", "--instance", "a"]);
     home.ok(&["allocate", "--service", "legacy", "--instance", "b"]);
+    home.ok(&["type", "set", "inline", "--range", "22000-22019"]);
+    home.ok(&["type", "set", "shop", "--description", "our shop"]);
     home.ok(&["allocate", "--service", "fresh", "--instance", "x"]);
     home.ok(&["config", "set", "gap_size", "6"]);
     home.ok(&["rule", "add", "ops-*", "--chunk-size", "30"]);
-    let now = home.read();
+    let now = home.config();
     for comment in original
         .lines()
         .filter_map(|l| l.find('#').map(|i| &l[i..]))
@@ -243,20 +245,14 @@ fn files_are_private_and_backups_are_kept() {
     let dir_s = dir.to_str().unwrap();
     let home = Home::new();
     for i in 0..14 {
-        home.ok(&[
-            "--registry",
-            dir_s,
-            "allocate",
-            "--service",
-            "s",
-            "--instance",
-            &i.to_string(),
-        ]);
+        let n = (i + 1).to_string();
+        home.ok(&["--registry", dir_s, "config", "set", "chunk_size", &n]);
     }
     let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode(&dir), 0o700);
     assert_eq!(mode(&dir.join("registry.toml")), 0o600);
     assert_eq!(mode(&dir.join("registry.lock")), 0o600);
+    assert_eq!(mode(&dir.join("state.json")), 0o600);
     let backups = std::fs::read_dir(dir.join("backups")).unwrap().count();
     assert_eq!(backups, 10);
 }
@@ -269,6 +265,7 @@ fn a_symlinked_registry_is_written_through_its_link() {
     std::fs::write(&target, "[settings]\n").unwrap();
     std::os::unix::fs::symlink(&target, home.registry()).unwrap();
     home.ok(&["allocate", "--service", "x", "--instance", "i"]);
+    home.ok(&["type", "add", "y", "--range", "20000-20009"]);
     assert!(
         std::fs::symlink_metadata(home.registry())
             .unwrap()
@@ -278,8 +275,17 @@ fn a_symlinked_registry_is_written_through_its_link() {
     assert!(
         std::fs::read_to_string(&target)
             .unwrap()
-            .contains("[types.x")
+            .contains("[types.y]")
     );
+    // The state, the lock and the backups live beside the link's target: one registry, one
+    // lock, whichever directory reaches it.
+    let state = std::fs::read_to_string(elsewhere.path().join("state.json")).unwrap();
+    assert!(state.contains("\"x\""), "{state}");
+    for beside in ["registry.lock", "backups"] {
+        assert!(elsewhere.path().join(beside).exists(), "{beside}");
+        assert!(!home.path().join(beside).exists(), "{beside}");
+    }
+    assert!(!home.state().exists());
 }
 
 #[test]
@@ -287,7 +293,8 @@ fn a_corrupt_registry_is_never_overwritten_and_can_be_restored() {
     let home = Home::new();
     home.ok(&["allocate", "--service", "keep", "--instance", "i"]);
     home.ok(&["allocate", "--service", "keep2", "--instance", "i"]);
-    let mut text = home.read();
+    home.ok(&["type", "add", "mine", "--range", "20000-20009"]);
+    let mut text = home.config();
     text.push_str("\n[types.broken\nranges = 1\n");
     std::fs::write(home.registry(), &text).unwrap();
     let lines = text.lines().count();
@@ -303,12 +310,19 @@ fn a_corrupt_registry_is_never_overwritten_and_can_be_restored() {
             "{err}"
         );
         assert!(err.contains("config restore"), "{err}");
-        assert_eq!(home.read(), text, "the corrupt file must stay as it is");
+        assert_eq!(home.config(), text, "the corrupt file must stay as it is");
     }
     let restored = home.ok(&["config", "restore"]);
     assert!(restored.contains("restored"), "{restored}");
     let list = home.json(&["list", "keep*"]);
     assert_eq!(list["service_types"].as_array().unwrap().len(), 2);
+    assert_eq!(
+        home.json(&["list", "mine"])["service_types"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
     // The corrupt version is itself kept as a backup.
     let backups = home.ok(&["config", "restore", "--list"]);
     let kept = backups
@@ -391,23 +405,53 @@ fn runs_bare_and_as_a_cargo_subcommand() {
 }
 
 #[test]
-fn a_hand_edit_is_seen_at_once() {
+fn a_hand_edit_is_seen_at_once_and_moves_the_instances_it_leaves_outside() {
     let home = Home::new();
-    home.ok(&["allocate", "--service", "edited", "--instance", "i"]);
-    assert_eq!(
-        home.json(&["list", "edited"])["service_types"][0]["ranges"][0][0],
-        11510
-    );
-    // Same length, same inode, within the same mtime tick: only the content differs.
-    let text = home.read().replace("[[11510, 11519]]", "[[11610, 11619]]");
-    let text = text.replace("port = 11510", "port = 11610");
+    home.without_builtins("[types.edited]\nranges = [[20000, 20009]]\n");
+    for i in ["a", "b", "c"] {
+        home.ok(&["allocate", "--service", "edited", "--instance", i]);
+    }
+    // By hand: the range starts two ports up, so "a" (20000) and "b" (20001) fall outside.
+    let text = home
+        .config()
+        .replace("[[20000, 20009]]", "[[20002, 20011]]");
     std::fs::write(home.registry(), &text).unwrap();
-    assert_eq!(
-        home.json(&["list", "edited"])["service_types"][0]["ranges"][0][0],
-        11610
-    );
-    let g = home.json(&["allocate", "--service", "edited", "--instance", "j"]);
-    assert_eq!(g["port"], 11611);
+    let list = home.json(&["list", "edited"]);
+    assert_eq!(list["service_types"][0]["ranges"][0][0], 20002);
+    // The next write moves them into the new range, keeps "c", and never hands out 20002.
+    let out = home
+        .cmd(&[
+            "allocate",
+            "--service",
+            "edited",
+            "--instance",
+            "d",
+            "--format",
+            "json",
+        ])
+        .output()
+        .unwrap();
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(out.status.success(), "{err}");
+    let g: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(g["port"], 20005);
+    assert!(err.contains("from port 20000 to 20003"), "{err}");
+    let ports: std::collections::BTreeMap<String, u64> =
+        home.json(&["list", "edited"])["service_types"][0]["instances"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| {
+                (
+                    i["instance"].as_str().unwrap().to_owned(),
+                    i["port"].as_u64().unwrap(),
+                )
+            })
+            .collect();
+    let want = [("a", 20003), ("b", 20004), ("c", 20002), ("d", 20005)];
+    assert_eq!(ports, want.map(|(i, p)| (i.to_owned(), p)).into());
+    let moved = home.json(&["audit", "--event", "INSTANCE_MOVED"]);
+    assert_eq!(moved.as_array().map(Vec::len), Some(2), "{moved}");
 }
 
 /// An executable script in `dir` standing in for the user's editor.
@@ -506,4 +550,154 @@ fn config_edit_validates_before_it_writes() {
         ),
         (Some(3), Some(12))
     );
+}
+
+#[test]
+fn a_single_file_registry_is_migrated_by_its_first_write_and_kept_as_a_backup() {
+    let home = Home::new();
+    // What the previous cargo-styxy wrote: everything in registry.toml.
+    let old = r#"# mine
+[settings]
+min_port = 20000
+
+[types.api] # the built-in, as the old template wrote it
+ranges = [[8000, 8099]]
+instance_behavior = "multi"
+origin = "builtin"
+
+[types.api.instances]
+"/w/one" = { port = 8000, workspace = "/w/one" }
+
+[types.shop] # by hand
+ranges = [[21000, 21009]]
+origin = "user"
+instances = { a = { port = 21000 } }
+
+[types.auto-x]
+ranges = [[20000, 20009]]
+origin = "auto"
+requested_by = "x"
+
+[types.auto-x.instances]
+x = { port = 20000 }
+"#;
+    std::fs::write(home.registry(), old).unwrap();
+    let ports = |home: &Home| -> Vec<(String, String, u64)> {
+        let list = home.json(&["list"]);
+        let mut out = Vec::new();
+        for t in list["service_types"].as_array().unwrap() {
+            for i in t["instances"].as_array().unwrap() {
+                out.push((
+                    t["name"].as_str().unwrap().to_owned(),
+                    i["instance"].as_str().unwrap().to_owned(),
+                    i["port"].as_u64().unwrap(),
+                ));
+            }
+        }
+        out
+    };
+    let before = ports(&home);
+    assert_eq!(before.len(), 3, "{before:?}");
+    assert_eq!(home.config(), old, "a reader changes nothing");
+
+    home.ok(&["allocate", "--service", "auto-x", "--instance", "y"]);
+    let mut after = ports(&home);
+    after.retain(|(t, i, _)| !(t == "auto-x" && i == "y"));
+    assert_eq!(after, before, "every instance keeps its port");
+    let config = home.config();
+    for gone in ["instances", "origin", "auto-x", "requested_by"] {
+        assert!(!config.contains(gone), "{gone} left in:\n{config}");
+    }
+    for kept in ["# mine", "# by hand", "min_port = 20000", "[types.shop]"] {
+        assert!(config.contains(kept), "{kept} lost:\n{config}");
+    }
+    let state = std::fs::read_to_string(home.state()).unwrap();
+    assert!(
+        state.contains("\"format\":1") && state.contains("auto-x"),
+        "{state}"
+    );
+    let backups = home.ok(&["config", "restore", "--list"]);
+    assert!(
+        backups
+            .lines()
+            .any(|b| std::fs::read_to_string(b).unwrap() == old),
+        "the old file is not among the backups: {backups}"
+    );
+}
+
+#[test]
+fn an_empty_comment_only_or_zone_only_registry_keeps_the_built_in_types() {
+    for text in [
+        "",
+        "# just a comment\n",
+        "[strategies.team.zones]\nfront = { min_port = 20000, max_port = 20099 }\n",
+    ] {
+        let home = Home::new();
+        std::fs::write(home.registry(), text).unwrap();
+        let list = home.json(&["list"]);
+        assert_eq!(
+            list["service_types"].as_array().unwrap().len(),
+            17,
+            "{text:?}"
+        );
+        let g = home.json(&["allocate", "--service", "api", "--instance", "i"]);
+        assert_eq!(g["auto_allocated"], false, "{text:?}: {g}");
+        assert!((8000..=8099).contains(&g["port"].as_u64().unwrap()), "{g}");
+        assert!(
+            home.config().starts_with(text),
+            "the file was rewritten: {}",
+            home.config()
+        );
+    }
+}
+
+#[test]
+fn a_registry_dir_others_may_write_in_is_refused_with_the_fix() {
+    use std::os::unix::fs::PermissionsExt;
+    let home = Home::new();
+    home.ok(&["allocate", "--service", "x", "--instance", "i"]);
+    std::fs::set_permissions(home.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+    let before = home.read();
+    let err = home.fails(&["allocate", "--service", "y", "--instance", "i"], 1);
+    assert!(err.contains("chmod go-w"), "{err}");
+    assert_eq!(home.read(), before);
+    std::fs::set_permissions(home.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
+    home.ok(&["allocate", "--service", "y", "--instance", "i"]);
+}
+
+#[test]
+fn nothing_the_tool_keeps_is_written_through_a_symlink() {
+    let home = Home::new();
+    home.ok(&["allocate", "--service", "x", "--instance", "i"]);
+    let victim = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(victim.path(), "precious").unwrap();
+    // The state is refused before anything is committed; the audit trail, written after the
+    // commit point, is a warning on a committed change.
+    for (name, code) in [("state.json", 1), ("audit.jsonl", 0)] {
+        let path = home.path().join(name);
+        let _ = std::fs::remove_file(&path);
+        std::os::unix::fs::symlink(victim.path(), &path).unwrap();
+        let err = home.fails(&["allocate", "--service", "y", "--instance", name], code);
+        assert!(err.contains("symlink"), "{name}: {err}");
+        assert_eq!(std::fs::read_to_string(victim.path()).unwrap(), "precious");
+        std::fs::remove_file(&path).unwrap();
+    }
+}
+
+#[test]
+fn a_bad_lock_timeout_is_an_error_not_a_panic() {
+    let home = Home::new();
+    for bad in ["1e20", "soon", "-1", "NaN"] {
+        let out = home
+            .cmd(&["allocate", "--service", "x", "--instance", "i"])
+            .env("STYXY_LOCK_TIMEOUT", bad)
+            .output()
+            .unwrap();
+        let err = String::from_utf8(out.stderr).unwrap();
+        assert_eq!(out.status.code(), Some(1), "{bad}: {err}");
+        assert!(
+            err.contains("STYXY_LOCK_TIMEOUT") && !err.contains("panicked"),
+            "{err}"
+        );
+    }
 }

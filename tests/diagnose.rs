@@ -12,7 +12,7 @@ use common::Home;
 /// instance `a` holds the first port.
 fn home_with_range(start: u16) -> Home {
     let home = Home::new();
-    std::fs::write(home.registry(), "[settings]\n").unwrap();
+    home.without_builtins("");
     let range = format!("{start}-{}", start + 9);
     home.ok(&["type", "add", "mine", "--range", &range]);
     let g = home.json(&["allocate", "--service", "mine", "--instance", "a"]);
@@ -130,14 +130,12 @@ fn doctor_finds_stale_leases_temp_files_and_a_held_lock() {
     let healthy = home.ok(&["doctor"]);
     assert!(healthy.contains("is healthy"), "{healthy}");
     // A lease of a process that is gone (our pid with another start time).
-    let text = home.read().replace(
-        "[types.mine.instances]",
-        &format!(
-            "leases = [{{ port = 27600, pid = {}, start_time = 1, instance = \"a\" }}]\n\n[types.mine.instances]",
-            std::process::id()
-        ),
-    );
-    std::fs::write(home.registry(), text).unwrap();
+    let mut state: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(home.state()).unwrap()).unwrap();
+    state["held"]["mine"]["leases"] = serde_json::json!([
+        { "port": 27600, "pid": std::process::id(), "start_time": 1, "instance": "a" }
+    ]);
+    std::fs::write(home.state(), state.to_string()).unwrap();
     std::fs::write(home.path().join(".registry.toml.dead1.tmp"), "torn").unwrap();
     let lock = std::fs::File::options()
         .write(true)

@@ -310,6 +310,7 @@ fn the_port_file_follows_the_registry() {
         .unwrap()
         .flatten()
         .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "json"))
         .collect();
     assert_eq!(files.len(), 1);
     let pf: serde_json::Value =
@@ -542,4 +543,68 @@ fn release_workspace_frees_this_checkout_only() {
         1,
     );
     assert!(err.contains("holds no port"), "{err}");
+}
+
+/// The one port file of `home`.
+fn port_file(home: &Home) -> PathBuf {
+    std::fs::read_dir(home.path().join("ports"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.extension().is_some_and(|e| e == "json"))
+        .unwrap()
+}
+
+#[test]
+fn after_a_hand_edit_or_a_damaged_cache_port_and_env_say_what_the_registry_gives() {
+    let home = Home::new();
+    let ws = shop();
+    let m = manifest(ws.path());
+    let (_, ports) = assigned(&home, ws.path());
+    let (api_type, api_port) = ports["SHOP_API_PORT"].clone();
+    let port = || {
+        home.ok(&["port", "shop-api", "--manifest-path", &m])
+            .trim()
+            .parse::<u64>()
+            .unwrap()
+    };
+    assert_eq!(port(), api_port);
+
+    // By hand, the type's range moves elsewhere: the port file no longer says the truth.
+    let start = api_port + 300;
+    let edit = format!(
+        "\n[types.\"{api_type}\"]\nranges = [[{start}, {}]]\n",
+        start + 9
+    );
+    let mut text = home.config();
+    text.push_str(&edit);
+    std::fs::write(home.registry(), text).unwrap();
+    let moved = port();
+    assert_ne!(moved, api_port, "served the port from before the edit");
+    assert!((start..start + 10).contains(&moved), "{moved}");
+    let env = home.ok(&["env", "--manifest-path", &m]);
+    assert!(env.contains(&format!("SHOP_API_PORT={moved}\n")), "{env}");
+    // A second instance of the type never gets the moved instance's port.
+    let other = home.json(&["allocate", "--service", &api_type, "--instance", "other"]);
+    assert_ne!(other["port"].as_u64(), Some(moved));
+
+    // A port file or stamp damaged or deleted is rebuilt, never believed.
+    let pf = port_file(&home);
+    let stamp = pf.with_extension("stamp");
+    let real = std::fs::read_to_string(&pf).unwrap();
+    std::fs::write(&pf, real.replace(&moved.to_string(), "1234")).unwrap();
+    std::fs::write(&stamp, "garbage").unwrap();
+    assert_eq!(port(), moved);
+    assert_eq!(std::fs::read_to_string(&pf).unwrap(), real);
+    std::fs::remove_file(&pf).unwrap();
+    std::fs::remove_file(&stamp).unwrap();
+    assert_eq!(port(), moved);
+    // The metadata cache too: damaged, it is rebuilt from cargo.
+    for entry in std::fs::read_dir(home.path().join("cache"))
+        .unwrap()
+        .flatten()
+    {
+        std::fs::write(entry.path(), "{\"manifest\": 7").unwrap();
+    }
+    assert_eq!(port(), moved);
 }

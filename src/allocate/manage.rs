@@ -127,6 +127,12 @@ pub fn set_type(reg: &mut Registry, name: &str, change: TypeChange) -> Result<Ou
     }
     let mut t = current.clone();
     apply(&mut t, change)?;
+    // Changed by a person, an auto-allocated type becomes theirs: it moves to registry.toml
+    // and is no longer removed with its last instance.
+    if t.origin == Origin::Auto {
+        t.origin = Origin::User;
+        t.requested_by = None;
+    }
     if let Some((id, i)) = t.instances.iter().find(|(_, i)| !t.contains(i.port)) {
         return Err(Error::InvalidValue {
             what: "range",

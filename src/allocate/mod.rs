@@ -12,10 +12,11 @@ use serde::Serialize;
 
 use crate::error::{Error, Result};
 use crate::registry::model::{
-    Instance, InstanceBehavior, Origin, Placement, PortRange, Registry, Rule, ServiceType,
+    Instance, InstanceBehavior, Lease, Origin, Placement, PortRange, Registry, Rule, ServiceType,
 };
 use crate::registry::validate;
 
+pub use crate::registry::model::Event;
 pub use place::Space;
 
 /// Tells whether something listens on a port right now.
@@ -59,84 +60,6 @@ pub fn space(reg: &Registry, machine: &Machine<'_>) -> Space {
         hi: reg.settings.max_port.unwrap_or(default_hi),
         ephemeral: machine.ephemeral,
     }
-}
-
-/// One change to the registry, as the audit trail records it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(tag = "event", rename_all = "SCREAMING_SNAKE_CASE")]
-pub enum Event {
-    TypeAllocated {
-        service_type: String,
-        ranges: Vec<PortRange>,
-        placement: &'static str,
-        chunk: u16,
-    },
-    TypeGrew {
-        service_type: String,
-        ranges: Vec<PortRange>,
-        placement: &'static str,
-        chunk: u16,
-    },
-    TypeAdded {
-        service_type: String,
-        ranges: Vec<PortRange>,
-    },
-    TypeEdited {
-        service_type: String,
-        ranges: Vec<PortRange>,
-    },
-    TypeRemoved {
-        service_type: String,
-        ranges: Vec<PortRange>,
-    },
-    InstanceAssigned {
-        service_type: String,
-        instance: String,
-        port: u16,
-        #[serde(skip_serializing_if = "Option::is_none")]
-        workspace: Option<String>,
-    },
-    InstanceReleased {
-        service_type: String,
-        instance: String,
-        port: u16,
-        #[serde(skip_serializing_if = "Option::is_none")]
-        workspace: Option<String>,
-    },
-    /// An allocation that was refused (full type, no room, unknown type).
-    AllocationFailed {
-        service_type: String,
-        instance: String,
-        error: String,
-    },
-    RuleChanged {
-        pattern: String,
-    },
-    LeaseTaken {
-        service_type: String,
-        instance: String,
-        port: u16,
-        lease_pid: u32,
-    },
-    LeaseEnded {
-        service_type: String,
-        instance: String,
-        port: u16,
-        lease_pid: u32,
-    },
-    /// `gc` dropped something; the event names what.
-    Gc {
-        service_type: String,
-        #[serde(skip_serializing_if = "Option::is_none")]
-        instance: Option<String>,
-        #[serde(skip_serializing_if = "Option::is_none")]
-        port: Option<u16>,
-        reason: String,
-    },
-    ConfigChanged {
-        key: String,
-        value: String,
-    },
 }
 
 /// A request for an instance port.
@@ -603,3 +526,94 @@ pub fn release_where(
 
 #[cfg(test)]
 mod tests;
+
+/// Sets right what a hand edit of `registry.toml` or a dead process left behind, before a
+/// command changes anything: leases whose process is gone (`live` says) are dropped, and an
+/// instance whose port its type can no longer give it (outside the edited ranges, or another
+/// instance's) moves to a free port of its type, or is released when there is none. Every
+/// writing command calls this first, under the lock.
+pub fn tidy(
+    reg: &mut Registry,
+    machine: &Machine<'_>,
+    live: &dyn Fn(&Lease) -> bool,
+) -> Outcome<()> {
+    let mut out = Outcome {
+        value: (),
+        events: leases::drop_dead(reg, live),
+        warnings: Vec::new(),
+    };
+    let misplaced: Vec<(String, String, u16)> = validate::misplaced(reg)
+        .into_iter()
+        .map(|(n, id, port)| (n.to_owned(), id.to_owned(), port))
+        .collect();
+    for (name, id, from) in misplaced {
+        let Some(t) = reg.types.get_mut(&name) else {
+            continue;
+        };
+        let Some(mut instance) = t.instances.remove(&id) else {
+            continue;
+        };
+        let why = if t.contains(from) {
+            "another instance holds it"
+        } else {
+            "it is outside the type's ranges"
+        };
+        match slots::pick(t, None, machine.probe) {
+            Some(port) => {
+                out.warnings.push(format!(
+                    "instance {id:?} of {name:?} moved from port {from} to {port}: {why} ({})",
+                    t.ranges_text()
+                ));
+                out.events.push(Event::InstanceMoved {
+                    service_type: name.clone(),
+                    instance: id.clone(),
+                    from,
+                    port,
+                    workspace: instance.workspace.clone(),
+                });
+                instance.port = port;
+                t.instances.insert(id.clone(), instance);
+            }
+            None => {
+                out.warnings.push(format!(
+                    "instance {id:?} of {name:?} released: {why}, and {} has no free port",
+                    t.ranges_text()
+                ));
+                out.events.push(Event::InstanceReleased {
+                    service_type: name.clone(),
+                    instance: id.clone(),
+                    port: from,
+                    workspace: instance.workspace.clone(),
+                });
+            }
+        }
+        // A lease of the instance ends: its process runs on the old port.
+        t.leases.retain(|l| {
+            let keep = l.instance != id;
+            if !keep {
+                out.events.push(Event::LeaseEnded {
+                    service_type: name.clone(),
+                    instance: l.instance.clone(),
+                    port: l.port,
+                    lease_pid: l.pid,
+                });
+            }
+            keep
+        });
+    }
+    for (name, t) in &mut reg.types {
+        t.leases.retain(|l| {
+            let keep = t.ranges.iter().any(|r| r.contains(l.port));
+            if !keep {
+                out.events.push(Event::LeaseEnded {
+                    service_type: name.clone(),
+                    instance: l.instance.clone(),
+                    port: l.port,
+                    lease_pid: l.pid,
+                });
+            }
+            keep
+        });
+    }
+    out
+}

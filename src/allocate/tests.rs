@@ -393,11 +393,8 @@ fn distance(a: PortRange, b: PortRange) -> i64 {
 }
 
 fn check_invariants(reg: &Registry, space: Space) -> Result<(), TestCaseError> {
-    prop_assert!(
-        validate::registry(reg).is_ok(),
-        "{:?}",
-        validate::registry(reg)
-    );
+    let valid = validate::definitions(reg).and_then(|()| validate::holdings(reg));
+    prop_assert!(valid.is_ok(), "{:?}", valid);
     let gap = i64::from(reg.settings.gap_size);
     let all = reg.all_ranges();
     for (i, (a, an)) in all.iter().enumerate() {
@@ -498,4 +495,53 @@ proptest! {
         let first = allocate(&mut fresh, &m, &req).map(|o| o.value.ranges);
         prop_assert_eq!(again.ok(), first.ok());
     }
+}
+
+#[test]
+fn tidy_moves_instances_a_hand_edit_left_outside_and_keeps_the_others() {
+    let mut reg = empty();
+    for id in ["a", "b", "c"] {
+        alloc(&mut reg, "svc", id);
+    }
+    let before: Vec<u16> = reg.types["svc"]
+        .instances
+        .values()
+        .map(|i| i.port)
+        .collect();
+    assert_eq!(before, [10000, 10001, 10002]);
+    // By hand: the range now starts at 10001, and "c" was given "b"'s port.
+    let t = reg.types.get_mut("svc").unwrap();
+    t.ranges = vec![PortRange::new(10001, 10010)];
+    t.instances.get_mut("c").unwrap().port = 10001;
+    let out = tidy(&mut reg, &machine(&idle), &|_| true);
+    let after: BTreeMap<&str, u16> = reg.types["svc"]
+        .instances
+        .iter()
+        .map(|(id, i)| (id.as_str(), i.port))
+        .collect();
+    assert_eq!(
+        after,
+        BTreeMap::from([("a", 10002), ("b", 10001), ("c", 10003)])
+    );
+    let moved: Vec<(u16, u16)> = out
+        .events
+        .iter()
+        .filter_map(|e| match e {
+            Event::InstanceMoved { from, port, .. } => Some((*from, *port)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(moved, [(10000, 10002), (10001, 10003)]);
+    assert!(
+        out.warnings
+            .iter()
+            .any(|w| w.contains("10000") && w.contains("10002")),
+        "{:?}",
+        out.warnings
+    );
+    assert!(validate::holdings(&reg).is_ok());
+    assert!(
+        tidy(&mut reg, &machine(&idle), &|_| true).events.is_empty(),
+        "tidy twice is a no-op"
+    );
 }

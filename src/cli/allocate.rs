@@ -42,7 +42,7 @@ pub fn run(ctx: &Ctx, args: AllocateArgs) -> anyhow::Result<()> {
             anyhow::bail!("cannot read the current directory ({e}); pass --instance ID")
         }
     };
-    let mut guard = ctx.store.lock_types(&[&args.service])?;
+    let (mut guard, mut events) = ctx.lock()?;
     let machine = crate::this_machine();
     let request = Request {
         service_type: &args.service,
@@ -57,13 +57,13 @@ pub fn run(ctx: &Ctx, args: AllocateArgs) -> anyhow::Result<()> {
     let outcome = match allocate::allocate(&mut guard.registry, &machine, &request) {
         Ok(outcome) => outcome,
         Err(e) => {
-            if let Some(event) = allocate::failure_event(&request, &e) {
-                guard.commit(&[event])?;
-            }
+            events.extend(allocate::failure_event(&request, &e));
+            guard.commit(&events)?;
             return Err(e.into());
         }
     };
-    guard.commit(&outcome.events)?;
+    events.extend(outcome.events);
+    guard.commit(&events)?;
     for w in &outcome.warnings {
         ctx.warn(w);
     }

@@ -106,10 +106,11 @@ pub fn run(ctx: &Ctx, cmd: ConfigCommand) -> anyhow::Result<()> {
             })
         }
         ConfigCommand::Set { key, value } => {
-            let mut guard = ctx.store.lock()?;
+            let (mut guard, mut events) = ctx.lock()?;
             let out = manage::set_setting(&mut guard.registry, &key, &value)?;
             let view = settings_view(&guard.registry);
-            guard.commit(&out.events)?;
+            events.extend(out.events);
+            guard.commit(&events)?;
             ctx.emit(&view, |out| writeln!(out, "{key} = {value}"))
         }
         ConfigCommand::Edit => edit(ctx),

@@ -39,7 +39,7 @@ pub fn run(ctx: &Ctx, args: EnvArgs, manifest: Option<&std::path::Path>) -> anyh
     let text = emit::env(format, &vars);
     match args.output {
         Some(path) => {
-            let wrote = crate::fsx::write_if_changed(&path, text.as_bytes())?;
+            let wrote = crate::fsx::write_output_if_changed(&path, text.as_bytes())?;
             let what = if wrote { "wrote" } else { "unchanged:" };
             ctx.note(&format!("{what} {}", path.display()));
             Ok(())

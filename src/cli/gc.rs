@@ -69,7 +69,17 @@ pub fn run(ctx: &Ctx, args: GcArgs) -> anyhow::Result<()> {
     if args.dry_run {
         drop(guard);
     } else {
-        guard.commit(&out.events)?;
+        // What gc reports comes first; then what a hand edit left is set right as by any write.
+        let tidied = crate::allocate::tidy(
+            &mut guard.registry,
+            &crate::this_machine(),
+            &crate::probe::lease_is_live,
+        );
+        for w in &tidied.warnings {
+            ctx.warn(w);
+        }
+        let events: Vec<_> = out.events.iter().cloned().chain(tidied.events).collect();
+        guard.commit(&events)?;
     }
     let report = Report {
         dry_run: args.dry_run,

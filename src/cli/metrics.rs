@@ -9,8 +9,9 @@ use crate::metrics::{self, Inputs};
 
 /// Print the registry's metrics in the Prometheus (OpenMetrics) text format
 ///
-/// Gauges come from the registry as it is now; counters and histograms from the audit
-/// trail, so they only grow, whichever process made the changes.
+/// Gauges come from the registry as it is now; counters and histograms from the counters
+/// each change updates in the registry's state, so they only grow, whichever process made
+/// the changes.
 #[derive(Debug, Args)]
 pub struct MetricsArgs {
     /// Write to FILE atomically (for node_exporter's textfile collector) instead of stdout
@@ -20,15 +21,12 @@ pub struct MetricsArgs {
 
 pub fn run(ctx: &Ctx, args: MetricsArgs) -> anyhow::Result<()> {
     let reg = ctx.store.read()?;
-    let (records, warnings) = crate::audit::read(ctx.store.dir());
-    for w in &warnings {
-        ctx.warn(w);
-    }
+    let counters = ctx.store.read_counters()?;
     let listening = crate::probe::listening_ports();
     let text = metrics::render(&Inputs {
         registry: &reg,
         space: crate::allocate::space(&reg, &crate::this_machine()),
-        audit: &records,
+        counters: &counters,
         listening: listening.as_ref(),
         leases_live: reg
             .types
@@ -38,7 +36,9 @@ pub fn run(ctx: &Ctx, args: MetricsArgs) -> anyhow::Result<()> {
             .count() as i64,
     });
     match args.output {
-        Some(path) => crate::fsx::write_atomic(&path, text.as_bytes())?,
+        Some(path) => {
+            crate::fsx::write_output_if_changed(&path, text.as_bytes())?;
+        }
         None => {
             use std::io::Write;
             let mut out = std::io::stdout().lock();

@@ -144,6 +144,18 @@ impl Ctx {
         }
     }
 
+    /// The registry under the lock, with what a hand edit or a dead process left behind set
+    /// right: warns what that did, and returns its events, which go first in the commit.
+    pub fn lock(
+        &self,
+    ) -> anyhow::Result<(crate::registry::Guard<'_>, Vec<crate::allocate::Event>)> {
+        let (guard, tidied) = crate::lock_tidied(&self.store)?;
+        for w in &tidied.warnings {
+            self.warn(w);
+        }
+        Ok((guard, tidied.events))
+    }
+
     /// Prints a progress note on stderr with `-v`.
     pub fn note(&self, message: &str) {
         if self.verbose > 0 && !self.quiet {
@@ -219,10 +231,7 @@ fn execute(cli: Cli) -> anyhow::Result<()> {
     }
     let dir = paths::registry_dir(cli.global.registry.as_deref())?;
     let ctx = Ctx {
-        // Every command but the dashboard exits when it is done.
-        store: Store::new(dir)
-            .quiet(cli.global.quiet)
-            .short_lived(!matches!(cli.command, Command::Ui(_))),
+        store: Store::new(dir).quiet(cli.global.quiet),
         format: cli.global.format,
         quiet: cli.global.quiet,
         verbose: cli.global.verbose,

@@ -32,18 +32,15 @@ pub fn run(ctx: &Ctx, args: ReleaseArgs, manifest: Option<&std::path::Path>) -> 
     } else {
         None
     };
-    // One named type is all a release by type reads; any other looks into every type.
-    let mut guard = match (&args.service, &root) {
-        (Some(service), None) => ctx.store.lock_types(&[service])?,
-        _ => ctx.store.lock()?,
-    };
+    let (mut guard, mut events) = ctx.lock()?;
     let outcome = allocate::release_where(
         &mut guard.registry,
         args.service.as_deref(),
         args.instance.as_deref(),
         root.as_deref(),
     )?;
-    guard.commit(&outcome.events)?;
+    events.extend(outcome.events);
+    guard.commit(&events)?;
     ctx.emit(&outcome.value, |out| {
         for r in &outcome.value {
             let gone = if r.type_removed { "; type removed" } else { "" };

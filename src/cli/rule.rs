@@ -94,15 +94,17 @@ pub fn run(ctx: &Ctx, cmd: RuleCommand) -> anyhow::Result<()> {
                 instance_behavior: instance,
                 zone,
             };
-            let mut guard = ctx.store.lock()?;
+            let (mut guard, mut events) = ctx.lock()?;
             let out = manage::set_rule(&mut guard.registry, &pattern, rule)?;
-            guard.commit(&out.events)?;
+            events.extend(out.events);
+            guard.commit(&events)?;
             (pattern, false)
         }
         RuleCommand::Rm { pattern } => {
-            let mut guard = ctx.store.lock()?;
+            let (mut guard, mut events) = ctx.lock()?;
             let out = manage::remove_rule(&mut guard.registry, &pattern)?;
-            guard.commit(&out.events)?;
+            events.extend(out.events);
+            guard.commit(&events)?;
             (pattern, true)
         }
     };

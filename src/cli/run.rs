@@ -86,7 +86,7 @@ pub fn run(ctx: &Ctx, args: RunArgs, manifest: Option<&std::path::Path>) -> anyh
         since: Some(humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string()),
     };
     {
-        let mut guard = ctx.store.lock_types(&[&service.service_type])?;
+        let (mut guard, mut events) = ctx.lock()?;
         match leases::take(
             &mut guard.registry,
             &service.service_type,
@@ -94,7 +94,8 @@ pub fn run(ctx: &Ctx, args: RunArgs, manifest: Option<&std::path::Path>) -> anyh
             &crate::probe::lease_is_live,
         ) {
             Ok(out) => {
-                guard.commit(&out.events)?;
+                events.extend(out.events);
+                guard.commit(&events)?;
             }
             Err(Error::SingleInUse { port, pid, .. }) if args.reuse => {
                 drop(guard);
@@ -114,8 +115,8 @@ pub fn run(ctx: &Ctx, args: RunArgs, manifest: Option<&std::path::Path>) -> anyh
         &ports,
         port,
     );
-    let mut guard = ctx.store.lock_types(&[&service.service_type])?;
-    let events = leases::end(&mut guard.registry, &service.service_type, pid);
+    let (mut guard, mut events) = ctx.lock()?;
+    events.extend(leases::end(&mut guard.registry, &service.service_type, pid));
     guard.commit(&events)?;
     match status? {
         0 => Ok(()),

@@ -81,7 +81,7 @@ struct Changed<'a> {
 }
 
 pub fn run(ctx: &Ctx, cmd: TypeCommand) -> anyhow::Result<()> {
-    let mut guard = ctx.store.lock()?;
+    let (mut guard, mut tidied) = ctx.lock()?;
     let reg = &mut guard.registry;
     let (name, events, removed) = match cmd {
         TypeCommand::Add { name, fields } => {
@@ -109,7 +109,8 @@ pub fn run(ctx: &Ctx, cmd: TypeCommand) -> anyhow::Result<()> {
         Some(t) => t.clone(),
         None => guard.registry.types[&name].clone(),
     };
-    guard.commit(&events)?;
+    tidied.extend(events);
+    guard.commit(&tidied)?;
     let view = Changed {
         service_type: &name,
         ranges: &shown.ranges,

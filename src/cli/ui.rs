@@ -28,7 +28,7 @@ pub const UI_INSTANCE: &str = "cargo-styxy ui";
 
 pub fn run(ctx: &Ctx, args: UiArgs) -> anyhow::Result<()> {
     let port = {
-        let mut guard = ctx.store.lock()?;
+        let (mut guard, mut events) = ctx.lock()?;
         let request = Request {
             service_type: "coordination",
             instance: UI_INSTANCE,
@@ -36,7 +36,8 @@ pub fn run(ctx: &Ctx, args: UiArgs) -> anyhow::Result<()> {
             ..Request::default()
         };
         let out = allocate::allocate(&mut guard.registry, &crate::this_machine(), &request)?;
-        guard.commit(&out.events)?;
+        events.extend(out.events);
+        guard.commit(&events)?;
         for w in &out.warnings {
             ctx.warn(w);
         }

@@ -9,7 +9,6 @@ use clap::Args;
 
 use crate::assign::{self, Assigned};
 use crate::cli::Ctx;
-use crate::portfile::{self, PortFile};
 use crate::workspace::{self, Package, Service, Workspace, cache};
 
 /// Which packages and bins of the workspace a command covers (all by default).
@@ -139,11 +138,13 @@ pub fn assign(ctx: &Ctx, ws: &Workspace, services: &[Service]) -> anyhow::Result
     Ok(assigned)
 }
 
-/// The services' ports: read from the port file with no lock when it has them all (the
-/// fast path of `env` and `port`), else assigned.
+/// The services' ports: read from the port file with no lock when it has them all and was
+/// derived from the registry as it is now (the fast path of `env` and `port`), else assigned.
 pub fn ports(ctx: &Ctx, ws: &Workspace, services: &[Service]) -> anyhow::Result<Vec<u16>> {
     let root = ws.root.to_string_lossy();
-    let known = PortFile::read(&portfile::path(ctx.store.dir(), &root))
+    let known = ctx
+        .store
+        .port_file(&root)
         .and_then(|pf| assign::from_port_file(&pf, services));
     match known {
         Some(ports) => Ok(ports),

@@ -1,11 +1,12 @@
-//! The shared per-user registry: its typed model, where it lives, how it is validated,
-//! locked, written atomically and edited without losing the user's comments.
+//! The shared per-user registry: two files with two owners. `registry.toml` holds what
+//! people write ([`config`]), layered over the built-in types; the state holds what the tool
+//! decides ([`state`]). [`store`] locks, reads both whole and commits.
 
-pub mod edit;
-pub mod fast;
+pub mod config;
+mod lock;
 pub mod model;
 pub mod paths;
-pub mod snapshot;
+pub mod state;
 pub mod store;
 pub mod validate;
 

@@ -1,7 +1,7 @@
 //! The registry's typed content: settings, service types, instances and rules.
 //!
-//! These are plain values. They are read from the registry file with serde, changed by the
-//! pure allocator, and written back by [`super::edit`], which keeps the user's comments.
+//! These are plain values: read from `registry.toml` layered over the built-in types and from
+//! the state file ([`super::store`]), changed by the pure allocator, written back by the store.
 
 use std::cmp::Ordering;
 use std::collections::BTreeMap;
@@ -324,33 +324,6 @@ impl ServiceType {
     pub fn contains(&self, port: u16) -> bool {
         self.ranges.iter().any(|r| r.contains(port))
     }
-
-    /// Whether everything but the ranges is as [`ServiceType::new`] with the default origin
-    /// leaves it.
-    pub fn is_bare(&self) -> bool {
-        // Every field named: a new field does not compile until it is here.
-        let ServiceType {
-            ranges: _,
-            instance_behavior,
-            preferred_ports,
-            description,
-            origin,
-            requested_by,
-            max_instances,
-            instances,
-            leases,
-            zone,
-        } = self;
-        *instance_behavior == InstanceBehavior::default()
-            && preferred_ports.is_empty()
-            && description.is_none()
-            && *origin == Origin::default()
-            && requested_by.is_none()
-            && max_instances.is_none()
-            && instances.is_empty()
-            && leases.is_empty()
-            && zone.is_none()
-    }
 }
 
 /// Ranges as `a-b, c-d`.
@@ -395,10 +368,6 @@ pub struct Rule {
     pub zone: Option<String>,
 }
 
-/// A service type that differs between two registries: its name, and its value before
-/// (`None`: added) and after (`None`: removed).
-pub type TypeChange<'r> = (&'r String, Option<&'r ServiceType>, Option<&'r ServiceType>);
-
 /// The whole registry.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -415,16 +384,6 @@ pub struct Registry {
 }
 
 impl Registry {
-    /// A copy of the settings, rules and strategies, without the service types.
-    pub fn clone_head(&self) -> Registry {
-        Registry {
-            settings: self.settings.clone(),
-            types: BTreeMap::new(),
-            rules: self.rules.clone(),
-            strategies: self.strategies.clone(),
-        }
-    }
-
     /// Every range of every type with its owner, sorted by start.
     pub fn all_ranges(&self) -> Vec<(PortRange, &str)> {
         let mut all: Vec<(PortRange, &str)> = self
@@ -438,7 +397,10 @@ impl Registry {
 
     /// The types that differ between `self` and `new` (removed, added or changed), each
     /// once and in name order, with its value before and after.
-    pub fn changed_types<'r>(&'r self, new: &'r Registry) -> impl Iterator<Item = TypeChange<'r>> {
+    pub fn changed_types<'r>(
+        &'r self,
+        new: &'r Registry,
+    ) -> impl Iterator<Item = (&'r String, Option<&'r ServiceType>, Option<&'r ServiceType>)> {
         // One merge of the two sorted maps: no lookups, which count at 10,000 types.
         let mut old = self.types.iter().peekable();
         let mut new = new.types.iter().peekable();
@@ -478,4 +440,155 @@ impl Registry {
             .find(|(_, t)| t.contains(port))
             .map(|(n, t)| (n.as_str(), t))
     }
+}
+
+/// One change to the registry, as the audit trail records it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "event", rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Event {
+    TypeAllocated {
+        service_type: String,
+        ranges: Vec<PortRange>,
+        placement: &'static str,
+        chunk: u16,
+    },
+    TypeGrew {
+        service_type: String,
+        ranges: Vec<PortRange>,
+        placement: &'static str,
+        chunk: u16,
+    },
+    TypeAdded {
+        service_type: String,
+        ranges: Vec<PortRange>,
+    },
+    TypeEdited {
+        service_type: String,
+        ranges: Vec<PortRange>,
+    },
+    TypeRemoved {
+        service_type: String,
+        ranges: Vec<PortRange>,
+    },
+    InstanceAssigned {
+        service_type: String,
+        instance: String,
+        port: u16,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        workspace: Option<String>,
+    },
+    /// An instance left outside its type's ranges by a hand edit (or sharing a port with
+    /// another instance) was given a port inside them.
+    InstanceMoved {
+        service_type: String,
+        instance: String,
+        from: u16,
+        port: u16,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        workspace: Option<String>,
+    },
+    InstanceReleased {
+        service_type: String,
+        instance: String,
+        port: u16,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        workspace: Option<String>,
+    },
+    /// An allocation that was refused (full type, no room, unknown type).
+    AllocationFailed {
+        service_type: String,
+        instance: String,
+        error: String,
+    },
+    RuleChanged {
+        pattern: String,
+    },
+    LeaseTaken {
+        service_type: String,
+        instance: String,
+        port: u16,
+        lease_pid: u32,
+    },
+    LeaseEnded {
+        service_type: String,
+        instance: String,
+        port: u16,
+        lease_pid: u32,
+    },
+    /// `gc` dropped something; the event names what.
+    Gc {
+        service_type: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        instance: Option<String>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        port: Option<u16>,
+        reason: String,
+    },
+    ConfigChanged {
+        key: String,
+        value: String,
+    },
+}
+
+impl Event {
+    /// The event's name in the audit trail and the metrics (`TYPE_ALLOCATED`, …).
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::TypeAllocated { .. } => "TYPE_ALLOCATED",
+            Self::TypeGrew { .. } => "TYPE_GREW",
+            Self::TypeAdded { .. } => "TYPE_ADDED",
+            Self::TypeEdited { .. } => "TYPE_EDITED",
+            Self::TypeRemoved { .. } => "TYPE_REMOVED",
+            Self::InstanceAssigned { .. } => "INSTANCE_ASSIGNED",
+            Self::InstanceMoved { .. } => "INSTANCE_MOVED",
+            Self::InstanceReleased { .. } => "INSTANCE_RELEASED",
+            Self::AllocationFailed { .. } => "ALLOCATION_FAILED",
+            Self::RuleChanged { .. } => "RULE_CHANGED",
+            Self::LeaseTaken { .. } => "LEASE_TAKEN",
+            Self::LeaseEnded { .. } => "LEASE_ENDED",
+            Self::Gc { .. } => "GC",
+            Self::ConfigChanged { .. } => "CONFIG_CHANGED",
+        }
+    }
+}
+
+/// Upper bounds (seconds) of the lock wait and hold histograms' buckets: 0.1 ms × 4^i.
+pub const LOCK_BUCKETS: [f64; 10] = [
+    0.0001, 0.0004, 0.0016, 0.0064, 0.0256, 0.1024, 0.4096, 1.6384, 6.5536, 26.2144,
+];
+
+/// A histogram kept as counts: `buckets[i]` observations fell at or below
+/// [`LOCK_BUCKETS`]`[i]` (and above the bound before it); the last one counts the rest.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct Histogram {
+    pub count: u64,
+    pub sum: f64,
+    #[serde(default)]
+    pub buckets: Vec<u64>,
+}
+
+impl Histogram {
+    pub fn observe(&mut self, seconds: f64) {
+        let i = LOCK_BUCKETS
+            .iter()
+            .position(|b| seconds <= *b)
+            .unwrap_or(LOCK_BUCKETS.len());
+        self.buckets.resize(LOCK_BUCKETS.len() + 1, 0);
+        self.buckets[i] += 1;
+        self.count += 1;
+        self.sum += seconds;
+    }
+}
+
+/// The metric counters, kept in the state and updated by every commit, so reading them costs
+/// the same however long the audit trail is.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct Counters {
+    /// Audit events recorded, by name.
+    #[serde(default)]
+    pub events: BTreeMap<String, u64>,
+    #[serde(default)]
+    pub lock_wait: Histogram,
+    #[serde(default)]
+    pub lock_hold: Histogram,
 }

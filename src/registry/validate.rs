@@ -1,7 +1,7 @@
 //! Checks on names, ports, settings and whole registries, done before anything is written.
 
 use crate::error::{Error, Result};
-use crate::registry::model::{PortRange, Registry, ServiceType, Settings, TypeChange};
+use crate::registry::model::{InstanceBehavior, PortRange, Registry, ServiceType, Settings};
 
 /// The longest service type name accepted.
 pub const MAX_NAME_LEN: usize = 100;
@@ -175,10 +175,10 @@ pub fn pattern(p: &str) -> Result<glob::Pattern> {
     glob::Pattern::new(p).map_err(|e| bad(format!("{e}; e.g. \"monitoring-*\"")))
 }
 
-/// Everything a registry must satisfy before it is used or written: valid settings, names,
-/// ranges and patterns; no two ranges overlapping; every instance inside its type.
-/// Returns the first problem as a sentence.
-pub fn registry(reg: &Registry) -> std::result::Result<(), String> {
+/// What the registry's definitions must satisfy before they are used or written: valid
+/// settings, names, ranges and patterns; no two ranges overlapping. Returns the first problem
+/// as a sentence.
+pub fn definitions(reg: &Registry) -> std::result::Result<(), String> {
     settings(&reg.settings).map_err(|e| e.to_string())?;
     for (n, t) in &reg.types {
         service_type(n, t)?;
@@ -199,40 +199,44 @@ pub fn registry(reg: &Registry) -> std::result::Result<(), String> {
     strategies_and_rules(reg)
 }
 
-/// [`registry`] for `new`, a change of the valid registry `old` whose service types
-/// `changes` differ ([`Registry::changed_types`]): the others are not checked again, only
-/// whether a changed one now overlaps them. This is what a commit to a registry of 10,000
-/// types can afford.
-pub fn change(
-    old: &Registry,
-    new: &Registry,
-    changes: &[TypeChange<'_>],
-) -> std::result::Result<(), String> {
-    if old.settings != new.settings || old.rules != new.rules || old.strategies != new.strategies {
-        return registry(new);
-    }
-    for &(n, _, after) in changes {
-        let Some(t) = after else { continue };
-        service_type(n, t)?;
-        for (i, r) in t.ranges.iter().enumerate() {
-            let own = t.ranges[i + 1..].iter().map(|o| (n, o));
-            let others = new
-                .types
-                .iter()
-                .filter(|(other, _)| *other != n)
-                .flat_map(|(other, o)| o.ranges.iter().map(move |r| (other, r)));
-            if let Some((other, o)) = own.chain(others).find(|(_, o)| r.overlaps(o)) {
-                return Err(Error::Overlap {
-                    name: n.to_owned(),
-                    range: *r,
-                    other: other.to_owned(),
-                    other_range: *o,
-                }
-                .to_string());
+/// Every instance whose port its type cannot give it: outside the type's ranges, or (in a
+/// `multi` type) the same port as an instance before it. A hand edit leaves these; the next
+/// write moves them (`allocate::tidy`), and `config validate` and `doctor` report them.
+pub fn misplaced(reg: &Registry) -> Vec<(&str, &str, u16)> {
+    let mut out = Vec::new();
+    for (n, t) in &reg.types {
+        let mut seen = std::collections::BTreeSet::new();
+        for (id, i) in &t.instances {
+            let twice = t.instance_behavior == InstanceBehavior::Multi && !seen.insert(i.port);
+            if !t.contains(i.port) || twice {
+                out.push((n.as_str(), id.as_str(), i.port));
             }
         }
     }
-    Ok(())
+    out
+}
+
+/// What a registry's holders must satisfy before it is written: every instance id valid, in
+/// its type's ranges and (multi) on a port of its own; every lease inside its type.
+pub fn holdings(reg: &Registry) -> std::result::Result<(), String> {
+    for (n, t) in &reg.types {
+        for id in t.instances.keys() {
+            instance(id).map_err(|e| format!("service type {n:?}: {e}"))?;
+        }
+        if let Some(l) = t.leases.iter().find(|l| !t.contains(l.port)) {
+            return Err(format!(
+                "a lease of {n:?} (pid {}) holds port {}, outside the type's ranges",
+                l.pid, l.port
+            ));
+        }
+    }
+    match misplaced(reg).first() {
+        Some((n, id, port)) => Err(format!(
+            "instance {id:?} of {n:?} holds port {port}, which its type cannot give it (outside its ranges {}, or another instance's)",
+            reg.types[*n].ranges_text()
+        )),
+        None => Ok(()),
+    }
 }
 
 /// What one service type must satisfy on its own.
@@ -243,22 +247,6 @@ fn service_type(n: &str, t: &ServiceType) -> std::result::Result<(), String> {
     }
     for r in &t.ranges {
         range_ok(*r).map_err(|e| format!("service type {n:?}: {e}"))?;
-    }
-    for (id, i) in &t.instances {
-        instance(id).map_err(|e| format!("service type {n:?}: {e}"))?;
-        if !t.contains(i.port) {
-            return Err(format!(
-                "instance {id:?} of {n:?} holds port {}, outside the type's ranges {}",
-                i.port,
-                t.ranges_text()
-            ));
-        }
-    }
-    if let Some(l) = t.leases.iter().find(|l| !t.contains(l.port)) {
-        return Err(format!(
-            "a lease of {n:?} (pid {}) holds port {}, outside the type's ranges",
-            l.pid, l.port
-        ));
     }
     Ok(())
 }
@@ -335,67 +323,38 @@ mod tests {
         reg
     }
 
-    /// [`change`] as a commit calls it.
-    fn check(old: &Registry, new: &Registry) -> std::result::Result<(), String> {
-        change(old, new, &old.changed_types(new).collect::<Vec<_>>())
-    }
-
-    /// `reg` with one more range for `name`.
-    fn plus_range(reg: &Registry, name: &str, start: u16, end: u16) -> Registry {
-        let mut new = reg.clone();
-        let t = new.types.get_mut(name).unwrap();
-        t.ranges.push(PortRange::new(start, end));
-        new
-    }
-
     #[test]
-    fn a_change_that_overlaps_an_unchanged_type_is_refused() {
-        let old = reg_of(&[("a", &[(2000, 2009)]), ("b", &[(3000, 3009)])]);
-        let err = check(&old, &plus_range(&old, "b", 2005, 2006)).unwrap_err();
+    fn overlapping_ranges_are_refused() {
+        let ok = reg_of(&[("a", &[(2000, 2009)]), ("b", &[(3000, 3009)])]);
+        assert!(definitions(&ok).is_ok());
+        let bad = reg_of(&[("a", &[(2000, 2009)]), ("b", &[(2005, 2006)])]);
+        let err = definitions(&bad).unwrap_err();
         assert!(err.contains("\"b\"") && err.contains("\"a\""), "{err}");
-        assert!(
-            check(&old, &plus_range(&old, "a", 2009, 2010)).is_err(),
-            "a type's own ranges overlap"
-        );
-        assert!(check(&old, &plus_range(&old, "a", 2010, 2019)).is_ok());
-    }
-
-    proptest::proptest! {
-        /// For a valid registry and any change of one type's ranges (or a new type),
-        /// checking the change agrees with checking the whole result.
-        #[test]
-        fn checking_a_change_agrees_with_checking_the_whole(
-            ranges in proptest::collection::vec((1024u16..1200, 0u16..20), 1..12),
-            changed in proptest::collection::vec((1024u16..1200, 0u16..20), 1..3),
-            target in 0usize..14,
-        ) {
-            let mut old = Registry::default();
-            for (i, (start, len)) in ranges.iter().enumerate() {
-                let r = PortRange::new(*start, start + len);
-                if old.all_ranges().iter().all(|(o, _)| !o.overlaps(&r)) {
-                    old.types.insert(format!("t{i}"), ServiceType::new(vec![r], crate::registry::model::Origin::User));
-                }
-            }
-            proptest::prop_assume!(registry(&old).is_ok());
-            let mut new = old.clone();
-            let t = new
-                .types
-                .entry(format!("t{target}"))
-                .or_insert_with(|| ServiceType::new(Vec::new(), crate::registry::model::Origin::User));
-            t.ranges = changed.iter().map(|(s, l)| PortRange::new(*s, s + l)).collect();
-            proptest::prop_assert_eq!(check(&old, &new).is_ok(), registry(&new).is_ok());
-        }
+        let own = reg_of(&[("a", &[(2000, 2009), (2009, 2010)])]);
+        assert!(definitions(&own).is_err(), "a type's own ranges overlap");
     }
 
     #[test]
-    fn ports_and_ranges() {
-        assert_eq!(parse_port("8080").unwrap(), 8080);
-        for bad in ["0", "70000", "-1", "abc", ""] {
-            assert!(parse_port(bad).is_err(), "{bad}");
-        }
-        assert_eq!(parse_range("10-20").unwrap(), PortRange::new(10, 20));
-        assert_eq!(parse_range("10").unwrap(), PortRange::new(10, 10));
-        assert!(parse_range("20-10").is_err());
-        assert!(parse_range("0-10").is_err());
+    fn misplaced_instances_are_outside_or_doubled() {
+        use crate::registry::model::Instance;
+        let mut reg = reg_of(&[("a", &[(2000, 2009)])]);
+        let at = |port| Instance {
+            port,
+            workspace: None,
+            service: None,
+        };
+        let t = reg.types.get_mut("a").unwrap();
+        t.instances.insert("i1".into(), at(2000));
+        t.instances.insert("i2".into(), at(2000));
+        t.instances.insert("i3".into(), at(2100));
+        t.instances.insert("i4".into(), at(2001));
+        assert_eq!(misplaced(&reg), [("a", "i2", 2000), ("a", "i3", 2100)]);
+        assert!(holdings(&reg).is_err());
+        reg.types.get_mut("a").unwrap().instance_behavior = InstanceBehavior::Single;
+        assert_eq!(
+            misplaced(&reg),
+            [("a", "i3", 2100)],
+            "single types share a port"
+        );
     }
 }

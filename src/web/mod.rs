@@ -105,9 +105,10 @@ async fn change<T: Send + 'static>(
 ) -> Result<T, ApiError> {
     let store = state.store.clone();
     let done = tokio::task::spawn_blocking(move || {
-        let mut guard = store.lock()?;
+        let (mut guard, mut events) = crate::lock_tidied(&store)?;
         let out = change(&mut guard.registry)?;
-        guard.commit(&out.events)?;
+        events.events.extend(out.events);
+        guard.commit(&events.events)?;
         Ok::<T, crate::Error>(out.value)
     })
     .await
@@ -356,7 +357,7 @@ async fn set_zone(
                     max_port: b.max_port,
                 },
             );
-        validate::registry(&next).map_err(|problem| crate::Error::InvalidValue {
+        validate::definitions(&next).map_err(|problem| crate::Error::InvalidValue {
             what: "zone",
             value: b.name.clone(),
             reason: problem,
@@ -430,7 +431,7 @@ async fn metrics(State(state): State<Arc<AppState>>) -> Result<Response, ApiErro
     let store = state.store.clone();
     let text = tokio::task::spawn_blocking(move || {
         let reg = store.read()?;
-        let (records, _) = crate::audit::read(store.dir());
+        let counters = store.read_counters()?;
         let listening = crate::probe::listening_ports();
         let leases_live = reg
             .types
@@ -441,7 +442,7 @@ async fn metrics(State(state): State<Arc<AppState>>) -> Result<Response, ApiErro
         Ok::<String, crate::Error>(crate::metrics::render(&crate::metrics::Inputs {
             registry: &reg,
             space: crate::allocate::space(&reg, &crate::this_machine()),
-            audit: &records,
+            counters: &counters,
             listening: listening.as_ref(),
             leases_live,
         }))

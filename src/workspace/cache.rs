@@ -1,6 +1,7 @@
-//! A cache of the workspace `cargo metadata` describes, keyed by the modification times of
-//! the files and directories that could change it, so `env` and `port` on an assigned
-//! workspace never spawn cargo (which alone costs tens of milliseconds).
+//! A cache of the workspace `cargo metadata` describes, keyed by everything that could change
+//! it (the manifests' and lock file's contents, the directories' modification times), so
+//! `env` and `port` on an assigned workspace never spawn cargo (which alone costs tens of
+//! milliseconds). A cache entry that is damaged or stale is rebuilt, never believed.
 
 use std::path::{Path, PathBuf};
 use std::time::UNIX_EPOCH;
@@ -26,10 +27,18 @@ fn file(registry_dir: &Path, manifest: &Path) -> PathBuf {
     ))
 }
 
-/// Modification time in nanoseconds; 0 for a path that does not exist.
-fn mtime(path: &Path) -> u128 {
-    std::fs::metadata(path)
-        .and_then(|m| m.modified())
+/// What `path` is now: a file by its content (an edit whose mtime is restored is still seen),
+/// a directory by its modification time, in nanoseconds (an entry added or removed); 0 for a
+/// path that does not exist.
+fn stamp(path: &Path) -> u128 {
+    let Ok(m) = std::fs::metadata(path) else {
+        return 0;
+    };
+    if m.is_file() {
+        let content = std::fs::read(path).unwrap_or_default();
+        return (1 << 64) | u128::from(fnv1a(&content));
+    }
+    m.modified()
         .ok()
         .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
         .map_or(0, |d| d.as_nanos())
@@ -63,11 +72,8 @@ fn watched(manifest: &Path, ws: &Workspace) -> Vec<PathBuf> {
 pub fn load(registry_dir: &Path, manifest: &Path) -> Option<Workspace> {
     let text = std::fs::read_to_string(file(registry_dir, manifest)).ok()?;
     let entry: Entry = serde_json::from_str(&text).ok()?;
-    let fresh = entry.manifest == manifest
-        && entry
-            .stamps
-            .iter()
-            .all(|(path, stamp)| mtime(path) == *stamp);
+    let fresh =
+        entry.manifest == manifest && entry.stamps.iter().all(|(path, was)| stamp(path) == *was);
     fresh.then_some(entry.workspace)
 }
 
@@ -76,7 +82,7 @@ pub fn store(registry_dir: &Path, manifest: &Path, ws: &Workspace) {
     let stamps = watched(manifest, ws)
         .into_iter()
         .map(|p| {
-            let t = mtime(&p);
+            let t = stamp(&p);
             (p, t)
         })
         .collect();

@@ -6,6 +6,27 @@ use std::process::{Command, Output, Stdio};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_cargo-styxy");
 
+/// The built-in service types.
+pub const BUILTINS: [&str; 17] = [
+    "dev",
+    "api",
+    "database",
+    "auth",
+    "functions",
+    "ui",
+    "hub",
+    "storybook",
+    "test",
+    "proxy",
+    "docs",
+    "monitoring",
+    "build",
+    "infrastructure",
+    "ai",
+    "messaging",
+    "coordination",
+];
+
 /// A temp registry directory, removed at drop. `STYXY_HOME` points every command at it.
 pub struct Home {
     pub dir: tempfile::TempDir,
@@ -26,8 +47,37 @@ impl Home {
         self.path().join("registry.toml")
     }
 
-    pub fn read(&self) -> String {
+    pub fn state(&self) -> PathBuf {
+        self.path().join("state.json")
+    }
+
+    /// `registry.toml`'s text.
+    pub fn config(&self) -> String {
         std::fs::read_to_string(self.registry()).unwrap()
+    }
+
+    /// `registry.toml` and the state (but its metric counters, which count refusals too) as
+    /// they are now: what "nothing was changed" compares.
+    pub fn read(&self) -> String {
+        let mut state: serde_json::Value = std::fs::read_to_string(self.state())
+            .map(|t| serde_json::from_str(&t).unwrap())
+            .unwrap_or_default();
+        if let Some(s) = state.as_object_mut() {
+            s.remove("counters");
+        }
+        let config = std::fs::read_to_string(self.registry()).unwrap_or_default();
+        format!("{config}\n{state}")
+    }
+
+    /// Writes a `registry.toml` that removes every built-in type, then `extra`: a registry
+    /// with only the test's own ranges.
+    pub fn without_builtins(&self, extra: &str) {
+        let mut text: String = BUILTINS
+            .iter()
+            .map(|t| format!("[types.{t}]\nremoved = true\n"))
+            .collect();
+        text.push_str(extra);
+        std::fs::write(self.registry(), text).unwrap();
     }
 
     /// `cargo-styxy styxy ARGS…` as cargo runs it, with this registry.

@@ -205,10 +205,36 @@ fn example(ctx: &Ctx, dir: &Path) {
     let _ = std::fs::copy(ctx.root.join("Cargo.lock"), dir.join("Cargo.lock"));
 }
 
-/// A registry with `n` auto-allocated types, each with one instance.
+/// The built-in service types.
+const BUILTINS: [&str; 17] = [
+    "dev",
+    "api",
+    "database",
+    "auth",
+    "functions",
+    "ui",
+    "hub",
+    "storybook",
+    "test",
+    "proxy",
+    "docs",
+    "monitoring",
+    "build",
+    "infrastructure",
+    "ai",
+    "messaging",
+    "coordination",
+];
+
+/// A registry of the single-file format (migrated by its first write) with `n`
+/// auto-allocated types, each with one instance.
 fn big_registry(n: u32) -> String {
     // Packed from 1100 up, so that 10,000 of them stay below the ephemeral range.
     let mut s = String::from("[settings]\nmin_port = 1024\nchunk_size = 2\ngap_size = 1\n\n");
+    // No built-in types: their ranges would sit among these.
+    for t in BUILTINS {
+        let _ = write!(s, "[types.{t}]\nremoved = true\n\n");
+    }
     for i in 0..n {
         let start = 1100 + i * 3;
         let _ = write!(
@@ -500,12 +526,12 @@ pub fn main(args: &[String]) -> Result<()> {
     );
 
     // 3. One more allocation in registries of 100, 1,000 and 10,000 types: in the steady
-    //    state (the registry as styxy last wrote it, its snapshot valid), and right after
-    //    a hand edit (no valid snapshot: a full TOML parse and render).
+    //    state (the registry and state as styxy last wrote them), and right after a hand
+    //    edit of registry.toml (its content changed).
     for size in [100u32, 1_000, 10_000] {
         let home = ctx.home(&format!("size-{size}"));
         let reg = home.join("registry.toml");
-        let snapshot = home.join("cache/registry.snapshot.json");
+        let state = home.join("state.json");
         std::fs::write(&reg, big_registry(size)).map_err(|e| e.to_string())?;
         let warm = run(&mut ctx.styxy(
             &home,
@@ -514,20 +540,19 @@ pub fn main(args: &[String]) -> Result<()> {
         if !warm.ok {
             return Err(format!("allocation in {size} types failed"));
         }
-        let (text, snap) = (
+        let (text, saved) = (
             std::fs::read(&reg).map_err(|e| e.to_string())?,
-            std::fs::read(&snapshot).map_err(|e| e.to_string())?,
+            std::fs::read(&state).map_err(|e| e.to_string())?,
         );
-        // Each run starts from the same registry, with its snapshot or without it (as
-        // right after a hand edit), and allocates one more new type.
+        let mut edited_text = text.clone();
+        edited_text.extend_from_slice(b"# edited by hand\n");
+        // Each run starts from the same registry and state, as styxy wrote them or with
+        // registry.toml edited by hand, and allocates one more new type.
         let mut k = 0;
-        let mut one_more = |with_snapshot: bool| {
-            std::fs::write(&reg, &text).expect("write registry");
-            if with_snapshot {
-                std::fs::write(&snapshot, &snap).expect("write snapshot");
-            } else {
-                let _ = std::fs::remove_file(&snapshot);
-            }
+        let mut one_more = |as_written: bool| {
+            let config = if as_written { &text } else { &edited_text };
+            std::fs::write(&reg, config).expect("write registry");
+            std::fs::write(&state, &saved).expect("write state");
             k += 1;
             let service = format!("extra-{k}");
             ctx.styxy(

@@ -1,0 +1,134 @@
+//! `state.json`, what the tool decides and owns: the auto-allocated types, every type's
+//! instances and leases, and the metric counters. Format-versioned, read whole and written
+//! whole under the lock (nextest's `record/store.rs` pattern); a newer format is refused,
+//! never overwritten.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::registry::model::{Counters, Instance, Lease, Origin, Registry, ServiceType};
+
+/// The state file in the registry directory.
+pub const STATE_FILE: &str = "state.json";
+
+/// The format this build reads and writes.
+pub const FORMAT: u32 = 1;
+
+/// The state file's content.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct State {
+    pub format: u32,
+    /// The auto-allocated types, whole (their instances and leases included).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub types: BTreeMap<String, ServiceType>,
+    /// The instances and leases of the types that `registry.toml` or the built-ins define.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub held: BTreeMap<String, Held>,
+    #[serde(default)]
+    pub counters: Counters,
+}
+
+/// The instances and leases of one type.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Held {
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub instances: BTreeMap<String, Instance>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub leases: Vec<Lease>,
+}
+
+/// Why a state file could not be used.
+#[derive(Debug)]
+pub enum StateError {
+    /// Written by a newer cargo-styxy.
+    Newer(u32),
+    /// Not a state file of any format: the parser's message.
+    Parse(String),
+}
+
+#[derive(Deserialize)]
+struct FormatOnly {
+    format: u32,
+}
+
+/// Reads a state file's text.
+pub fn parse(text: &str) -> Result<State, StateError> {
+    match serde_json::from_str::<State>(text) {
+        Ok(s) if s.format > FORMAT => Err(StateError::Newer(s.format)),
+        Ok(s) => Ok(s),
+        Err(e) => match serde_json::from_str::<FormatOnly>(text) {
+            Ok(f) if f.format > FORMAT => Err(StateError::Newer(f.format)),
+            _ => Err(StateError::Parse(e.to_string())),
+        },
+    }
+}
+
+/// The state of `reg`: its auto-allocated types, and the holders of the others.
+pub fn of(reg: &Registry, counters: &Counters) -> State {
+    let mut state = State {
+        format: FORMAT,
+        types: BTreeMap::new(),
+        held: BTreeMap::new(),
+        counters: counters.clone(),
+    };
+    for (name, t) in &reg.types {
+        if t.origin == Origin::Auto {
+            state.types.insert(name.clone(), t.clone());
+        } else if !t.instances.is_empty() || !t.leases.is_empty() {
+            let held = Held {
+                instances: t.instances.clone(),
+                leases: t.leases.clone(),
+            };
+            state.held.insert(name.clone(), held);
+        }
+    }
+    state
+}
+
+/// What the state holds for a type that is defined nowhere any more (removed from
+/// `registry.toml` by hand): dropped by the next write, which records it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Orphans {
+    pub instances: Vec<(String, String, Instance)>,
+}
+
+/// Adds the state to `reg`, the types `registry.toml` and the built-ins define. A type
+/// defined there shadows an auto-allocated type of the same name, which lends it its holders.
+pub fn merge(reg: &mut Registry, state: State) -> (Counters, Orphans) {
+    let mut orphans = Orphans::default();
+    for (name, auto) in state.types {
+        match reg.types.get_mut(&name) {
+            Some(defined) => {
+                defined.instances.extend(auto.instances);
+                defined.leases.extend(auto.leases);
+            }
+            None => {
+                reg.types.insert(name, auto);
+            }
+        }
+    }
+    for (name, held) in state.held {
+        match reg.types.get_mut(&name) {
+            Some(t) => {
+                t.instances.extend(held.instances);
+                t.leases.extend(held.leases);
+            }
+            None => orphans.instances.extend(
+                held.instances
+                    .into_iter()
+                    .map(|(id, i)| (name.clone(), id, i)),
+            ),
+        }
+    }
+    (state.counters, orphans)
+}
+
+/// The state file's text: one line of JSON.
+pub fn render(state: &State) -> String {
+    let mut s = serde_json::to_string(state).expect("the state serialises (plain data)");
+    s.push('\n');
+    s
+}
