@@ -7,66 +7,13 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
-use serde::{Deserialize, Serialize};
-
 use crate::allocate::Event;
 use crate::error::{Error, Result};
-use crate::registry::model::{PortRange, Settings};
+pub use crate::registry::model::Record;
+use crate::registry::model::Settings;
 
 /// The current audit log in the registry directory; rotated ones are `audit.N.jsonl`.
 pub const AUDIT_FILE: &str = "audit.jsonl";
-
-/// One line of the trail. Every field but `ts`, `event`, `pid` and `user` depends on the
-/// event; `lock_wait_ms` and `lock_hold_ms` are on the first line of each locked change.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Record {
-    /// RFC 3339, UTC.
-    pub ts: String,
-    pub event: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub service_type: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub instance: Option<String>,
-    /// For `INSTANCE_MOVED`: the port the instance held before.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub from: Option<u16>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub port: Option<u16>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub ranges: Option<Vec<PortRange>>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub workspace: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub placement: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub chunk: Option<u16>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub key: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub value: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub pattern: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub error: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub reason: Option<String>,
-    /// The process holding a lease (`pid` is the process that wrote the record).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub lease_pid: Option<u32>,
-    pub pid: u32,
-    pub user: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub lock_wait_ms: Option<f64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub lock_hold_ms: Option<f64>,
-}
-
-impl Record {
-    /// The record's time, if `ts` parses.
-    pub fn time(&self) -> Option<SystemTime> {
-        humantime::parse_rfc3339_weak(&self.ts).ok()
-    }
-}
 
 /// The user name for the trail: `$USER`, `$LOGNAME` or `$USERNAME`.
 fn user() -> String {
@@ -82,8 +29,14 @@ fn ms(d: Duration) -> f64 {
 
 /// The records for `events` of one locked change.
 pub fn records(events: &[Event], lock_wait: Duration, lock_hold: Duration) -> Vec<Record> {
-    let ts = humantime::format_rfc3339_micros(SystemTime::now()).to_string();
+    let now = SystemTime::now();
+    let ts = humantime::format_rfc3339_micros(now).to_string();
     let (pid, user) = (std::process::id(), user());
+    let nanos = now
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_nanos();
+    let commit = format!("{nanos:x}-{pid}");
     events
         .iter()
         .enumerate()
@@ -93,6 +46,7 @@ pub fn records(events: &[Event], lock_wait: Duration, lock_hold: Duration) -> Ve
             map.insert("ts".into(), ts.clone().into());
             map.insert("pid".into(), pid.into());
             map.insert("user".into(), user.clone().into());
+            map.insert("commit".into(), commit.clone().into());
             if i == 0 {
                 map.insert("lock_wait_ms".into(), ms(lock_wait).into());
                 map.insert("lock_hold_ms".into(), ms(lock_hold).into());
@@ -142,6 +96,38 @@ pub fn append(dir: &Path, settings: &Settings, records: &[Record]) -> Result<()>
         .open(&path)
         .and_then(|mut f| f.write_all(text.as_bytes()))
         .map_err(|e| Error::io("cannot append to the audit log", &path, e))
+}
+
+/// Appends `records`, the last commit's (as the state keeps them), unless the trail already
+/// has them: a writer killed between its commit and its append left them out. Call only
+/// under the registry lock.
+pub fn recover(dir: &Path, settings: &Settings, records: &[Record]) -> Result<bool> {
+    let Some(commit) = records.first().and_then(|r| r.commit.as_deref()) else {
+        return Ok(false);
+    };
+    let needle = format!("\"commit\":\"{commit}\"");
+    let recorded = [dir.join(AUDIT_FILE), rotated(dir, 1)]
+        .iter()
+        .any(|path| tail(path).contains(&needle));
+    if recorded {
+        return Ok(false);
+    }
+    append(dir, settings, records).map(|()| true)
+}
+
+/// The last 64 KiB of a file, as text.
+fn tail(path: &Path) -> String {
+    use std::io::{Read, Seek, SeekFrom};
+    const TAIL: u64 = 64 * 1024;
+    let Ok(mut f) = fs::File::open(path) else {
+        return String::new();
+    };
+    let len = f.metadata().map_or(0, |m| m.len());
+    let mut buf = Vec::new();
+    let _ = f
+        .seek(SeekFrom::Start(len.saturating_sub(TAIL)))
+        .and_then(|_| f.read_to_end(&mut buf));
+    String::from_utf8_lossy(&buf).into_owned()
 }
 
 fn ends_without_newline(path: &Path) -> bool {

@@ -7,6 +7,8 @@ use std::cmp::Ordering;
 use std::collections::BTreeMap;
 use std::fmt;
 
+use std::time::SystemTime;
+
 use serde::{Deserialize, Serialize};
 
 /// An inclusive span of ports, written `[start, end]` in TOML and JSON.
@@ -591,4 +593,60 @@ pub struct Counters {
     pub lock_wait: Histogram,
     #[serde(default)]
     pub lock_hold: Histogram,
+}
+
+/// One line of the trail. Every field but `ts`, `event`, `pid` and `user` depends on the
+/// event; `lock_wait_ms` and `lock_hold_ms` are on the first line of each locked change.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Record {
+    /// RFC 3339, UTC.
+    pub ts: String,
+    pub event: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_type: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instance: Option<String>,
+    /// For `INSTANCE_MOVED`: the port the instance held before.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<u16>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port: Option<u16>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ranges: Option<Vec<PortRange>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workspace: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub placement: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chunk: Option<u16>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pattern: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// The process holding a lease (`pid` is the process that wrote the record).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lease_pid: Option<u32>,
+    pub pid: u32,
+    pub user: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lock_wait_ms: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lock_hold_ms: Option<f64>,
+    /// The commit the record belongs to (every record of one locked change has the same),
+    /// so the next writer can tell whether a killed writer's records reached the trail.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub commit: Option<String>,
+}
+
+impl Record {
+    /// The record's time, if `ts` parses.
+    pub fn time(&self) -> Option<SystemTime> {
+        humantime::parse_rfc3339_weak(&self.ts).ok()
+    }
 }

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::registry::model::{Counters, Instance, Lease, Origin, Registry, ServiceType};
+use crate::registry::model::{Counters, Instance, Lease, Origin, Record, Registry, ServiceType};
 
 /// The state file in the registry directory.
 pub const STATE_FILE: &str = "state.json";
@@ -28,6 +28,10 @@ pub struct State {
     pub held: BTreeMap<String, Held>,
     #[serde(default)]
     pub counters: Counters,
+    /// The audit records of the commit that wrote this state, so that the next writer can
+    /// append them if a kill kept them from the trail.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub audit: Vec<Record>,
 }
 
 /// The instances and leases of one type.
@@ -67,12 +71,13 @@ pub fn parse(text: &str) -> Result<State, StateError> {
 }
 
 /// The state of `reg`: its auto-allocated types, and the holders of the others.
-pub fn of(reg: &Registry, counters: &Counters) -> State {
+pub fn of(reg: &Registry, counters: &Counters, audit: &[Record]) -> State {
     let mut state = State {
         format: FORMAT,
         types: BTreeMap::new(),
         held: BTreeMap::new(),
         counters: counters.clone(),
+        audit: audit.to_vec(),
     };
     for (name, t) in &reg.types {
         if t.origin == Origin::Auto {
@@ -95,9 +100,17 @@ pub struct Orphans {
     pub instances: Vec<(String, String, Instance)>,
 }
 
+/// What the state holds besides the registry's holders.
+#[derive(Debug, Clone, Default)]
+pub struct Rest {
+    pub counters: Counters,
+    pub orphans: Orphans,
+    pub audit: Vec<Record>,
+}
+
 /// Adds the state to `reg`, the types `registry.toml` and the built-ins define. A type
 /// defined there shadows an auto-allocated type of the same name, which lends it its holders.
-pub fn merge(reg: &mut Registry, state: State) -> (Counters, Orphans) {
+pub fn merge(reg: &mut Registry, state: State) -> Rest {
     let mut orphans = Orphans::default();
     for (name, auto) in state.types {
         match reg.types.get_mut(&name) {
@@ -123,7 +136,11 @@ pub fn merge(reg: &mut Registry, state: State) -> (Counters, Orphans) {
             ),
         }
     }
-    (state.counters, orphans)
+    Rest {
+        counters: state.counters,
+        orphans,
+        audit: state.audit,
+    }
 }
 
 /// The state file's text: one line of JSON.

@@ -16,7 +16,7 @@ use crate::portfile::{self, PortFile};
 use crate::registry::config::{self, Config};
 use crate::registry::lock;
 use crate::registry::model::{Counters, Event, Registry};
-use crate::registry::state::{self, Orphans, STATE_FILE, StateError};
+use crate::registry::state::{self, STATE_FILE, StateError};
 use crate::registry::validate;
 
 /// The file people write, in the registry directory.
@@ -52,10 +52,10 @@ pub struct Store {
 struct Loaded {
     config_text: Option<String>,
     registry: Registry,
-    counters: Counters,
     legacy: bool,
     state_exists: bool,
-    orphans: Orphans,
+    /// The counters, orphans and last commit's audit records of the state.
+    rest: state::Rest,
 }
 
 /// Exclusive access to the registry, holding the content as read *after* the lock was
@@ -285,7 +285,7 @@ impl Store {
             mut registry,
             legacy,
         } = parsed?;
-        let (counters, orphans) = match &state_text {
+        let rest = match &state_text {
             Some(text) => {
                 let state = self.parse_state(text)?;
                 if legacy {
@@ -301,15 +301,14 @@ impl Store {
                 }
                 state::merge(&mut registry, state)
             }
-            None => (Counters::default(), Orphans::default()),
+            None => state::Rest::default(),
         };
         Ok(Loaded {
             config_text,
             registry,
-            counters,
             legacy,
             state_exists: state_text.is_some(),
-            orphans,
+            rest,
         })
     }
 
@@ -390,6 +389,10 @@ impl Store {
             fsx::sweep_temps(&dir);
         }
         let loaded = self.load_with(any_config)?;
+        // The last commit's records, if a kill kept them from the trail.
+        if let Err(e) = audit::recover(&self.dir, &loaded.registry.settings, &loaded.rest.audit) {
+            self.warn(&format!("cannot complete the audit trail: {e}"));
+        }
         let original = loaded.registry.clone();
         let registry = loaded.registry.clone();
         Ok(Guard {
@@ -567,7 +570,7 @@ impl Guard<'_> {
             config::write(&mut doc, &registry, &registry, true);
             registry = store.parse_config(&doc.to_string(), source)?.registry;
         }
-        let current = state::of(&self.registry, &self.loaded.counters);
+        let current = state::of(&self.registry, &self.loaded.rest.counters, &[]);
         let _ = state::merge(&mut registry, current);
         self.registry = registry;
         self.replacement = Some(doc.to_string());
@@ -587,7 +590,7 @@ impl Guard<'_> {
         let loaded = &self.loaded;
         let mut events: Vec<Event> = events.to_vec();
         // Holders of a type that a hand edit removed: dropped now, and said so.
-        for (service_type, instance, i) in &loaded.orphans.instances {
+        for (service_type, instance, i) in &loaded.rest.orphans.instances {
             events.push(Event::Gc {
                 service_type: service_type.clone(),
                 instance: Some(instance.clone()),
@@ -611,6 +614,7 @@ impl Guard<'_> {
         roots.extend(changed_workspaces(&self.original, &self.registry));
         roots.extend(
             loaded
+                .rest
                 .orphans
                 .instances
                 .iter()
@@ -641,7 +645,7 @@ impl Guard<'_> {
         } else {
             None
         };
-        let mut counters = loaded.counters.clone();
+        let mut counters = loaded.rest.counters.clone();
         for e in &events {
             *counters.events.entry(e.name().to_owned()).or_default() += 1;
         }
@@ -649,8 +653,9 @@ impl Guard<'_> {
             counters.lock_wait.observe(self.lock_wait.as_secs_f64());
             counters.lock_hold.observe(self.held().as_secs_f64());
         }
+        let records = audit::records(&events, self.lock_wait, self.held());
         let state_text =
-            state_changed.then(|| state::render(&state::of(&self.registry, &counters)));
+            state_changed.then(|| state::render(&state::of(&self.registry, &counters, &records)));
         let port_files: Vec<(PathBuf, String)> = roots
             .iter()
             .map(|root| {
@@ -658,7 +663,6 @@ impl Guard<'_> {
                 (portfile::path(&store.dir, root), text)
             })
             .collect();
-        let records = audit::records(&events, self.lock_wait, self.held());
         let config_file = store.file();
         let config_staged = config_text
             .as_deref()
