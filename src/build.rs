@@ -74,7 +74,7 @@ pub fn emit() -> Result<Report> {
         println!("cargo:rerun-if-changed={}", m.display());
     }
     let services = workspace::services(&ws)?;
-    let root = ws.root.to_string_lossy().into_owned();
+    let root = workspace::root_id(&ws.root)?;
     let offline = std::env::var(OFFLINE_ENV).is_ok_and(|v| v == "1" || v == "true");
 
     let registry = if offline {

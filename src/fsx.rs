@@ -83,17 +83,25 @@ pub fn check_regular(path: &Path) -> Result<()> {
     }
 }
 
-/// Checks that the registry directory `dir` belongs to the user who opened `own` (a file
-/// just created in it) and that nobody else may write in it, as ssh's StrictModes does.
-pub fn check_private_dir(dir: &Path, own: &File) -> Result<()> {
+/// Checks that the registry directory `dir` belongs to this process's user and that nobody
+/// else may write in it, as ssh's StrictModes does: else anyone could plant a symlink or
+/// swap a file in it.
+pub fn check_private_dir(dir: &Path) -> Result<()> {
     #[cfg(unix)]
     {
         use std::os::unix::fs::{MetadataExt, PermissionsExt};
         let d = fs::metadata(dir).map_err(|e| Error::io("cannot read", dir, e))?;
-        let me = own
-            .metadata()
-            .map_err(|e| Error::io("cannot read", dir, e))?
-            .uid();
+        // /proc/self belongs to the process's effective user; elsewhere, a file of ours.
+        let me = match fs::metadata("/proc/self") {
+            Ok(m) => m.uid(),
+            Err(_) => {
+                let mine =
+                    tempfile::tempfile_in(dir).map_err(|e| Error::io("cannot write in", dir, e))?;
+                mine.metadata()
+                    .map_err(|e| Error::io("cannot read", dir, e))?
+                    .uid()
+            }
+        };
         let unsafe_dir = |reason: String, fix: String| Error::UnsafeDir {
             dir: dir.to_path_buf(),
             reason,
@@ -114,7 +122,7 @@ pub fn check_private_dir(dir: &Path, own: &File) -> Result<()> {
         }
     }
     #[cfg(not(unix))]
-    let _ = (dir, own);
+    let _ = dir;
     Ok(())
 }
 

@@ -223,3 +223,23 @@ fn a_newer_or_damaged_state_is_refused_and_never_overwritten() {
         assert_eq!(std::fs::read_to_string(home.state()).unwrap(), text);
     }
 }
+
+#[test]
+fn a_checkout_whose_path_is_not_utf8_is_refused_not_merged_with_another() {
+    use std::os::unix::ffi::OsStrExt;
+    let home = Home::new();
+    let parent = tempfile::tempdir().unwrap();
+    for name in [&b"co\xff"[..], &b"co\xfe"[..]] {
+        let dir = parent.path().join(std::ffi::OsStr::from_bytes(name));
+        std::fs::create_dir(&dir).unwrap();
+        let out = home
+            .cmd(&["allocate", "--service", "x"])
+            .current_dir(&dir)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{err}");
+        assert!(err.contains("UTF-8") && err.contains("--instance"), "{err}");
+    }
+    assert!(!home.state().exists(), "nothing written");
+}

@@ -418,6 +418,17 @@ fn a_hand_edit_is_seen_at_once_and_moves_the_instances_it_leaves_outside() {
     std::fs::write(home.registry(), &text).unwrap();
     let list = home.json(&["list", "edited"]);
     assert_eq!(list["service_types"][0]["ranges"][0][0], 20002);
+    let v = home.json(&["config", "validate"]);
+    assert_eq!(v["to_move"].as_array().map(Vec::len), Some(2), "{v}");
+    let doctor = home.run(&["doctor", "--format", "json"]);
+    let report: serde_json::Value = serde_json::from_slice(&doctor.stdout).unwrap();
+    let moves = report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["check"] == "instances")
+        .count();
+    assert_eq!(moves, 2, "{report}");
     // The next write moves them into the new range, keeps "c", and never hands out 20002.
     let out = home
         .cmd(&[
@@ -699,5 +710,82 @@ fn a_bad_lock_timeout_is_an_error_not_a_panic() {
             err.contains("STYXY_LOCK_TIMEOUT") && !err.contains("panicked"),
             "{err}"
         );
+    }
+}
+
+#[test]
+fn a_registry_dir_of_another_user_is_refused() {
+    use std::os::unix::fs::MetadataExt;
+    let me = std::fs::metadata("/proc/self").unwrap().uid();
+    // As root, a temp dir given to nobody; as anyone else, a dir root owns.
+    let theirs = tempfile::tempdir().unwrap();
+    let dir = if me == 0 {
+        std::os::unix::fs::chown(theirs.path(), Some(65534), Some(65534)).unwrap();
+        theirs.path().to_path_buf()
+    } else {
+        std::path::PathBuf::from("/")
+    };
+    let home = Home::new();
+    let err = home.fails(
+        &[
+            "--registry",
+            dir.to_str().unwrap(),
+            "allocate",
+            "--service",
+            "x",
+            "--instance",
+            "i",
+        ],
+        1,
+    );
+    assert!(err.contains("not to you") && err.contains("chown"), "{err}");
+    assert_eq!(
+        std::fs::read_dir(&dir).unwrap().count() > 0,
+        dir == std::path::Path::new("/")
+    );
+}
+
+#[test]
+fn a_fifo_or_directory_where_a_file_belongs_is_an_error_not_a_hang() {
+    let home = Home::new();
+    home.ok(&["allocate", "--service", "x", "--instance", "i"]);
+    let state = home.state();
+    std::fs::remove_file(&state).unwrap();
+    let made = std::process::Command::new("mkfifo")
+        .arg(&state)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    for args in [
+        &["list"][..],
+        &["allocate", "--service", "y", "--instance", "i"],
+    ] {
+        let err = home.fails(args, 1);
+        assert!(err.contains("a FIFO"), "{err}");
+    }
+    std::fs::remove_file(&state).unwrap();
+    std::fs::create_dir(&state).unwrap();
+    let err = home.fails(&["list"], 1);
+    assert!(err.contains("a directory"), "{err}");
+}
+
+#[test]
+fn temp_files_of_killed_writers_are_swept_everywhere_the_tool_writes() {
+    let home = Home::new();
+    home.ok(&["allocate", "--service", "x", "--instance", "i"]);
+    home.ok(&["type", "add", "y", "--range", "20000-20009"]);
+    let left = [
+        home.path().join(".state.json.dead01.tmp"),
+        home.path().join(".registry.toml.dead02.tmp"),
+        home.path().join("backups/.registry.1.toml.dead03.tmp"),
+        home.path().join("ports/.x-0.json.dead04.tmp"),
+    ];
+    std::fs::create_dir_all(home.path().join("ports")).unwrap();
+    for f in &left {
+        std::fs::write(f, "torn").unwrap();
+    }
+    home.ok(&["allocate", "--service", "x", "--instance", "j"]);
+    for f in &left {
+        assert!(!f.exists(), "{} left", f.display());
     }
 }

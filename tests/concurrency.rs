@@ -186,3 +186,62 @@ fn writers_killed_at_random_instants_never_tear_the_registry() {
     assert!(leftovers.is_empty(), "{leftovers:?}");
     assert_disjoint_with_gaps(&home.ranges(), 1, |n| n.starts_with("crash-"));
 }
+
+#[test]
+fn two_directories_reaching_one_registry_share_one_lock() {
+    // A dotfiles setup: the real registry in one directory, a link to it in another.
+    let real = Home::new();
+    let linked = Home::new();
+    real.ok(&["config", "set", "gap_size", "10"]);
+    std::os::unix::fs::symlink(real.registry(), linked.registry()).unwrap();
+    let lock = std::fs::File::options()
+        .write(true)
+        .open(real.path().join("registry.lock"))
+        .unwrap();
+    lock.lock().unwrap();
+    let children: Vec<Child> = (0..32)
+        .map(|i| {
+            let home = if i % 2 == 0 { &real } else { &linked };
+            let (service, instance) = (format!("two-dirs-{}", i % 4), format!("i{i}"));
+            home.cmd(&["allocate", "--service", &service, "--instance", &instance])
+                .args(["--format", "json", "-q"])
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    lock.unlock().unwrap();
+    let mut acknowledged = BTreeSet::new();
+    for c in children {
+        let out = c.wait_with_output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "a writer failed: {err}");
+        let g: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        acknowledged.insert((
+            g["instance"].as_str().unwrap().to_owned(),
+            g["port"].as_u64().unwrap(),
+        ));
+    }
+    assert_eq!(acknowledged.len(), 32);
+    // Every acknowledged allocation is there, read through either directory, on 32 ports.
+    for home in [&real, &linked] {
+        let list = home.json(&["list", "two-dirs-*"]);
+        let held: BTreeSet<(String, u64)> = list["service_types"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|t| t["instances"].as_array().unwrap().clone())
+            .map(|i| {
+                (
+                    i["instance"].as_str().unwrap().to_owned(),
+                    i["port"].as_u64().unwrap(),
+                )
+            })
+            .collect();
+        assert_eq!(held, acknowledged);
+    }
+    let ports: BTreeSet<u64> = acknowledged.iter().map(|(_, p)| *p).collect();
+    assert_eq!(ports.len(), 32, "two holders of one port");
+    assert!(!linked.state().exists(), "a second state beside the link");
+}

@@ -608,3 +608,25 @@ fn after_a_hand_edit_or_a_damaged_cache_port_and_env_say_what_the_registry_gives
     }
     assert_eq!(port(), moved);
 }
+
+#[test]
+fn a_manifest_edit_whose_mtime_is_restored_is_still_seen() {
+    let home = Home::new();
+    let ws = shop();
+    let m = manifest(ws.path());
+    assigned(&home, ws.path());
+    let api = ws.path().join("api/Cargo.toml");
+    let mtime = std::fs::metadata(&api).unwrap().modified().unwrap();
+    let mut text = std::fs::read_to_string(&api).unwrap();
+    text.push_str("\n[package.metadata.styxy.bins.shop-api]\nenv = \"RENAMED_PORT\"\n");
+    std::fs::write(&api, text).unwrap();
+    std::fs::File::options()
+        .write(true)
+        .open(&api)
+        .unwrap()
+        .set_modified(mtime)
+        .unwrap();
+    let env = home.ok(&["env", "--manifest-path", &m]);
+    assert!(env.contains("RENAMED_PORT="), "{env}");
+    assert!(!env.contains("SHOP_API_PORT="), "{env}");
+}

@@ -34,7 +34,8 @@ pub struct AllocateArgs {
 pub fn run(ctx: &Ctx, args: AllocateArgs) -> anyhow::Result<()> {
     let cwd = std::env::current_dir()
         .and_then(std::fs::canonicalize)
-        .map(|p| p.to_string_lossy().into_owned());
+        .map_err(|e| e.to_string())
+        .and_then(|p| crate::workspace::root_id(&p).map_err(|e| e.to_string()));
     let (instance, workspace) = match (&args.instance, &cwd) {
         (Some(id), _) => (id.clone(), None),
         (None, Ok(dir)) => (dir.clone(), Some(dir.clone())),

@@ -43,7 +43,7 @@ pub fn run(ctx: &Ctx, args: AssignArgs, manifest: Option<&std::path::Path>) -> a
     let services = workspace::select(&ws, &args.selection)?;
     let assigned = workspace::assign(ctx, &ws, &services)?;
     let view = Assignment {
-        workspace: ws.root.to_string_lossy().into_owned(),
+        workspace: crate::workspace::root_id(&ws.root)?,
         services: assigned
             .iter()
             .map(|a| ServiceView {

@@ -58,6 +58,8 @@ struct Validated {
     valid: bool,
     service_types: usize,
     instances: usize,
+    /// Instances a hand edit left on ports their type cannot give them.
+    to_move: Vec<String>,
 }
 
 pub fn run(ctx: &Ctx, cmd: ConfigCommand) -> anyhow::Result<()> {
@@ -89,12 +91,22 @@ pub fn run(ctx: &Ctx, cmd: ConfigCommand) -> anyhow::Result<()> {
         ConfigCommand::Path => ctx.emit(&file, |out| writeln!(out, "{}", file.display())),
         ConfigCommand::Validate => {
             let reg = ctx.store.read()?;
+            // A hand edit may leave instances their type cannot give: reported, and moved
+            // by the next write.
+            let misplaced: Vec<String> = crate::registry::validate::misplaced(&reg)
+                .into_iter()
+                .map(|(t, id, port)| format!("instance {id:?} of {t:?} holds port {port}, which its ranges {} cannot give it (another instance's, or outside them)", reg.types[t].ranges_text()))
+                .collect();
             let view = Validated {
                 file: file.clone(),
                 valid: true,
                 service_types: reg.types.len(),
                 instances: reg.types.values().map(|t| t.instances.len()).sum(),
+                to_move: misplaced.clone(),
             };
+            for m in &misplaced {
+                ctx.warn(&format!("{m}; the next write moves it"));
+            }
             ctx.emit(&view, |out| {
                 writeln!(
                     out,

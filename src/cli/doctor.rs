@@ -103,6 +103,16 @@ fn findings(ctx: &Ctx) -> Vec<Finding> {
             });
         }
     }
+    for (name, id, port) in crate::registry::validate::misplaced(&reg) {
+        out.push(Finding {
+            check: "instances",
+            message: format!(
+                "instance {id:?} of {name:?} holds port {port}, which its ranges {} cannot give it (another instance's, or outside them), after a hand edit",
+                reg.types[name].ranges_text()
+            ),
+            fix: "any write moves it to a free port of its type, e.g. `cargo styxy gc`".into(),
+        });
+    }
     for (name, t) in &reg.types {
         for l in t.leases.iter().filter(|l| !crate::probe::lease_is_live(l)) {
             out.push(Finding {
@@ -119,7 +129,7 @@ fn findings(ctx: &Ctx) -> Vec<Finding> {
         .map(|d| {
             d.flatten()
                 .map(|e| e.file_name().to_string_lossy().into_owned())
-                .filter(|n| n.starts_with(".registry.toml.") && n.ends_with(".tmp"))
+                .filter(|n| n.starts_with('.') && n.ends_with(".tmp"))
                 .collect()
         })
         .unwrap_or_default();

@@ -28,7 +28,7 @@ pub fn run(ctx: &Ctx, args: ReleaseArgs, manifest: Option<&std::path::Path>) -> 
     let root = if args.workspace {
         let manifest = crate::cli::workspace::manifest(manifest)?;
         let ws = crate::cli::workspace::load(ctx, &manifest)?;
-        Some(ws.root.to_string_lossy().into_owned())
+        Some(crate::workspace::root_id(&ws.root)?)
     } else {
         None
     };

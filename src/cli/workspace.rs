@@ -130,7 +130,7 @@ pub fn select(ws: &Workspace, sel: &Selection) -> anyhow::Result<Vec<Service>> {
 
 /// Assigns `services` under the lock, printing the warnings.
 pub fn assign(ctx: &Ctx, ws: &Workspace, services: &[Service]) -> anyhow::Result<Vec<Assigned>> {
-    let root = ws.root.to_string_lossy();
+    let root = crate::workspace::root_id(&ws.root)?;
     let (assigned, warnings) = assign::assign(&ctx.store, &crate::this_machine(), &root, services)?;
     for w in warnings {
         ctx.warn(&w);
@@ -141,7 +141,7 @@ pub fn assign(ctx: &Ctx, ws: &Workspace, services: &[Service]) -> anyhow::Result
 /// The services' ports: read from the port file with no lock when it has them all and was
 /// derived from the registry as it is now (the fast path of `env` and `port`), else assigned.
 pub fn ports(ctx: &Ctx, ws: &Workspace, services: &[Service]) -> anyhow::Result<Vec<u16>> {
-    let root = ws.root.to_string_lossy();
+    let root = crate::workspace::root_id(&ws.root)?;
     let known = ctx
         .store
         .port_file(&root)

@@ -324,6 +324,7 @@ impl Store {
                 reason: "use a number of seconds up to 86400, e.g. 30 or 0.5".into(),
             })?;
         fsx::create_private_dir(&self.dir)?;
+        fsx::check_private_dir(&self.dir)?;
         let path = self.lock_file();
         fsx::check_regular(&path)?;
         let mut options = OpenOptions::new();
@@ -333,7 +334,6 @@ impl Store {
         let file = options
             .open(&path)
             .map_err(|e| Error::io("cannot open the lock file", &path, e))?;
-        fsx::check_private_dir(&self.dir, &file)?;
         let start = Instant::now();
         match file.try_lock() {
             Ok(()) => return Ok((file, start.elapsed())),

@@ -38,6 +38,16 @@ pub struct Workspace {
     pub metadata: serde_json::Value,
 }
 
+/// The instance id of a checkout: its path, which must be UTF-8 (a lossy conversion would
+/// give two checkouts whose paths differ only in invalid bytes one id, and so one port).
+pub fn root_id(root: &Path) -> Result<String> {
+    root.to_str().map(str::to_owned).ok_or_else(|| Error::InvalidValue {
+        what: "checkout path",
+        value: root.to_string_lossy().into_owned(),
+        reason: "it is not valid UTF-8, and instance ids are paths; rename the directory, or use `allocate --instance ID`".into(),
+    })
+}
+
 /// One service of a workspace and where its port comes from.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Service {
@@ -181,7 +191,7 @@ pub fn services(ws: &Workspace) -> Result<Vec<Service>> {
             reason: format!("[workspace.metadata.styxy] prefix = {prefix:?}: {reason}"),
         })?;
     }
-    let root = ws.root.to_string_lossy().into_owned();
+    let root = root_id(&ws.root)?;
     let mut out: Vec<Service> = Vec::new();
     for p in &ws.packages {
         let meta: PackageMeta = p

@@ -56,14 +56,15 @@ impl Home {
         std::fs::read_to_string(self.registry()).unwrap()
     }
 
-    /// `registry.toml` and the state (but its metric counters, which count refusals too) as
-    /// they are now: what "nothing was changed" compares.
+    /// `registry.toml` and the state (but its metric counters and last audit records, which
+    /// a refusal changes too) as they are now: what "nothing was changed" compares.
     pub fn read(&self) -> String {
         let mut state: serde_json::Value = std::fs::read_to_string(self.state())
             .map(|t| serde_json::from_str(&t).unwrap())
             .unwrap_or_default();
         if let Some(s) = state.as_object_mut() {
             s.remove("counters");
+            s.remove("audit");
         }
         let config = std::fs::read_to_string(self.registry()).unwrap_or_default();
         format!("{config}\n{state}")
