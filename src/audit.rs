@@ -106,28 +106,30 @@ pub fn recover(dir: &Path, settings: &Settings, records: &[Record]) -> Result<bo
         return Ok(false);
     };
     let needle = format!("\"commit\":\"{commit}\"");
-    let recorded = [dir.join(AUDIT_FILE), rotated(dir, 1)]
-        .iter()
-        .any(|path| tail(path).contains(&needle));
+    let recorded = [dir.join(AUDIT_FILE), rotated(dir, 1)].iter().any(|path| {
+        tail(path)
+            .windows(needle.len())
+            .any(|w| w == needle.as_bytes())
+    });
     if recorded {
         return Ok(false);
     }
     append(dir, settings, records).map(|()| true)
 }
 
-/// The last 64 KiB of a file, as text.
-fn tail(path: &Path) -> String {
+/// The last 64 KiB of a file.
+fn tail(path: &Path) -> Vec<u8> {
     use std::io::{Read, Seek, SeekFrom};
     const TAIL: u64 = 64 * 1024;
     let Ok(mut f) = fs::File::open(path) else {
-        return String::new();
+        return Vec::new();
     };
     let len = f.metadata().map_or(0, |m| m.len());
     let mut buf = Vec::new();
     let _ = f
         .seek(SeekFrom::Start(len.saturating_sub(TAIL)))
         .and_then(|_| f.read_to_end(&mut buf));
-    String::from_utf8_lossy(&buf).into_owned()
+    buf
 }
 
 fn ends_without_newline(path: &Path) -> bool {

@@ -58,7 +58,7 @@ pub fn listening_ports() -> Option<std::collections::BTreeSet<u16>> {
         let mut ports = std::collections::BTreeSet::new();
         let mut any = false;
         for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
-            let Ok(text) = std::fs::read_to_string(table) else {
+            let Some(text) = read_table(table) else {
                 continue;
             };
             any = true;
@@ -70,6 +70,16 @@ pub fn listening_ports() -> Option<std::collections::BTreeSet<u16>> {
     {
         None
     }
+}
+
+/// A `/proc/net/tcp{,6}` table, read in as few calls as it takes: each `read` of it walks
+/// the kernel's socket hash table (milliseconds on a large machine), so a small buffer
+/// (std's first read is 32 bytes) multiplies that cost.
+fn read_table(path: &str) -> Option<String> {
+    use std::io::Read;
+    let mut buf = Vec::with_capacity(1 << 20);
+    std::fs::File::open(path).ok()?.read_to_end(&mut buf).ok()?;
+    String::from_utf8(buf).ok()
 }
 
 /// The local ports of the LISTEN (`0A`) rows of a `/proc/net/tcp{,6}` table.
@@ -110,7 +120,7 @@ pub fn listeners_by_port(
     use std::collections::{BTreeMap, HashMap};
     let by_inode: HashMap<u64, u16> = ["/proc/net/tcp", "/proc/net/tcp6"]
         .iter()
-        .filter_map(|t| std::fs::read_to_string(t).ok())
+        .filter_map(|t| read_table(t))
         .flat_map(|text| parse_listen_rows(&text).collect::<Vec<_>>())
         .filter(|(p, _)| want(*p))
         .map(|(port, inode)| (inode, port))

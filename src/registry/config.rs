@@ -194,28 +194,34 @@ fn configured<'r>(reg: &'r Registry, name: &str) -> Option<&'r ServiceType> {
 }
 
 /// Whether the part of the registry that `registry.toml` holds differs between `old` and
-/// `new`.
-pub fn differs_between(old: &Registry, new: &Registry) -> bool {
+/// `new`, whose service types differ by the types `changed` (and no others).
+pub fn differs_between(old: &Registry, new: &Registry, changed: &[&String]) -> bool {
     old.settings != new.settings
         || old.rules != new.rules
         || old.strategies != new.strategies
-        || old.changed_types(new).any(|(name, _, _)| {
+        || changed.iter().any(|name| {
             configured(old, name).map(definition) != configured(new, name).map(definition)
         })
 }
 
-/// Makes `doc` say `new`, given that it said `old` (as [`parse`] read it). A file of the
-/// single-file format loses what the state now holds.
-pub fn write(doc: &mut DocumentMut, old: &Registry, new: &Registry, legacy: bool) {
+/// Makes `doc` say `new`, given that it said `old` (as [`parse`] read it) and that their
+/// service types differ by the types `changed`. A file of the single-file format loses what
+/// the state now holds.
+pub fn write(
+    doc: &mut DocumentMut,
+    old: &Registry,
+    new: &Registry,
+    changed: &[&String],
+    legacy: bool,
+) {
     if legacy {
         strip_legacy(doc);
     }
     if old.settings != new.settings {
         sync_settings(section(doc, "settings"), &old.settings, &new.settings);
     }
-    let names: Vec<&String> = old.changed_types(new).map(|(name, _, _)| name).collect();
     let builtin_names = builtins();
-    for name in names {
+    for &name in changed {
         let (before, after) = (configured(old, name), configured(new, name));
         if before.map(definition) == after.map(definition) {
             continue;
@@ -558,7 +564,7 @@ mod tests {
             },
         );
         let mut doc: DocumentMut = "# keep\n[settings]\n".parse().unwrap();
-        write(&mut doc, &old, &new, false);
+        write(&mut doc, &old, &new, &[], false);
         let text = doc.to_string();
         assert_eq!(
             parse(&text).unwrap().registry.strategies,

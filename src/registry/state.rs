@@ -143,9 +143,48 @@ pub fn merge(reg: &mut Registry, state: State) -> Rest {
     }
 }
 
-/// The state file's text: one line of JSON.
-pub fn render(state: &State) -> String {
-    let mut s = serde_json::to_string(state).expect("the state serialises (plain data)");
+/// [`State`] borrowed from a registry, to be written.
+#[derive(Serialize)]
+struct View<'r> {
+    format: u32,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    types: BTreeMap<&'r str, &'r ServiceType>,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    held: BTreeMap<&'r str, HeldView<'r>>,
+    counters: &'r Counters,
+    #[serde(skip_serializing_if = "<[Record]>::is_empty")]
+    audit: &'r [Record],
+}
+
+#[derive(Serialize)]
+struct HeldView<'r> {
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    instances: &'r BTreeMap<String, Instance>,
+    #[serde(skip_serializing_if = "<[Lease]>::is_empty")]
+    leases: &'r [Lease],
+}
+
+/// The text of the state of `reg` (as [`of`] makes it): one line of JSON.
+pub fn render(reg: &Registry, counters: &Counters, audit: &[Record]) -> String {
+    let mut view = View {
+        format: FORMAT,
+        types: BTreeMap::new(),
+        held: BTreeMap::new(),
+        counters,
+        audit,
+    };
+    for (name, t) in &reg.types {
+        if t.origin == Origin::Auto {
+            view.types.insert(name, t);
+        } else if !t.instances.is_empty() || !t.leases.is_empty() {
+            let held = HeldView {
+                instances: &t.instances,
+                leases: &t.leases,
+            };
+            view.held.insert(name, held);
+        }
+    }
+    let mut s = serde_json::to_string(&view).expect("the state serialises (plain data)");
     s.push('\n');
     s
 }

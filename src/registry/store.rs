@@ -15,7 +15,7 @@ use crate::fsx;
 use crate::portfile::{self, PortFile};
 use crate::registry::config::{self, Config};
 use crate::registry::lock;
-use crate::registry::model::{Counters, Event, Registry};
+use crate::registry::model::{Counters, Event, Registry, ServiceType};
 use crate::registry::state::{self, STATE_FILE, StateError};
 use crate::registry::validate;
 
@@ -51,6 +51,7 @@ pub struct Store {
 #[derive(Debug)]
 struct Loaded {
     config_text: Option<String>,
+    /// Moved out into [`Guard`]'s `original` by [`Store::lock`].
     registry: Registry,
     legacy: bool,
     state_exists: bool,
@@ -388,13 +389,13 @@ impl Store {
         ] {
             fsx::sweep_temps(&dir);
         }
-        let loaded = self.load_with(any_config)?;
+        let mut loaded = self.load_with(any_config)?;
         // The last commit's records, if a kill kept them from the trail.
         if let Err(e) = audit::recover(&self.dir, &loaded.registry.settings, &loaded.rest.audit) {
             self.warn(&format!("cannot complete the audit trail: {e}"));
         }
-        let original = loaded.registry.clone();
-        let registry = loaded.registry.clone();
+        let original = std::mem::take(&mut loaded.registry);
+        let registry = original.clone();
         Ok(Guard {
             store: self,
             lock,
@@ -567,7 +568,7 @@ impl Guard<'_> {
             registry
                 .types
                 .retain(|_, t| t.origin != crate::registry::Origin::Auto);
-            config::write(&mut doc, &registry, &registry, true);
+            config::write(&mut doc, &registry, &registry, &[], true);
             registry = store.parse_config(&doc.to_string(), source)?.registry;
         }
         let current = state::of(&self.registry, &self.loaded.rest.counters, &[]);
@@ -598,12 +599,15 @@ impl Guard<'_> {
                 reason: "its service type is gone from registry.toml".into(),
             });
         }
+        // The changed types, found once: at 10,000 types each pass over all of them counts.
+        let changes: Vec<_> = self.original.changed_types(&self.registry).collect();
+        let changed: Vec<&String> = changes.iter().map(|(name, _, _)| *name).collect();
         let config_changed = self.replacement.is_some()
             || loaded.legacy
-            || config::differs_between(&self.original, &self.registry);
+            || config::differs_between(&self.original, &self.registry, &changed);
         let state_changed = !events.is_empty()
             || loaded.legacy
-            || self.original.types != self.registry.types
+            || !changes.is_empty()
             || (!loaded.state_exists
                 && self
                     .registry
@@ -611,7 +615,7 @@ impl Guard<'_> {
                     .values()
                     .any(|t| !t.instances.is_empty()));
         let mut roots = self.touched.clone();
-        roots.extend(changed_workspaces(&self.original, &self.registry));
+        roots.extend(changed_workspaces(&changes));
         roots.extend(
             loaded
                 .rest
@@ -638,7 +642,8 @@ impl Guard<'_> {
                 None => {
                     let old = loaded.config_text.as_deref().unwrap_or(config::TEMPLATE);
                     let mut doc = parse_doc(old, &store.file())?;
-                    config::write(&mut doc, &self.original, &self.registry, loaded.legacy);
+                    let (old, new) = (&self.original, &self.registry);
+                    config::write(&mut doc, old, new, &changed, loaded.legacy);
                     doc.to_string()
                 }
             })
@@ -654,8 +659,7 @@ impl Guard<'_> {
             counters.lock_hold.observe(self.held().as_secs_f64());
         }
         let records = audit::records(&events, self.lock_wait, self.held());
-        let state_text =
-            state_changed.then(|| state::render(&state::of(&self.registry, &counters, &records)));
+        let state_text = state_changed.then(|| state::render(&self.registry, &counters, &records));
         let port_files: Vec<(PathBuf, String)> = roots
             .iter()
             .map(|root| {
@@ -727,11 +731,15 @@ impl Guard<'_> {
     }
 }
 
-/// Workspaces with an instance that was added, removed or moved between `old` and `new`.
-fn changed_workspaces(old: &Registry, new: &Registry) -> BTreeSet<String> {
+/// A service type that differs between two registries: its name, and its value before
+/// (`None`: added) and after (`None`: removed).
+type Change<'r> = (&'r String, Option<&'r ServiceType>, Option<&'r ServiceType>);
+
+/// Workspaces with an instance that was added, removed or moved by `changes`.
+fn changed_workspaces(changes: &[Change<'_>]) -> BTreeSet<String> {
     let mut out = BTreeSet::new();
     let empty = BTreeMap::new();
-    for (_, before, after) in old.changed_types(new) {
+    for &(_, before, after) in changes {
         let a = before.map_or(&empty, |t| &t.instances);
         let b = after.map_or(&empty, |t| &t.instances);
         for (id, i) in a.iter().chain(b.iter()) {

@@ -130,6 +130,8 @@ struct Ctx {
     root: PathBuf,
     bin: PathBuf,
     pick_port: PathBuf,
+    /// The floors: an empty binary, and `floor lock-write DIR`.
+    floor: PathBuf,
     quick: bool,
     tmp: PathBuf,
 }
@@ -227,21 +229,33 @@ const BUILTINS: [&str; 17] = [
 ];
 
 /// A registry of the single-file format (migrated by its first write) with `n`
-/// auto-allocated types, each with one instance.
-fn big_registry(n: u32) -> String {
-    // Packed from 1100 up, so that 10,000 of them stay below the ephemeral range.
-    let mut s = String::from("[settings]\nmin_port = 1024\nchunk_size = 2\ngap_size = 1\n\n");
+/// auto-allocated types, each with `per_type` instances.
+fn big_registry(n: u32, per_type: u32) -> String {
+    // Packed from 1100 up, each range just big enough, one port apart. 10,000 types of four
+    // instances reach past the ephemeral range, so new ones go above it (max_port 65535).
+    let size = per_type.max(2);
+    let mut s = String::from(
+        "[settings]\nmin_port = 1024\nmax_port = 65535\nchunk_size = 2\ngap_size = 1\n\n",
+    );
     // No built-in types: their ranges would sit among these.
     for t in BUILTINS {
         let _ = write!(s, "[types.{t}]\nremoved = true\n\n");
     }
     for i in 0..n {
-        let start = 1100 + i * 3;
+        let start = 1100 + i * (size + 1);
         let _ = write!(
             s,
-            "[types.\"bench-{i}\"]\nranges = [[{start}, {}]]\ninstance_behavior = \"multi\"\norigin = \"auto\"\n\n[types.\"bench-{i}\".instances]\n\"/ws/{i}\" = {{ port = {start}, workspace = \"/ws/{i}\" }}\n\n",
-            start + 1
+            "[types.\"bench-{i}\"]\nranges = [[{start}, {}]]\ninstance_behavior = \"multi\"\norigin = \"auto\"\n\n[types.\"bench-{i}\".instances]\n",
+            start + size - 1
         );
+        for k in 0..per_type {
+            let _ = writeln!(
+                s,
+                "\"/ws/{i}/{k}\" = {{ port = {}, workspace = \"/ws/{i}/{k}\" }}",
+                start + k
+            );
+        }
+        s.push('\n');
     }
     s
 }
@@ -284,6 +298,7 @@ pub fn main(args: &[String]) -> Result<()> {
     let ctx = Ctx {
         bin: root.join("target/release/cargo-styxy"),
         pick_port: root.join("target/release/pick-port"),
+        floor: root.join("target/release/floor"),
         root: root.clone(),
         quick,
         tmp: tmp.clone(),
@@ -337,19 +352,34 @@ pub fn main(args: &[String]) -> Result<()> {
         c.args(["styxy", "--version"]);
         c
     })?;
+    let (empty, _) = repeat(n, || Command::new(&ctx.floor))?;
     rss.push(("env".into(), env_rss));
     rss.push(("port".into(), port_rss));
     report.row(
+        "an empty Rust binary (the floor of `env`/`port`)",
+        empty.ms(),
+        "floor",
+        None,
+    );
+    report.row(
         "`cargo-styxy styxy env`, assigned workspace",
-        env.ms(),
-        "≤ 5 ms median",
-        Some(env.median <= 5.0),
+        format!(
+            "{} = {:.2}× the empty binary",
+            env.ms(),
+            env.median / empty.median
+        ),
+        "≤ 1.7× an empty binary",
+        Some(env.median <= 1.7 * empty.median),
     );
     report.row(
         "`cargo-styxy styxy port shop-api`",
-        port.ms(),
-        "≤ 5 ms median",
-        Some(port.median <= 5.0),
+        format!(
+            "{} = {:.2}× the empty binary",
+            port.ms(),
+            port.median / empty.median
+        ),
+        "≤ 1.7× an empty binary",
+        Some(port.median <= 1.7 * empty.median),
     );
     report.row(
         "`cargo metadata --no-deps` (what env would cost without the cache)",
@@ -385,11 +415,28 @@ pub fn main(args: &[String]) -> Result<()> {
         )
     })?;
     rss.push(("allocate (new type)".into(), one_rss));
+    let floor_dir = ctx.home("floor");
+    let floor_arg = floor_dir.to_str().ok_or("path")?.to_owned();
+    let (writer, _) = repeat(ctx.n(100), || {
+        let mut c = Command::new(&ctx.floor);
+        c.args(["lock-write", &floor_arg]);
+        c
+    })?;
+    report.row(
+        "a minimal locked atomic writer (the floor of an allocation)",
+        writer.ms(),
+        "floor",
+        None,
+    );
     report.row(
         "one new allocation, whole process",
-        one.ms(),
-        "≤ 5 ms median",
-        Some(one.median <= 5.0),
+        format!(
+            "{} = {:.2}× the minimal writer",
+            one.ms(),
+            one.median / writer.median
+        ),
+        "≤ 4 ms median, ≤ 2.5× the minimal writer",
+        Some(one.median <= 4.0 && one.median <= 2.5 * writer.median),
     );
     let holds = Stats::of(audit_lock_ms(&home, "lock_hold_ms"));
     report.row(
@@ -398,11 +445,30 @@ pub fn main(args: &[String]) -> Result<()> {
             "{:.3} ms median, p99 {:.3} ms (n={})",
             holds.median, holds.p99, holds.n
         ),
-        "≤ 2 ms median",
-        Some(holds.median <= 2.0),
+        "≤ 1.5 ms median",
+        Some(holds.median <= 1.5),
     );
 
     let bursts = if quick { 3 } else { 10 };
+    // The floor: 64 minimal writers that block on one lock, started at once.
+    let mut floor_walls = Vec::new();
+    for _ in 0..bursts {
+        let start = Instant::now();
+        let children: Vec<_> = (0..64)
+            .map(|_| {
+                Command::new(&ctx.floor)
+                    .args(["lock-write", &floor_arg])
+                    .stdout(Stdio::null())
+                    .spawn()
+                    .map_err(|e| e.to_string())
+            })
+            .collect::<Result<_>>()?;
+        for c in children {
+            finish(c, start)?;
+        }
+        floor_walls.push(start.elapsed().as_secs_f64() * 1e3);
+    }
+    let floor_burst = Stats::of(floor_walls);
     let mut walls = Vec::new();
     let mut waits = Vec::new();
     let mut worst_gap = i64::MAX;
@@ -447,10 +513,20 @@ pub fn main(args: &[String]) -> Result<()> {
     let wall = Stats::of(walls);
     let wait = Stats::of(waits);
     report.row(
+        "64 minimal blocking-lock writers at once (the floor of the burst)",
+        format!("{} over {bursts} bursts", floor_burst.ms()),
+        "floor",
+        None,
+    );
+    report.row(
         "64 processes auto-allocating 64 new types at once, whole burst",
-        format!("{} over {bursts} bursts", wall.ms()),
-        "≤ 1 s",
-        Some(wall.max <= 1000.0),
+        format!(
+            "{} over {bursts} bursts = {:.2}× the floor",
+            wall.ms(),
+            wall.median / floor_burst.median
+        ),
+        "≤ 2× the floor's burst",
+        Some(wall.median <= 2.0 * floor_burst.median),
     );
     report.row(
         "… correctness",
@@ -532,7 +608,9 @@ pub fn main(args: &[String]) -> Result<()> {
         let home = ctx.home(&format!("size-{size}"));
         let reg = home.join("registry.toml");
         let state = home.join("state.json");
-        std::fs::write(&reg, big_registry(size)).map_err(|e| e.to_string())?;
+        // 10,000 types hold 40,000 instances (spec §10); the smaller ones one each.
+        let per_type = if size == 10_000 { 4 } else { 1 };
+        std::fs::write(&reg, big_registry(size, per_type)).map_err(|e| e.to_string())?;
         let warm = run(&mut ctx.styxy(
             &home,
             &["allocate", "--service", "warm-up", "--instance", "w"],
@@ -568,26 +646,84 @@ pub fn main(args: &[String]) -> Result<()> {
             format!("allocate in {size} types after a hand edit"),
             edited_rss,
         ));
-        let target = if size == 10_000 { "≤ 50 ms" } else { "—" };
+        let ratio = edited.median / steady.median;
+        let (target, verdict) = if size == 10_000 {
+            (
+                "≤ 50 ms; after a hand edit ≤ 1.5×",
+                steady.median <= 50.0 && ratio <= 1.5,
+            )
+        } else {
+            ("after a hand edit ≤ 1.5×", ratio <= 1.5)
+        };
         report.row(
-            &format!("one more allocation, registry of {size} types"),
+            &format!(
+                "one more allocation, registry of {size} types, {} instances",
+                size * per_type
+            ),
             format!(
-                "{}; right after a hand edit of the file: {}",
+                "{}; right after a hand edit of the file: {} ({ratio:.2}×)",
                 steady.ms(),
                 edited.ms()
             ),
             target,
-            (size == 10_000).then_some(steady.median <= 50.0),
+            Some(verdict),
         );
+        if size == 10_000 {
+            std::fs::write(&reg, &text).map_err(|e| e.to_string())?;
+            std::fs::write(&state, &saved).map_err(|e| e.to_string())?;
+            let (list, list_rss) = repeat(ctx.n(20), || {
+                ctx.styxy(&home, &["list", "--format", "json"])
+            })?;
+            rss.push((format!("list in {size} types"), list_rss));
+            report.row(
+                "`list --format json`, 10,000 types, 40,000 instances",
+                list.ms(),
+                "≤ 50 ms",
+                Some(list.median <= 50.0),
+            );
+        }
     }
 
-    // Peak RSS of the commands above, against spec §10's 10 MB for any command: the
-    // everyday ones (registries up to 1,000 types, steady state) and the others apart.
-    let everyday = |c: &str| !c.contains("after a hand edit") && !c.contains("10000");
-    let (usual, large): (Vec<_>, Vec<_>) = rss.iter().partition(|(c, _)| everyday(c));
-    for (figure, group) in [
-        ("peak RSS, registries up to 1,000 types", usual),
-        ("peak RSS, 10,000 types or right after a hand edit", large),
+    // `metrics` with a long audit trail (42 MB, as measured in issue 11) against
+    // `--version`: it reads the counters in the state, not the trail.
+    let home = ctx.home("metrics");
+    let _ = run(&mut ctx.styxy(&home, &["allocate", "--service", "m", "--instance", "w"]))?;
+    {
+        use std::io::Write;
+        let line = br#"{"ts":"2026-12-01T00:00:00.000000Z","event":"INSTANCE_ASSIGNED","service_type":"m","instance":"w","port":10000,"pid":1,"user":"bench","lock_wait_ms":0.01,"lock_hold_ms":1.2}"#;
+        let mut trail = std::fs::OpenOptions::new()
+            .append(true)
+            .open(home.join("audit.jsonl"))
+            .map_err(|e| e.to_string())?;
+        let mut block = Vec::new();
+        for _ in 0..1000 {
+            block.extend_from_slice(line);
+            block.push(b'\n');
+        }
+        while trail.metadata().map_or(0, |m| m.len()) < 42 << 20 {
+            trail.write_all(&block).map_err(|e| e.to_string())?;
+        }
+    }
+    let (metrics, metrics_rss) = repeat(ctx.n(50), || ctx.styxy(&home, &["metrics"]))?;
+    rss.push(("metrics, 42 MB audit trail".into(), metrics_rss));
+    report.row(
+        "`metrics` with a 42 MB audit trail",
+        format!(
+            "{} = {:.2}× `--version`",
+            metrics.ms(),
+            metrics.median / direct.median
+        ),
+        "≤ 4× `--version`",
+        Some(metrics.median <= 4.0 * direct.median),
+    );
+
+    // Peak RSS of the commands above: up to 1,000 types against spec §10's 10 MB, and at
+    // 10,000 types and 40,000 instances against its 32 MB.
+    let large = |c: &str| c.contains("10000");
+    let (usual, big): (Vec<_>, Vec<_>) = rss.iter().partition(|(c, _)| !large(c));
+    for (figure, group, mb) in [
+        ("peak RSS, registries up to 1,000 types", usual, 10),
+        ("peak RSS, 10,000 types and 40,000 instances", big, 32),
     ] {
         let worst = group.iter().map(|(_, kb)| *kb).max().unwrap_or(0);
         report.row(
@@ -597,8 +733,8 @@ pub fn main(args: &[String]) -> Result<()> {
                 .map(|(c, kb)| format!("{c} {:.1} MB", *kb as f64 / 1024.0))
                 .collect::<Vec<_>>()
                 .join(", "),
-            "≤ 10 MB, any command but `ui`",
-            Some(worst <= 10 * 1024),
+            &format!("≤ {mb} MB"),
+            Some(worst <= mb * 1024),
         );
     }
 
