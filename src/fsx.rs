@@ -1,4 +1,5 @@
 //! File-system helpers that keep the registry whole: atomic replacement, private files,
+//! checks on what a path is (no symlink, FIFO or device where a file belongs), a stable hash,
 //! and the sweep of temp files that a killed writer left behind.
 
 use std::fs::{self, File};
@@ -253,4 +254,12 @@ pub fn sweep_temps(dir: &Path) -> usize {
         .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
         .filter(|e| fs::remove_file(e.path()).is_ok())
         .count()
+}
+
+/// A stable 64-bit FNV-1a hash: the same in every process and every version, for file names
+/// and fallback ports.
+pub fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
+    })
 }

@@ -13,6 +13,7 @@
 //! - [`workspace`]: a cargo workspace's services, their type and env names.
 //! - [`portfile`]: the per-checkout projection of the registry that build scripts read.
 //! - [`build`]: `styxy::build::emit()`, the build-script entry point.
+//! - [`view`]: what `list` and the dashboard show.
 //!
 //! The library builds without the command-line tool (`default-features = false`), so a build
 //! script can depend on it without clap or any async runtime.
@@ -29,6 +30,7 @@ pub mod fsx;
 pub mod portfile;
 pub mod probe;
 pub mod registry;
+pub mod view;
 pub mod workspace;
 
 #[cfg(feature = "cli")]

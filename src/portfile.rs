@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::fsx::fnv1a;
 use crate::registry::model::ServiceType;
-use crate::workspace::fnv1a;
 
 /// The directory in the registry that holds the port files.
 pub const PORTS_DIR: &str = "ports";

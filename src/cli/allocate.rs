@@ -69,7 +69,7 @@ pub fn run(ctx: &Ctx, args: AllocateArgs) -> anyhow::Result<()> {
         ctx.warn(w);
     }
     let g = &outcome.value;
-    ctx.emit(g, |out| {
+    ctx.print(g, |out| {
         let what = match (g.auto_allocated, g.existing) {
             (true, _) => "new type",
             (false, true) => "already held",

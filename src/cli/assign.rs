@@ -58,7 +58,7 @@ pub fn run(ctx: &Ctx, args: AssignArgs, manifest: Option<&std::path::Path>) -> a
             })
             .collect(),
     };
-    ctx.emit(&view, |out| {
+    ctx.print(&view, |out| {
         let width = view.services.iter().map(|s| s.env.len()).max().unwrap_or(0);
         for s in &view.services {
             let new = if s.auto_allocated { ", new type" } else { "" };

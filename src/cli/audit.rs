@@ -61,7 +61,7 @@ pub fn run(ctx: &Ctx, args: AuditArgs) -> anyhow::Result<()> {
     if let Some(n) = args.limit {
         picked.drain(..picked.len().saturating_sub(n));
     }
-    ctx.emit(&picked, |out| {
+    ctx.print(&picked, |out| {
         for r in &picked {
             let mut what = Vec::new();
             if let Some(s) = &r.service_type {

@@ -89,7 +89,7 @@ pub fn run(ctx: &Ctx, args: CheckArgs) -> anyhow::Result<()> {
         listening,
         listeners,
     };
-    ctx.emit(&view, |out| {
+    ctx.print(&view, |out| {
         match &view.service_type {
             None => writeln!(out, "port {port}: in no service type's range")?,
             Some(t) => writeln!(

@@ -7,7 +7,7 @@ use serde::Serialize;
 
 use crate::allocate::manage;
 use crate::cli::Ctx;
-use crate::cli::list::settings_view;
+use crate::view::settings_view;
 
 /// Registry settings, location, validation and backups
 #[derive(Debug, Subcommand)]
@@ -49,7 +49,7 @@ fn setting_help() -> String {
 #[derive(Debug, Serialize)]
 struct Show {
     file: PathBuf,
-    settings: crate::cli::list::SettingsView,
+    settings: crate::view::SettingsView,
 }
 
 #[derive(Debug, Serialize)]
@@ -71,7 +71,7 @@ pub fn run(ctx: &Ctx, cmd: ConfigCommand) -> anyhow::Result<()> {
                 file: file.clone(),
                 settings: settings_view(&reg),
             };
-            ctx.emit(&view, |out| {
+            ctx.print(&view, |out| {
                 let s = &view.settings;
                 writeln!(out, "# {}", file.display())?;
                 writeln!(out, "min_port = {}", s.min_port)?;
@@ -88,7 +88,7 @@ pub fn run(ctx: &Ctx, cmd: ConfigCommand) -> anyhow::Result<()> {
                 writeln!(out, "auto_allocate = {}", s.auto_allocate)
             })
         }
-        ConfigCommand::Path => ctx.emit(&file, |out| writeln!(out, "{}", file.display())),
+        ConfigCommand::Path => ctx.print(&file, |out| writeln!(out, "{}", file.display())),
         ConfigCommand::Validate => {
             let reg = ctx.store.read()?;
             // A hand edit may leave instances their type cannot give: reported, and moved
@@ -107,7 +107,7 @@ pub fn run(ctx: &Ctx, cmd: ConfigCommand) -> anyhow::Result<()> {
             for m in &misplaced {
                 ctx.warn(&format!("{m}; the next write moves it"));
             }
-            ctx.emit(&view, |out| {
+            ctx.print(&view, |out| {
                 writeln!(
                     out,
                     "{} is valid: {} service types, {} instances",
@@ -123,12 +123,12 @@ pub fn run(ctx: &Ctx, cmd: ConfigCommand) -> anyhow::Result<()> {
             let view = settings_view(&guard.registry);
             events.extend(out.events);
             guard.commit(&events)?;
-            ctx.emit(&view, |out| writeln!(out, "{key} = {value}"))
+            ctx.print(&view, |out| writeln!(out, "{key} = {value}"))
         }
         ConfigCommand::Edit => edit(ctx),
         ConfigCommand::Restore { list: true, .. } => {
             let backups = ctx.store.backups();
-            ctx.emit(&backups, |out| {
+            ctx.print(&backups, |out| {
                 for b in &backups {
                     writeln!(out, "{}", b.display())?;
                 }
@@ -137,7 +137,7 @@ pub fn run(ctx: &Ctx, cmd: ConfigCommand) -> anyhow::Result<()> {
         }
         ConfigCommand::Restore { backup, .. } => {
             let restored = ctx.store.restore(backup.as_deref())?;
-            ctx.emit(&restored, |out| {
+            ctx.print(&restored, |out| {
                 writeln!(
                     out,
                     "restored {} from {}",
@@ -176,7 +176,7 @@ fn edit(ctx: &Ctx) -> anyhow::Result<()> {
     }
     let after = std::fs::read_to_string(copy.path())?;
     match ctx.store.replace_text(&before, &after) {
-        Ok(changed) => ctx.emit(&serde_json::json!({ "changed": changed }), |out| {
+        Ok(changed) => ctx.print(&serde_json::json!({ "changed": changed }), |out| {
             let what = if changed { "saved" } else { "no change to" };
             writeln!(out, "{what} {}", ctx.store.file().display())
         }),

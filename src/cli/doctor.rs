@@ -182,7 +182,7 @@ pub fn run(ctx: &Ctx, _args: DoctorArgs) -> anyhow::Result<()> {
         healthy: findings.is_empty(),
         findings,
     };
-    ctx.emit(&report, |out| {
+    ctx.print(&report, |out| {
         if report.healthy {
             writeln!(
                 out,

@@ -85,7 +85,7 @@ pub fn run(ctx: &Ctx, args: GcArgs) -> anyhow::Result<()> {
         dry_run: args.dry_run,
         dropped: out.value,
     };
-    ctx.emit(&report, |w| {
+    ctx.print(&report, |w| {
         let verb = if report.dry_run {
             "would drop"
         } else {

@@ -92,7 +92,7 @@ pub fn run(ctx: &Ctx, args: InitArgs, manifest: Option<&std::path::Path>) -> any
         crate::fsx::write_atomic(&target, doc.to_string().as_bytes())?;
     }
     crate::fsx::write_atomic(&build_path, BUILD_RS.as_bytes())?;
-    ctx.emit(&serde_json::json!({"manifest": target, "build_script": build_path, "dependency_added": added}), |out| {
+    ctx.print(&serde_json::json!({"manifest": target, "build_script": build_path, "dependency_added": added}), |out| {
         writeln!(out, "wrote {}", build_path.display())?;
         if added {
             writeln!(out, "added cargo-styxy to [build-dependencies] of {}", target.display())?;

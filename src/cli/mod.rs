@@ -164,7 +164,7 @@ impl Ctx {
     }
 
     /// Writes `value` as JSON, or the human form, to stdout.
-    pub fn emit<T: Serialize>(
+    pub fn print<T: Serialize>(
         &self,
         value: &T,
         human: impl FnOnce(&mut dyn Write) -> io::Result<()>,

@@ -41,5 +41,5 @@ pub fn run(ctx: &Ctx, args: PortArgs, manifest: Option<&std::path::Path>) -> any
         ),
     }
     let port = workspace::ports(ctx, &ws, &matching)?[0];
-    ctx.emit(&port, |out| writeln!(out, "{port}"))
+    ctx.print(&port, |out| writeln!(out, "{port}"))
 }

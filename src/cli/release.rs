@@ -41,7 +41,7 @@ pub fn run(ctx: &Ctx, args: ReleaseArgs, manifest: Option<&std::path::Path>) -> 
     )?;
     events.extend(outcome.events);
     guard.commit(&events)?;
-    ctx.emit(&outcome.value, |out| {
+    ctx.print(&outcome.value, |out| {
         for r in &outcome.value {
             let gone = if r.type_removed { "; type removed" } else { "" };
             writeln!(

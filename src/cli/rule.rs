@@ -66,7 +66,7 @@ pub fn run(ctx: &Ctx, cmd: RuleCommand) -> anyhow::Result<()> {
     let (pattern, removed) = match cmd {
         RuleCommand::List => {
             let reg = ctx.store.read()?;
-            return ctx.emit(&reg.rules, |out| {
+            return ctx.print(&reg.rules, |out| {
                 if reg.rules.is_empty() {
                     writeln!(
                         out,
@@ -112,7 +112,7 @@ pub fn run(ctx: &Ctx, cmd: RuleCommand) -> anyhow::Result<()> {
         pattern: &pattern,
         removed,
     };
-    ctx.emit(&view, |out| {
+    ctx.print(&view, |out| {
         let verb = if removed { "removed" } else { "saved" };
         writeln!(out, "{verb} rule {pattern}")
     })

@@ -100,7 +100,7 @@ pub fn run(ctx: &Ctx, args: RunArgs, manifest: Option<&std::path::Path>) -> anyh
             Err(Error::SingleInUse { port, pid, .. }) if args.reuse => {
                 drop(guard);
                 ctx.note(&format!("already running as pid {pid}; reusing its port"));
-                return ctx.emit(&port, |out| writeln!(out, "{port}"));
+                return ctx.print(&port, |out| writeln!(out, "{port}"));
             }
             Err(e) => return Err(e.into()),
         }

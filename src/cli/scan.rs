@@ -73,7 +73,7 @@ pub fn run(ctx: &Ctx, args: ScanArgs) -> anyhow::Result<()> {
             }
         })
         .collect();
-    ctx.emit(&entries, |out| {
+    ctx.print(&entries, |out| {
         for e in &entries {
             let owner = match (&e.service_type, &e.instance) {
                 (Some(t), Some(i)) => format!("{t} ({i})"),

@@ -117,7 +117,7 @@ pub fn run(ctx: &Ctx, cmd: TypeCommand) -> anyhow::Result<()> {
         instance_behavior: shown.instance_behavior,
         removed: removed.is_some(),
     };
-    ctx.emit(&view, |out| {
+    ctx.print(&view, |out| {
         let verb = if view.removed { "removed" } else { "saved" };
         writeln!(
             out,

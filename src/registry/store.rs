@@ -83,7 +83,7 @@ pub struct Guard<'s> {
 /// of `registry.toml` and the state file's inode, size and time. Every commit that writes the
 /// state replaces its inode.
 fn identity(config: Option<&[u8]>, state: Option<&fs::Metadata>) -> String {
-    let config = config.map_or(0, crate::workspace::fnv1a);
+    let config = config.map_or(0, fsx::fnv1a);
     let state = state.map_or_else(
         || "none".to_owned(),
         |m| {

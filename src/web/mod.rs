@@ -46,7 +46,7 @@ pub fn snapshot(store: &Store) -> Value {
     };
     let machine = crate::this_machine();
     let space = crate::allocate::space(&reg, &machine);
-    let listing = crate::cli::list::listing(&reg, |_, _| true);
+    let listing = crate::view::listing(&reg, |_, _| true);
     let foreign: Vec<Value> = crate::probe::listening_ports()
         .map(|l| crate::metrics::foreign_listeners(&reg, &l))
         .unwrap_or_default()

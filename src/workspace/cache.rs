@@ -8,7 +8,8 @@ use std::time::UNIX_EPOCH;
 
 use serde::{Deserialize, Serialize};
 
-use crate::workspace::{Workspace, fnv1a};
+use crate::fsx::fnv1a;
+use crate::workspace::Workspace;
 
 /// The directory in the registry that holds the cache.
 pub const CACHE_DIR: &str = "cache";

@@ -333,20 +333,12 @@ pub fn services(ws: &Workspace) -> Result<Vec<Service>> {
     Ok(out)
 }
 
-/// A stable 64-bit FNV-1a hash: the same in every process and every version, for file names
-/// and fallback ports.
-pub fn fnv1a(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {
-        (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
-    })
-}
-
 /// The port a service gets when there is no registry (offline, CI, docs.rs): its pinned port,
 /// else one derived from its type name, in 10000-32767.
 pub fn fallback_port(s: &Service) -> u16 {
     s.pinned_port.unwrap_or_else(|| {
         let span = 32767 - 10000 + 1;
-        10000 + u16::try_from(fnv1a(s.service_type.as_bytes()) % span).unwrap_or(0)
+        10000 + u16::try_from(crate::fsx::fnv1a(s.service_type.as_bytes()) % span).unwrap_or(0)
     })
 }
 

@@ -1,0 +1,109 @@
+//! What `list` and the dashboard show, computed once for both: every service type with its
+//! ranges, instances and live leases, and the settings in force on this machine.
+
+use serde::Serialize;
+
+use crate::allocate;
+use crate::registry::model::{InstanceBehavior, PortRange, Registry, ServiceType};
+
+#[derive(Debug, Serialize)]
+pub struct Listing<'a> {
+    pub service_types: Vec<TypeView<'a>>,
+    pub settings: SettingsView,
+}
+
+#[derive(Debug, Serialize)]
+pub struct TypeView<'a> {
+    pub name: &'a str,
+    pub ranges: &'a [PortRange],
+    pub instance_behavior: InstanceBehavior,
+    pub auto_allocated: bool,
+    pub origin: &'static str,
+    pub preferred_ports: &'a [u16],
+    pub description: Option<&'a str>,
+    pub instances: Vec<InstanceView<'a>>,
+    /// Live leases of `cargo styxy run` (leases of dead processes are not shown).
+    pub leases: Vec<LeaseView<'a>>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct InstanceView<'a> {
+    pub instance: &'a str,
+    pub port: u16,
+    pub workspace: Option<&'a str>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct LeaseView<'a> {
+    pub port: u16,
+    pub pid: u32,
+    pub instance: &'a str,
+}
+
+#[derive(Debug, Serialize)]
+pub struct SettingsView {
+    pub min_port: u16,
+    /// The effective upper bound (computed from the ephemeral range when not set).
+    pub max_port: u16,
+    pub chunk_size: u16,
+    pub gap_size: u16,
+    pub placement: &'static str,
+    pub max_instances: u32,
+    pub auto_allocate: bool,
+}
+
+/// The settings as in force on this machine.
+pub fn settings_view(reg: &Registry) -> SettingsView {
+    let space = allocate::space(reg, &crate::this_machine());
+    let s = &reg.settings;
+    SettingsView {
+        min_port: space.lo,
+        max_port: space.hi,
+        chunk_size: s.chunk_size,
+        gap_size: s.gap_size,
+        placement: s.placement.as_str(),
+        max_instances: s.max_instances,
+        auto_allocate: s.auto_allocate,
+    }
+}
+
+/// The listing of `reg`: the types `keep` selects, and the settings in force.
+pub fn listing<'r>(reg: &'r Registry, keep: impl Fn(&str, &ServiceType) -> bool) -> Listing<'r> {
+    let service_types = reg
+        .types
+        .iter()
+        .filter(|(n, t)| keep(n, t))
+        .map(|(name, t)| TypeView {
+            name,
+            ranges: &t.ranges,
+            instance_behavior: t.instance_behavior,
+            auto_allocated: t.origin == crate::registry::Origin::Auto,
+            origin: t.origin.as_str(),
+            preferred_ports: &t.preferred_ports,
+            description: t.description.as_deref(),
+            instances: t
+                .instances
+                .iter()
+                .map(|(id, i)| InstanceView {
+                    instance: id,
+                    port: i.port,
+                    workspace: i.workspace.as_deref(),
+                })
+                .collect(),
+            leases: t
+                .leases
+                .iter()
+                .filter(|l| crate::probe::lease_is_live(l))
+                .map(|l| LeaseView {
+                    port: l.port,
+                    pid: l.pid,
+                    instance: &l.instance,
+                })
+                .collect(),
+        })
+        .collect();
+    Listing {
+        service_types,
+        settings: settings_view(reg),
+    }
+}
