@@ -80,6 +80,7 @@ impl PortFile {
 
     /// Reads a port file; `None` if it is missing or unreadable (then the caller assigns).
     pub fn read(path: &Path) -> Option<Self> {
+        crate::fsx::check_regular(path).ok()?;
         let text = std::fs::read_to_string(path).ok()?;
         serde_json::from_str(&text).ok()
     }

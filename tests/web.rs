@@ -543,3 +543,17 @@ fn open_starts_the_browser_with_the_url() {
     );
     drop(ui);
 }
+
+#[test]
+fn a_symlinked_token_file_is_refused_not_written_through() {
+    let home = Home::new();
+    home.ok(&["allocate", "--service", "x", "--instance", "i"]);
+    let victim = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(victim.path(), "precious").unwrap();
+    std::os::unix::fs::symlink(victim.path(), home.path().join("ui.token")).unwrap();
+    let out = home.cmd(&["ui"]).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("symlink"), "{err}");
+    assert_eq!(std::fs::read_to_string(victim.path()).unwrap(), "precious");
+}

@@ -630,3 +630,43 @@ fn a_manifest_edit_whose_mtime_is_restored_is_still_seen() {
     assert!(env.contains("RENAMED_PORT="), "{env}");
     assert!(!env.contains("SHOP_API_PORT="), "{env}");
 }
+
+#[test]
+fn a_symlinked_port_file_stamp_or_cache_is_never_written_through() {
+    let home = Home::new();
+    let ws = shop();
+    let m = manifest(ws.path());
+    let (_, ports) = assigned(&home, ws.path());
+    let victim = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(victim.path(), "precious").unwrap();
+    let pf = port_file(&home);
+    let cache: Vec<PathBuf> = std::fs::read_dir(home.path().join("cache"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    for path in [pf.clone(), pf.with_extension("stamp")]
+        .into_iter()
+        .chain(cache)
+    {
+        std::fs::remove_file(&path).unwrap();
+        std::os::unix::fs::symlink(victim.path(), &path).unwrap();
+        // A change to this checkout's ports, so that the port file must be rewritten.
+        home.ok(&["release", "--service", "postgres"]);
+        let out = home.cmd(&["env", "--manifest-path", &m]).output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{}: {err}", path.display());
+        let env = String::from_utf8(out.stdout).unwrap();
+        assert!(
+            env.contains(&format!("SHOP_API_PORT={}\n", ports["SHOP_API_PORT"].1)),
+            "{env}"
+        );
+        assert_eq!(
+            std::fs::read_to_string(victim.path()).unwrap(),
+            "precious",
+            "{}",
+            path.display()
+        );
+        std::fs::remove_file(&path).unwrap();
+    }
+}

@@ -71,7 +71,10 @@ fn watched(manifest: &Path, ws: &Workspace) -> Vec<PathBuf> {
 
 /// The cached workspace for `manifest`, if nothing it depends on changed since.
 pub fn load(registry_dir: &Path, manifest: &Path) -> Option<Workspace> {
-    let text = std::fs::read_to_string(file(registry_dir, manifest)).ok()?;
+    let path = file(registry_dir, manifest);
+    // Never through a symlink, never a FIFO (which would hang the read).
+    crate::fsx::check_regular(&path).ok()?;
+    let text = std::fs::read_to_string(path).ok()?;
     let entry: Entry = serde_json::from_str(&text).ok()?;
     let fresh =
         entry.manifest == manifest && entry.stamps.iter().all(|(path, was)| stamp(path) == *was);
