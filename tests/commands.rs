@@ -14,8 +14,11 @@ fn allocate_is_stable_and_shows_in_list() {
     let a = home.json(&["allocate", "--service", "shop-api", "--instance", "wt1"]);
     assert_eq!(a["service_type"], "shop-api");
     assert_eq!(a["instance"], "wt1");
-    assert_eq!(a["port"], 11510);
-    assert_eq!(a["ranges"], serde_json::json!([[11510, 11519]]));
+    // Wherever the new range went (something may listen in the default spot), the first
+    // instance gets its first port.
+    let start = a["ranges"][0][0].as_u64().unwrap();
+    assert_eq!(a["port"], start);
+    assert_eq!(a["ranges"], serde_json::json!([[start, start + 9]]));
     assert_eq!(a["auto_allocated"], true);
     assert_eq!(a["existing"], false);
     assert_eq!(a["instance_behavior"], "multi");
@@ -23,13 +26,13 @@ fn allocate_is_stable_and_shows_in_list() {
     let b = home.json(&["allocate", "--service", "shop-api", "--instance", "wt2"]);
     assert_eq!(
         (b["port"].as_u64(), b["auto_allocated"].as_bool()),
-        (Some(11511), Some(false))
+        (Some(start + 1), Some(false))
     );
 
     let again = home.json(&["allocate", "--service", "shop-api", "--instance", "wt1"]);
     assert_eq!(
         (again["port"].as_u64(), again["existing"].as_bool()),
-        (Some(11510), Some(true))
+        (Some(start), Some(true))
     );
 
     let list = home.json(&["list", "shop-*"]);
@@ -46,7 +49,7 @@ fn allocate_is_stable_and_shows_in_list() {
         .iter()
         .map(|i| (i["instance"].as_str().unwrap(), i["port"].as_u64().unwrap()))
         .collect();
-    assert_eq!(instances, [("wt1", 11510), ("wt2", 11511)]);
+    assert_eq!(instances, [("wt1", start), ("wt2", start + 1)]);
     for key in [
         "min_port",
         "max_port",
@@ -85,9 +88,18 @@ fn default_instance_is_the_current_directory() {
 fn release_frees_and_removes_empty_auto_types() {
     let home = Home::new();
     home.ok(&["config", "set", "gap_size", "0"]);
-    home.ok(&["allocate", "--service", "a", "--instance", "i"]);
-    home.ok(&["allocate", "--service", "b", "--instance", "i"]);
+    // New ranges from a span nothing listens on now (a dev server may sit at the default).
+    let start = common::free_span(20);
+    home.ok(&["config", "set", "min_port", &start.to_string()]);
+    let a = home.json(&["allocate", "--service", "a", "--instance", "i"]);
+    let b = home.json(&["allocate", "--service", "b", "--instance", "i"]);
     home.ok(&["allocate", "--service", "api", "--instance", "i"]);
+    assert_eq!(a["ranges"], serde_json::json!([[start, start + 9]]));
+    assert_eq!(
+        b["ranges"],
+        serde_json::json!([[start + 10, start + 19]]),
+        "b right after a (gap 0)"
+    );
     let released = home.json(&["release", "--instance", "i"]);
     let released = released.as_array().unwrap();
     assert_eq!(released.len(), 3);
@@ -97,7 +109,8 @@ fn release_frees_and_removes_empty_auto_types() {
     assert!(home.ok(&["list", "api"]).contains("api"));
     home.ok(&["rule", "add", "big", "--chunk-size", "20"]);
     let big = home.json(&["allocate", "--service", "big", "--instance", "i"]);
-    assert_eq!(big["ranges"], serde_json::json!([[11500, 11519]]));
+    // The two freed ranges form one block that the 20-port chunk takes.
+    assert_eq!(big["ranges"], serde_json::json!([[start, start + 19]]));
     let err = home.fails(&["release", "--service", "big", "--instance", "nobody"], 1);
     assert!(err.contains("holds no port"), "{err}");
 }

@@ -223,3 +223,24 @@ impl Home {
         }
     }
 }
+
+/// The first port from 20000 up that starts `len` ports nothing listens on (127.0.0.1 and
+/// [::1]) right now: a span a test can point `min_port` at on a machine with dev servers.
+pub fn free_span(len: u16) -> u16 {
+    // [::1] may be missing (no IPv6): then only 127.0.0.1 counts.
+    let free = |p: u16| {
+        std::net::TcpListener::bind(("127.0.0.1", p)).is_ok()
+            && match std::net::TcpListener::bind(("::1", p)) {
+                Ok(_) => true,
+                Err(e) => e.kind() == std::io::ErrorKind::AddrNotAvailable,
+            }
+    };
+    let mut start = 20000u16;
+    while start < 30000 {
+        match (start..start + len).find(|p| !free(*p)) {
+            None => return start,
+            Some(busy) => start = busy + 1,
+        }
+    }
+    panic!("no {len} free ports in 20000-30000");
+}
