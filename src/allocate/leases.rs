@@ -3,14 +3,21 @@
 
 use crate::allocate::{Event, Outcome};
 use crate::error::{Error, Result};
-use crate::registry::model::{InstanceBehavior, Lease, Registry};
+use crate::registry::model::{InstanceBehavior, Lease, Registry, ServiceType};
 
 /// Drops the leases whose process is gone, from every type.
 pub fn drop_dead(reg: &mut Registry, live: &dyn Fn(&Lease) -> bool) -> Vec<Event> {
+    retain(reg, &|_, _, l| live(l))
+}
+
+/// Keeps the leases that `keep` (given the type's name and type) accepts, in every type, and
+/// ends the others, each with a `LEASE_ENDED` event.
+pub fn retain(reg: &mut Registry, keep: &dyn Fn(&str, &ServiceType, &Lease) -> bool) -> Vec<Event> {
     let mut events = Vec::new();
     for (name, t) in &mut reg.types {
-        t.leases.retain(|l| {
-            let keep = live(l);
+        let mut leases = std::mem::take(&mut t.leases);
+        leases.retain(|l| {
+            let keep = keep(name, t, l);
             if !keep {
                 events.push(Event::LeaseEnded {
                     service_type: name.clone(),
@@ -21,6 +28,7 @@ pub fn drop_dead(reg: &mut Registry, live: &dyn Fn(&Lease) -> bool) -> Vec<Event
             }
             keep
         });
+        t.leases = leases;
     }
     events
 }

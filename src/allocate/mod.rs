@@ -537,11 +537,8 @@ pub fn tidy(
     machine: &Machine<'_>,
     live: &dyn Fn(&Lease) -> bool,
 ) -> Outcome<()> {
-    let mut out = Outcome {
-        value: (),
-        events: leases::drop_dead(reg, live),
-        warnings: Vec::new(),
-    };
+    let mut out = Outcome::default();
+    let mut moved = std::collections::BTreeSet::new();
     let misplaced: Vec<(String, String, u16)> = validate::misplaced(reg)
         .into_iter()
         .map(|(n, id, port)| (n.to_owned(), id.to_owned(), port))
@@ -587,33 +584,12 @@ pub fn tidy(
                 });
             }
         }
-        // A lease of the instance ends: its process runs on the old port.
-        t.leases.retain(|l| {
-            let keep = l.instance != id;
-            if !keep {
-                out.events.push(Event::LeaseEnded {
-                    service_type: name.clone(),
-                    instance: l.instance.clone(),
-                    port: l.port,
-                    lease_pid: l.pid,
-                });
-            }
-            keep
-        });
+        moved.insert((name, id));
     }
-    for (name, t) in &mut reg.types {
-        t.leases.retain(|l| {
-            let keep = t.ranges.iter().any(|r| r.contains(l.port));
-            if !keep {
-                out.events.push(Event::LeaseEnded {
-                    service_type: name.clone(),
-                    instance: l.instance.clone(),
-                    port: l.port,
-                    lease_pid: l.pid,
-                });
-            }
-            keep
-        });
-    }
+    // Leases end whose process is gone, whose port an edit left outside the type, or whose
+    // instance moved (its process runs on the old port).
+    out.events.extend(leases::retain(reg, &|name, t, l| {
+        live(l) && t.contains(l.port) && !moved.contains(&(name.to_owned(), l.instance.clone()))
+    }));
     out
 }

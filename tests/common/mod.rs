@@ -6,27 +6,6 @@ use std::process::{Command, Output, Stdio};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_cargo-styxy");
 
-/// The built-in service types.
-pub const BUILTINS: [&str; 17] = [
-    "dev",
-    "api",
-    "database",
-    "auth",
-    "functions",
-    "ui",
-    "hub",
-    "storybook",
-    "test",
-    "proxy",
-    "docs",
-    "monitoring",
-    "build",
-    "infrastructure",
-    "ai",
-    "messaging",
-    "coordination",
-];
-
 /// A temp registry directory, removed at drop. `STYXY_HOME` points every command at it.
 pub struct Home {
     pub dir: tempfile::TempDir,
@@ -73,8 +52,8 @@ impl Home {
     /// Writes a `registry.toml` that removes every built-in type, then `extra`: a registry
     /// with only the test's own ranges.
     pub fn without_builtins(&self, extra: &str) {
-        let mut text: String = BUILTINS
-            .iter()
+        let mut text: String = styxy::registry::config::builtins()
+            .keys()
             .map(|t| format!("[types.{t}]\nremoved = true\n"))
             .collect();
         text.push_str(extra);
