@@ -34,7 +34,8 @@ pub struct Dropped {
 /// Drops what is stale; returns what it dropped.
 pub fn gc(reg: &mut Registry, facts: &Facts<'_>) -> Outcome<Vec<Dropped>> {
     let mut out: Outcome<Vec<Dropped>> = Outcome::default();
-    for (name, t) in &mut reg.types {
+    let mut stale_by_type = Vec::new();
+    for (name, t) in &reg.types {
         let stale: Vec<(String, u16, String)> = t
             .instances
             .iter()
@@ -53,6 +54,13 @@ pub fn gc(reg: &mut Registry, facts: &Facts<'_>) -> Outcome<Vec<Dropped>> {
                 })
             })
             .collect();
+        if !stale.is_empty() {
+            stale_by_type.push((name.clone(), stale));
+        }
+    }
+    // Only the types that lose an instance are changed, and so copied (see `Types`).
+    for (name, stale) in stale_by_type {
+        let t = reg.types.get_mut(&name).expect("listed above");
         for (id, port, reason) in stale {
             t.instances.remove(&id);
             out.events.push(Event::Gc {

@@ -14,10 +14,18 @@ pub fn drop_dead(reg: &mut Registry, live: &dyn Fn(&Lease) -> bool) -> Vec<Event
 /// ends the others, each with a `LEASE_ENDED` event.
 pub fn retain(reg: &mut Registry, keep: &dyn Fn(&str, &ServiceType, &Lease) -> bool) -> Vec<Event> {
     let mut events = Vec::new();
-    for (name, t) in &mut reg.types {
+    // Looked at first, so that only the types that lose a lease are copied (see `Types`).
+    let losing: Vec<String> = reg
+        .types
+        .iter()
+        .filter(|(name, t)| t.leases.iter().any(|l| !keep(name, t, l)))
+        .map(|(name, _)| name.clone())
+        .collect();
+    for name in losing {
+        let t = reg.types.get_mut(&name).expect("listed above");
         let mut leases = std::mem::take(&mut t.leases);
         leases.retain(|l| {
-            let keep = keep(name, t, l);
+            let keep = keep(&name, t, l);
             if !keep {
                 events.push(Event::LeaseEnded {
                     service_type: name.clone(),

@@ -466,24 +466,24 @@ pub fn release_where(
         });
     }
     let mut out: Outcome<Vec<Released>> = Outcome::default();
-    let names: Vec<String> = reg
+    // Found first, so that only the types that lose an instance are copied (see `Types`).
+    let found: Vec<(String, Vec<String>)> = reg
         .types
-        .keys()
-        .filter(|n| service_type.is_none_or(|s| s == n.as_str()))
-        .cloned()
+        .iter()
+        .filter(|(n, _)| service_type.is_none_or(|s| s == n.as_str()))
+        .filter_map(|(name, t)| {
+            let ids: Vec<String> = t
+                .instances
+                .iter()
+                .filter(|(id, _)| instance.is_none_or(|i| i == id.as_str()))
+                .filter(|(_, i)| workspace.is_none_or(|w| i.workspace.as_deref() == Some(w)))
+                .map(|(id, _)| id.clone())
+                .collect();
+            (!ids.is_empty()).then(|| (name.clone(), ids))
+        })
         .collect();
-    for name in names {
+    for (name, ids) in found {
         let t = reg.types.get_mut(&name).expect("listed above");
-        let ids: Vec<String> = t
-            .instances
-            .iter()
-            .filter(|(id, _)| instance.is_none_or(|i| i == id.as_str()))
-            .filter(|(_, i)| workspace.is_none_or(|w| i.workspace.as_deref() == Some(w)))
-            .map(|(id, _)| id.clone())
-            .collect();
-        if ids.is_empty() {
-            continue;
-        }
         for id in &ids {
             let gone = t.instances.remove(id).expect("listed above");
             let port = gone.port;

@@ -10,8 +10,8 @@ use serde::Deserialize;
 use toml_edit::{Array, DocumentMut, InlineTable, Item, Table, TableLike, Value};
 
 use crate::registry::model::{
-    Instance, InstanceBehavior, Lease, Origin, PortRange, Registry, Rule, ServiceType, Settings,
-    Strategy,
+    InstanceBehavior, Instances, Lease, Origin, PortRange, Registry, Rule, ServiceType, Settings,
+    Strategy, Types,
 };
 
 /// The built-in service types (Styxy's 17 standard categories).
@@ -22,8 +22,8 @@ pub const BUILTIN_TYPES: &str = include_str!("../../templates/builtin-types.toml
 pub const TEMPLATE: &str = include_str!("../../templates/registry.toml");
 
 /// The built-in types, parsed once.
-pub fn builtins() -> &'static BTreeMap<String, ServiceType> {
-    static BUILTINS: OnceLock<BTreeMap<String, ServiceType>> = OnceLock::new();
+pub fn builtins() -> &'static Types {
+    static BUILTINS: OnceLock<Types> = OnceLock::new();
     BUILTINS.get_or_init(|| {
         let file: File = toml::from_str(BUILTIN_TYPES).expect("the built-in types parse (tested)");
         file.types
@@ -57,7 +57,7 @@ struct TypeEntry {
     origin: Option<Origin>,
     requested_by: Option<String>,
     #[serde(default)]
-    instances: BTreeMap<String, Instance>,
+    instances: Instances,
     #[serde(default)]
     leases: Vec<Lease>,
 }

@@ -6,6 +6,7 @@
 use std::cmp::Ordering;
 use std::collections::BTreeMap;
 use std::fmt;
+use std::sync::Arc;
 
 use std::time::SystemTime;
 
@@ -255,6 +256,149 @@ pub struct Instance {
     pub service: Option<String>,
 }
 
+/// A type's instances by id, in id order: a sorted vector, as a type holds a few (at most
+/// `max_instances`, 100 unless set), where a tree's nodes would cost more than its entries.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Instances(Vec<(String, Instance)>);
+
+impl Instances {
+    fn find(&self, id: &str) -> Result<usize, usize> {
+        self.0.binary_search_by(|(k, _)| k.as_str().cmp(id))
+    }
+
+    pub fn get(&self, id: &str) -> Option<&Instance> {
+        self.find(id).ok().map(|i| &self.0[i].1)
+    }
+
+    pub fn get_mut(&mut self, id: &str) -> Option<&mut Instance> {
+        self.find(id).ok().map(|i| &mut self.0[i].1)
+    }
+
+    pub fn contains_key(&self, id: &str) -> bool {
+        self.find(id).is_ok()
+    }
+
+    /// Sets the instance `id`, returning the one it replaces.
+    pub fn insert(&mut self, id: String, instance: Instance) -> Option<Instance> {
+        match self.find(&id) {
+            Ok(i) => Some(std::mem::replace(&mut self.0[i].1, instance)),
+            Err(i) => {
+                self.0.insert(i, (id, instance));
+                None
+            }
+        }
+    }
+
+    pub fn remove(&mut self, id: &str) -> Option<Instance> {
+        self.find(id).ok().map(|i| self.0.remove(i).1)
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    pub fn clear(&mut self) {
+        self.0.clear();
+    }
+
+    pub fn iter(&self) -> impl DoubleEndedIterator<Item = (&String, &Instance)> {
+        self.0.iter().map(|(k, v)| (k, v))
+    }
+
+    pub fn keys(&self) -> impl DoubleEndedIterator<Item = &String> {
+        self.0.iter().map(|(k, _)| k)
+    }
+
+    pub fn values(&self) -> impl DoubleEndedIterator<Item = &Instance> {
+        self.0.iter().map(|(_, v)| v)
+    }
+}
+
+impl std::ops::Index<&str> for Instances {
+    type Output = Instance;
+
+    fn index(&self, id: &str) -> &Instance {
+        self.get(id).expect("no instance of that id")
+    }
+}
+
+impl Extend<(String, Instance)> for Instances {
+    fn extend<I: IntoIterator<Item = (String, Instance)>>(&mut self, iter: I) {
+        for (id, instance) in iter {
+            self.insert(id, instance);
+        }
+    }
+}
+
+impl FromIterator<(String, Instance)> for Instances {
+    fn from_iter<I: IntoIterator<Item = (String, Instance)>>(iter: I) -> Self {
+        let mut out = Self::default();
+        out.extend(iter);
+        out
+    }
+}
+
+impl IntoIterator for Instances {
+    type Item = (String, Instance);
+    type IntoIter = std::vec::IntoIter<(String, Instance)>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.into_iter()
+    }
+}
+
+impl<'a> IntoIterator for &'a Instances {
+    type Item = (&'a String, &'a Instance);
+    type IntoIter = std::iter::Map<
+        std::slice::Iter<'a, (String, Instance)>,
+        fn(&'a (String, Instance)) -> (&'a String, &'a Instance),
+    >;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.iter().map(|(k, v)| (k, v))
+    }
+}
+
+impl Serialize for Instances {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_map(self.iter())
+    }
+}
+
+impl<'de> Deserialize<'de> for Instances {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Map;
+        impl<'de> serde::de::Visitor<'de> for Map {
+            type Value = Instances;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a map of instance ids to instances")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<Instances, A::Error> {
+                let mut out = Instances(Vec::with_capacity(map.size_hint().unwrap_or(0)));
+                while let Some((id, instance)) = map.next_entry::<String, Instance>()? {
+                    // Written in order, so each goes last; a hand-written file may be in
+                    // any order, and a repeated id wins as in a map.
+                    match out.0.last() {
+                        Some((last, _)) if *last >= id => {
+                            out.insert(id, instance);
+                        }
+                        _ => out.0.push((id, instance)),
+                    }
+                }
+                Ok(out)
+            }
+        }
+        d.deserialize_map(Map)
+    }
+}
+
 /// A running process holding an instance's port (`cargo styxy run`). It is live only while a
 /// process with that pid and that start time exists.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -291,8 +435,8 @@ pub struct ServiceType {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_instances: Option<u32>,
     /// Instance id → its port.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub instances: BTreeMap<String, Instance>,
+    #[serde(default, skip_serializing_if = "Instances::is_empty")]
+    pub instances: Instances,
     /// Processes running with an instance's port.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub leases: Vec<Lease>,
@@ -312,7 +456,7 @@ impl ServiceType {
             origin,
             requested_by: None,
             max_instances: None,
-            instances: BTreeMap::new(),
+            instances: Instances::default(),
             leases: Vec::new(),
             zone: None,
         }
@@ -370,6 +514,141 @@ pub struct Rule {
     pub zone: Option<String>,
 }
 
+/// The service types by name.
+///
+/// Each type is shared between copies of the registry until one of them changes it (copy on
+/// write): the copy a commit keeps to compare against costs a pointer per type, and a type
+/// nobody changed is told apart by a pointer comparison, not by comparing its instances. So a
+/// command's cost grows with what it changes, not with the registry's size. Hence
+/// [`Types::get_mut`] only for a type about to be changed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Types(BTreeMap<String, Arc<ServiceType>>);
+
+impl Types {
+    pub fn get(&self, name: &str) -> Option<&ServiceType> {
+        self.0.get(name).map(|t| &**t)
+    }
+
+    /// The type named `name`, to change: from here on this copy of the registry has its own.
+    pub fn get_mut(&mut self, name: &str) -> Option<&mut ServiceType> {
+        self.0.get_mut(name).map(Arc::make_mut)
+    }
+
+    pub fn insert(&mut self, name: String, t: ServiceType) -> Option<ServiceType> {
+        self.0.insert(name, Arc::new(t)).map(Arc::unwrap_or_clone)
+    }
+
+    pub fn remove(&mut self, name: &str) -> Option<ServiceType> {
+        self.0.remove(name).map(Arc::unwrap_or_clone)
+    }
+
+    pub fn contains_key(&self, name: &str) -> bool {
+        self.0.contains_key(name)
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    pub fn keys(&self) -> impl Iterator<Item = &String> {
+        self.0.keys()
+    }
+
+    pub fn values(&self) -> impl Iterator<Item = &ServiceType> {
+        self.0.values().map(|t| &**t)
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (&String, &ServiceType)> {
+        self.0.iter().map(|(n, t)| (n, &**t))
+    }
+
+    /// Every type, to change: each becomes this copy's own (a copy of all of them).
+    pub fn values_mut(&mut self) -> impl Iterator<Item = &mut ServiceType> {
+        self.0.values_mut().map(Arc::make_mut)
+    }
+
+    /// Keeps the types for which `keep` holds.
+    pub fn retain(&mut self, mut keep: impl FnMut(&String, &ServiceType) -> bool) {
+        self.0.retain(|n, t| keep(n, t));
+    }
+
+    /// The types that differ between `self` and `new` (removed, added or changed), each
+    /// once and in name order, with its value before and after. A type that both share
+    /// unchanged is passed over without looking inside it.
+    pub fn changed<'r>(
+        &'r self,
+        new: &'r Types,
+    ) -> impl Iterator<Item = (&'r String, Option<&'r ServiceType>, Option<&'r ServiceType>)> {
+        // One merge of the two sorted maps: no lookups, which count at 10,000 types.
+        let mut old = self.0.iter().peekable();
+        let mut new = new.0.iter().peekable();
+        std::iter::from_fn(move || {
+            loop {
+                let order = match (old.peek(), new.peek()) {
+                    (None, None) => return None,
+                    (Some(_), None) => Ordering::Less,
+                    (None, Some(_)) => Ordering::Greater,
+                    (Some((a, _)), Some((b, _))) => a.cmp(b),
+                };
+                match order {
+                    Ordering::Less => return old.next().map(|(n, t)| (n, Some(&**t), None)),
+                    Ordering::Greater => return new.next().map(|(n, t)| (n, None, Some(&**t))),
+                    Ordering::Equal => {
+                        let ((n, a), (_, b)) = (old.next()?, new.next()?);
+                        if !Arc::ptr_eq(a, b) && a != b {
+                            return Some((n, Some(&**a), Some(&**b)));
+                        }
+                    }
+                }
+            }
+        })
+    }
+}
+
+impl FromIterator<(String, ServiceType)> for Types {
+    fn from_iter<I: IntoIterator<Item = (String, ServiceType)>>(iter: I) -> Self {
+        Self(iter.into_iter().map(|(n, t)| (n, Arc::new(t))).collect())
+    }
+}
+
+impl std::ops::Index<&str> for Types {
+    type Output = ServiceType;
+
+    fn index(&self, name: &str) -> &ServiceType {
+        &self.0[name]
+    }
+}
+
+impl<'a> IntoIterator for &'a Types {
+    type Item = (&'a String, &'a ServiceType);
+    type IntoIter = std::iter::Map<
+        std::collections::btree_map::Iter<'a, String, Arc<ServiceType>>,
+        fn((&'a String, &'a Arc<ServiceType>)) -> (&'a String, &'a ServiceType),
+    >;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.iter().map(|(n, t)| (n, &**t))
+    }
+}
+
+impl Serialize for Types {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_map(self.iter())
+    }
+}
+
+impl<'de> Deserialize<'de> for Types {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Ok(BTreeMap::<String, ServiceType>::deserialize(d)?
+            .into_iter()
+            .collect())
+    }
+}
+
 /// The whole registry.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -377,7 +656,7 @@ pub struct Registry {
     #[serde(default)]
     pub settings: Settings,
     #[serde(default)]
-    pub types: BTreeMap<String, ServiceType>,
+    pub types: Types,
     #[serde(default)]
     pub rules: BTreeMap<String, Rule>,
     /// Custom placement strategies and their zones.
@@ -397,35 +676,12 @@ impl Registry {
         all
     }
 
-    /// The types that differ between `self` and `new` (removed, added or changed), each
-    /// once and in name order, with its value before and after.
+    /// The types that differ between `self` and `new`: [`Types::changed`].
     pub fn changed_types<'r>(
         &'r self,
         new: &'r Registry,
     ) -> impl Iterator<Item = (&'r String, Option<&'r ServiceType>, Option<&'r ServiceType>)> {
-        // One merge of the two sorted maps: no lookups, which count at 10,000 types.
-        let mut old = self.types.iter().peekable();
-        let mut new = new.types.iter().peekable();
-        std::iter::from_fn(move || {
-            loop {
-                let order = match (old.peek(), new.peek()) {
-                    (None, None) => return None,
-                    (Some(_), None) => Ordering::Less,
-                    (None, Some(_)) => Ordering::Greater,
-                    (Some((a, _)), Some((b, _))) => a.cmp(b),
-                };
-                match order {
-                    Ordering::Less => return old.next().map(|(n, t)| (n, Some(t), None)),
-                    Ordering::Greater => return new.next().map(|(n, t)| (n, None, Some(t))),
-                    Ordering::Equal => {
-                        let ((n, a), (_, b)) = (old.next()?, new.next()?);
-                        if a != b {
-                            return Some((n, Some(a), Some(b)));
-                        }
-                    }
-                }
-            }
-        })
+        self.types.changed(&new.types)
     }
 
     /// The zone named `name` in any strategy, with the strategy's name.

@@ -7,7 +7,9 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::registry::model::{Counters, Instance, Lease, Origin, Record, Registry, ServiceType};
+use crate::registry::model::{
+    Counters, Instance, Instances, Lease, Origin, Record, Registry, ServiceType,
+};
 
 /// The state file in the registry directory.
 pub const STATE_FILE: &str = "state.json";
@@ -38,8 +40,8 @@ pub struct State {
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Held {
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub instances: BTreeMap<String, Instance>,
+    #[serde(default, skip_serializing_if = "Instances::is_empty")]
+    pub instances: Instances,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub leases: Vec<Lease>,
 }
@@ -158,14 +160,16 @@ struct View<'r> {
 
 #[derive(Serialize)]
 struct HeldView<'r> {
-    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
-    instances: &'r BTreeMap<String, Instance>,
+    #[serde(skip_serializing_if = "Instances::is_empty")]
+    instances: &'r Instances,
     #[serde(skip_serializing_if = "<[Lease]>::is_empty")]
     leases: &'r [Lease],
 }
 
-/// The text of the state of `reg` (as [`of`] makes it): one line of JSON.
-pub fn render(reg: &Registry, counters: &Counters, audit: &[Record]) -> String {
+/// The text of the state of `reg` (as [`of`] makes it): one line of JSON. `size_hint` is
+/// about how long it will be (the last state's length), so that the text is not copied as it
+/// grows.
+pub fn render(reg: &Registry, counters: &Counters, audit: &[Record], size_hint: usize) -> String {
     let mut view = View {
         format: FORMAT,
         types: BTreeMap::new(),
@@ -184,7 +188,8 @@ pub fn render(reg: &Registry, counters: &Counters, audit: &[Record]) -> String {
             view.held.insert(name, held);
         }
     }
-    let mut s = serde_json::to_string(&view).expect("the state serialises (plain data)");
-    s.push('\n');
-    s
+    let mut out = Vec::with_capacity(size_hint + size_hint / 8 + 1024);
+    serde_json::to_writer(&mut out, &view).expect("the state serialises (plain data)");
+    out.push(b'\n');
+    String::from_utf8(out).expect("serde_json writes UTF-8")
 }

@@ -2,7 +2,7 @@
 //! registry, and the commit that writes `registry.toml` (when a person's config changed) and
 //! the state, then the port files, the audit trail and a backup.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::fs::{self, File, OpenOptions, TryLockError};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -15,7 +15,7 @@ use crate::fsx;
 use crate::portfile::{self, PortFile};
 use crate::registry::config::{self, Config};
 use crate::registry::lock;
-use crate::registry::model::{Counters, Event, Registry, ServiceType};
+use crate::registry::model::{Counters, Event, Instances, Registry, ServiceType};
 use crate::registry::state::{self, STATE_FILE, StateError};
 use crate::registry::validate;
 
@@ -54,7 +54,8 @@ struct Loaded {
     /// Moved out into [`Guard`]'s `original` by [`Store::lock`].
     registry: Registry,
     legacy: bool,
-    state_exists: bool,
+    /// The state file's length, if there is one.
+    state_len: Option<usize>,
     /// The counters, orphans and last commit's audit records of the state.
     rest: state::Rest,
 }
@@ -308,7 +309,7 @@ impl Store {
             config_text,
             registry,
             legacy,
-            state_exists: state_text.is_some(),
+            state_len: state_text.as_ref().map(String::len),
             rest,
         })
     }
@@ -608,7 +609,7 @@ impl Guard<'_> {
         let state_changed = !events.is_empty()
             || loaded.legacy
             || !changes.is_empty()
-            || (!loaded.state_exists
+            || (loaded.state_len.is_none()
                 && self
                     .registry
                     .types
@@ -659,7 +660,10 @@ impl Guard<'_> {
             counters.lock_hold.observe(self.held().as_secs_f64());
         }
         let records = audit::records(&events, self.lock_wait, self.held());
-        let state_text = state_changed.then(|| state::render(&self.registry, &counters, &records));
+        let state_text = state_changed.then(|| {
+            let hint = loaded.state_len.unwrap_or(0);
+            state::render(&self.registry, &counters, &records, hint)
+        });
         let port_files: Vec<(PathBuf, String)> = roots
             .iter()
             .map(|root| {
@@ -738,7 +742,7 @@ type Change<'r> = (&'r String, Option<&'r ServiceType>, Option<&'r ServiceType>)
 /// Workspaces with an instance that was added, removed or moved by `changes`.
 fn changed_workspaces(changes: &[Change<'_>]) -> BTreeSet<String> {
     let mut out = BTreeSet::new();
-    let empty = BTreeMap::new();
+    let empty = Instances::default();
     for &(_, before, after) in changes {
         let a = before.map_or(&empty, |t| &t.instances);
         let b = after.map_or(&empty, |t| &t.instances);
