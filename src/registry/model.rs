@@ -623,6 +623,21 @@ impl std::ops::Index<&str> for Types {
     }
 }
 
+impl IntoIterator for Types {
+    type Item = (String, ServiceType);
+    type IntoIter = std::iter::Map<
+        std::collections::btree_map::IntoIter<String, Arc<ServiceType>>,
+        fn((String, Arc<ServiceType>)) -> (String, ServiceType),
+    >;
+
+    /// The types, each this copy's own (a type shared with another copy is copied).
+    fn into_iter(self) -> Self::IntoIter {
+        self.0
+            .into_iter()
+            .map(|(n, t)| (n, Arc::unwrap_or_clone(t)))
+    }
+}
+
 impl<'a> IntoIterator for &'a Types {
     type Item = (&'a String, &'a ServiceType);
     type IntoIter = std::iter::Map<
@@ -643,9 +658,24 @@ impl Serialize for Types {
 
 impl<'de> Deserialize<'de> for Types {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        Ok(BTreeMap::<String, ServiceType>::deserialize(d)?
-            .into_iter()
-            .collect())
+        struct Map;
+        impl<'de> serde::de::Visitor<'de> for Map {
+            type Value = Types;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a map of service type names to types")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<Types, A::Error> {
+                let mut out = BTreeMap::new();
+                while let Some((name, t)) = map.next_entry::<String, ServiceType>()? {
+                    out.insert(name, Arc::new(t));
+                }
+                Ok(Types(out))
+            }
+        }
+        d.deserialize_map(Map)
     }
 }
 

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::registry::model::{
-    Counters, Instance, Instances, Lease, Origin, Record, Registry, ServiceType,
+    Counters, Instance, Instances, Lease, Origin, Record, Registry, ServiceType, Types,
 };
 
 /// The state file in the registry directory.
@@ -23,8 +23,8 @@ pub const FORMAT: u32 = 1;
 pub struct State {
     pub format: u32,
     /// The auto-allocated types, whole (their instances and leases included).
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub types: BTreeMap<String, ServiceType>,
+    #[serde(default, skip_serializing_if = "Types::is_empty")]
+    pub types: Types,
     /// The instances and leases of the types that `registry.toml` or the built-ins define.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub held: BTreeMap<String, Held>,
@@ -76,7 +76,7 @@ pub fn parse(text: &str) -> Result<State, StateError> {
 pub fn of(reg: &Registry, counters: &Counters, audit: &[Record]) -> State {
     let mut state = State {
         format: FORMAT,
-        types: BTreeMap::new(),
+        types: Types::default(),
         held: BTreeMap::new(),
         counters: counters.clone(),
         audit: audit.to_vec(),
@@ -113,18 +113,16 @@ pub struct Rest {
 /// Adds the state to `reg`, the types `registry.toml` and the built-ins define. A type
 /// defined there shadows an auto-allocated type of the same name, which lends it its holders.
 pub fn merge(reg: &mut Registry, state: State) -> Rest {
-    let mut orphans = Orphans::default();
-    for (name, auto) in state.types {
-        match reg.types.get_mut(&name) {
-            Some(defined) => {
-                defined.instances.extend(auto.instances);
-                defined.leases.extend(auto.leases);
-            }
-            None => {
-                reg.types.insert(name, auto);
-            }
+    // Into the state's types, which are the many: the defined ones are few.
+    let defined = std::mem::replace(&mut reg.types, state.types);
+    for (name, mut t) in defined {
+        if let Some(auto) = reg.types.remove(&name) {
+            t.instances.extend(auto.instances);
+            t.leases.extend(auto.leases);
         }
+        reg.types.insert(name, t);
     }
+    let mut orphans = Orphans::default();
     for (name, held) in state.held {
         match reg.types.get_mut(&name) {
             Some(t) => {
