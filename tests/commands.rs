@@ -478,6 +478,89 @@ fn a_hand_edit_is_seen_at_once_and_moves_the_instances_it_leaves_outside() {
     assert_eq!(moved.as_array().map(Vec::len), Some(2), "{moved}");
 }
 
+#[test]
+fn ranges_a_hand_edit_makes_overlap_are_reported_and_never_give_one_port_twice() {
+    let home = Home::new();
+    let p = common::free_span_from(31100, 30);
+    home.without_builtins(&format!(
+        "[types.first]\nranges = [[{p}, {}]]\n\n[types.second]\nranges = [[{}, {}]]\n",
+        p + 9,
+        p + 20,
+        p + 29
+    ));
+    let port = |service: &str, instance: &str| {
+        home.json(&["allocate", "--service", service, "--instance", instance])["port"]
+            .as_u64()
+            .unwrap()
+    };
+    assert_eq!(port("first", "x"), u64::from(p));
+    assert_eq!(port("second", "y"), u64::from(p + 20));
+    // By hand: "second" now lies over "first", and its "y" outside its new range.
+    let edited = home.config().replace(
+        &format!("[[{}, {}]]", p + 20, p + 29),
+        &format!("[[{p}, {}]]", p + 9),
+    );
+    std::fs::write(home.registry(), &edited).unwrap();
+
+    // Reported, not fatal.
+    let v = home.json(&["config", "validate"]);
+    assert_eq!(v["overlaps"].as_array().map(Vec::len), Some(1), "{v}");
+    let doctor = home.run(&["doctor", "--format", "json"]);
+    assert_eq!(doctor.status.code(), Some(1));
+    let report: serde_json::Value = serde_json::from_slice(&doctor.stdout).unwrap();
+    assert!(
+        report["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f["check"] == "overlaps"),
+        "{report}"
+    );
+    // The next write warns, and moves "y" into the new range but not onto first's port.
+    let out = home
+        .cmd(&["allocate", "--service", "second", "--instance", "z"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains("overlap"), "{err}");
+    assert!(
+        err.contains(&format!("from port {} to {}", p + 20, p + 1)),
+        "{err}"
+    );
+    assert!(
+        String::from_utf8(out.stdout)
+            .unwrap()
+            .contains(&(p + 2).to_string())
+    );
+    // Instances of "first" skip what "second" holds; no port has two holders.
+    assert_eq!(port("first", "w"), u64::from(p + 3));
+    let mut held: Vec<u64> = home.json(&["list"])["service_types"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|t| t["instances"].as_array().unwrap().clone())
+        .map(|i| i["port"].as_u64().unwrap())
+        .collect();
+    held.sort_unstable();
+    let n = held.len();
+    held.dedup();
+    assert_eq!((n, held.len()), (4, 4), "{held:?}");
+
+    // A command never writes a new overlap.
+    let err = home.fails(
+        &[
+            "type",
+            "add",
+            "third",
+            "--range",
+            &format!("{}-{}", p + 5, p + 6),
+        ],
+        1,
+    );
+    assert!(err.contains("overlaps"), "{err}");
+}
+
 /// An executable script in `dir` standing in for the user's editor.
 fn editor(dir: &std::path::Path, name: &str, body: &str) -> std::path::PathBuf {
     use std::os::unix::fs::PermissionsExt;

@@ -339,7 +339,8 @@ pub fn allocate(
             return Err(full_error(name, t));
         }
     }
-    let port = match slots::pick(&reg.types[name], req.port, machine.probe) {
+    let elsewhere = slots::held_elsewhere(reg, name);
+    let port = match slots::pick(&reg.types[name], req.port, &elsewhere, machine.probe) {
         Some(p) => p,
         None => {
             let zone = reg.types[name].zone.clone();
@@ -352,7 +353,7 @@ pub fn allocate(
                 placement: placement.as_str(),
                 chunk,
             });
-            slots::pick(t, None, machine.probe).ok_or_else(|| full_error(name, t))?
+            slots::pick(t, None, &elsewhere, machine.probe).ok_or_else(|| full_error(name, t))?
         }
     };
     if let Some(p) = req.port.filter(|p| *p != port)
@@ -538,24 +539,34 @@ pub fn tidy(
     live: &dyn Fn(&Lease) -> bool,
 ) -> Outcome<()> {
     let mut out = Outcome::default();
+    for o in validate::overlaps(reg) {
+        out.warnings.push(format!(
+            "{} after a hand edit of registry.toml; change one with `cargo styxy type set {} --range A-B`",
+            o.describe(),
+            o.b
+        ));
+    }
     let mut moved = std::collections::BTreeSet::new();
     let misplaced: Vec<(String, String, u16)> = validate::misplaced(reg)
         .into_iter()
         .map(|(n, id, port)| (n.to_owned(), id.to_owned(), port))
         .collect();
     for (name, id, from) in misplaced {
+        let elsewhere = slots::held_elsewhere(reg, &name);
         let Some(t) = reg.types.get_mut(&name) else {
             continue;
         };
         let Some(mut instance) = t.instances.remove(&id) else {
             continue;
         };
-        let why = if t.contains(from) {
-            "another instance holds it"
-        } else {
+        let why = if !t.contains(from) {
             "it is outside the type's ranges"
+        } else if elsewhere.contains(&from) {
+            "an instance of another type, whose ranges overlap these, holds it"
+        } else {
+            "another instance holds it"
         };
-        match slots::pick(t, None, machine.probe) {
+        match slots::pick(t, None, &elsewhere, machine.probe) {
             Some(port) => {
                 out.warnings.push(format!(
                     "instance {id:?} of {name:?} moved from port {from} to {port}: {why} ({})",

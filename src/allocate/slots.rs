@@ -3,30 +3,62 @@
 use std::collections::BTreeSet;
 
 use crate::allocate::Probe;
-use crate::registry::model::{InstanceBehavior, ServiceType};
+use crate::registry::model::{InstanceBehavior, Registry, ServiceType};
 
 /// The port a new instance of `t` gets: a `single` type's shared port if it has one; else
 /// `wish` (when inside the ranges), then the preferred ports, then the lowest port of the
-/// ranges, skipping ports other instances hold and ports something listens on now.
+/// ranges, skipping ports other instances hold, ports in `elsewhere` (held by another type
+/// whose ranges overlap these, [`held_elsewhere`]) and ports something listens on now.
 /// `None` when every port is taken.
-pub fn pick(t: &ServiceType, wish: Option<u16>, probe: &dyn Probe) -> Option<u16> {
+pub fn pick(
+    t: &ServiceType,
+    wish: Option<u16>,
+    elsewhere: &BTreeSet<u16>,
+    probe: &dyn Probe,
+) -> Option<u16> {
     if t.instance_behavior == InstanceBehavior::Single
         && let Some(shared) = t.instances.values().next()
+        && !elsewhere.contains(&shared.port)
     {
         return Some(shared.port);
     }
     let held: BTreeSet<u16> = t.instances.values().map(|i| i.port).collect();
-    let free = |p: &u16| t.contains(*p) && !held.contains(p) && !probe.is_listening(*p);
+    let free = |p: &u16| {
+        t.contains(*p) && !held.contains(p) && !elsewhere.contains(p) && !probe.is_listening(*p)
+    };
     wish.into_iter()
         .chain(t.preferred_ports.iter().copied())
         .find(free)
         .or_else(|| t.ranges.iter().flat_map(|r| r.ports()).find(free))
 }
 
+/// The ports inside the ranges of `name` that instances of other types hold: none, unless a
+/// hand edit left ranges overlapping.
+pub fn held_elsewhere(reg: &Registry, name: &str) -> BTreeSet<u16> {
+    let Some(t) = reg.types.get(name) else {
+        return BTreeSet::new();
+    };
+    reg.types
+        .iter()
+        .filter(|(n, o)| {
+            n.as_str() != name
+                && o.ranges
+                    .iter()
+                    .any(|r| t.ranges.iter().any(|m| m.overlaps(r)))
+        })
+        .flat_map(|(_, o)| o.instances.values().map(|i| i.port))
+        .filter(|p| t.contains(*p))
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::registry::model::{Instance, Origin, PortRange};
+
+    fn none() -> BTreeSet<u16> {
+        BTreeSet::new()
+    }
 
     fn with(ports: &[u16]) -> ServiceType {
         let mut t = ServiceType::new(vec![PortRange::new(100, 104)], Origin::User);
@@ -46,8 +78,11 @@ mod tests {
     #[test]
     fn lowest_free_then_full() {
         let idle = |_: u16| false;
-        assert_eq!(pick(&with(&[100, 102]), None, &idle), Some(101));
-        assert_eq!(pick(&with(&[100, 101, 102, 103, 104]), None, &idle), None);
+        assert_eq!(pick(&with(&[100, 102]), None, &none(), &idle), Some(101));
+        assert_eq!(
+            pick(&with(&[100, 101, 102, 103, 104]), None, &none(), &idle),
+            None
+        );
     }
 
     #[test]
@@ -55,18 +90,27 @@ mod tests {
         let mut t = with(&[]);
         t.preferred_ports = vec![103, 9999];
         let idle = |_: u16| false;
-        assert_eq!(pick(&t, None, &idle), Some(103));
-        assert_eq!(pick(&t, Some(104), &idle), Some(104));
+        assert_eq!(pick(&t, None, &none(), &idle), Some(103));
+        assert_eq!(pick(&t, Some(104), &none(), &idle), Some(104));
         // A wish outside the ranges is not honoured.
-        assert_eq!(pick(&t, Some(50), &idle), Some(103));
+        assert_eq!(pick(&t, Some(50), &none(), &idle), Some(103));
         let busy = |p: u16| p == 103 || p == 100;
-        assert_eq!(pick(&t, None, &busy), Some(101));
+        assert_eq!(pick(&t, None, &none(), &busy), Some(101));
     }
 
     #[test]
     fn single_shares_one_port() {
         let mut t = with(&[102]);
         t.instance_behavior = InstanceBehavior::Single;
-        assert_eq!(pick(&t, None, &|_| true), Some(102));
+        assert_eq!(pick(&t, None, &none(), &|_| true), Some(102));
+        // Unless another type holds it (overlapping ranges): then it moves as a whole.
+        let elsewhere = BTreeSet::from([102]);
+        assert_eq!(pick(&t, None, &elsewhere, &|_| false), Some(100));
+    }
+
+    #[test]
+    fn ports_of_an_overlapping_type_are_skipped() {
+        let elsewhere = BTreeSet::from([100, 101]);
+        assert_eq!(pick(&with(&[]), None, &elsewhere, &|_| false), Some(102));
     }
 }

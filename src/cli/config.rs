@@ -60,6 +60,8 @@ struct Validated {
     instances: usize,
     /// Instances a hand edit left on ports their type cannot give them.
     to_move: Vec<String>,
+    /// Ranges a hand edit left overlapping.
+    overlaps: Vec<String>,
 }
 
 pub fn run(ctx: &Ctx, cmd: ConfigCommand) -> anyhow::Result<()> {
@@ -97,15 +99,23 @@ pub fn run(ctx: &Ctx, cmd: ConfigCommand) -> anyhow::Result<()> {
                 .into_iter()
                 .map(|(t, id, port)| format!("instance {id:?} of {t:?} holds port {port}, which its ranges {} cannot give it (another instance's, or outside them)", reg.types[t].ranges_text()))
                 .collect();
+            let overlaps: Vec<String> = crate::registry::validate::overlaps(&reg)
+                .iter()
+                .map(crate::registry::validate::Overlap::describe)
+                .collect();
             let view = Validated {
                 file: file.clone(),
                 valid: true,
                 service_types: reg.types.len(),
                 instances: reg.types.values().map(|t| t.instances.len()).sum(),
                 to_move: misplaced.clone(),
+                overlaps: overlaps.clone(),
             };
             for m in &misplaced {
                 ctx.warn(&format!("{m}; the next write moves it"));
+            }
+            for o in &overlaps {
+                ctx.warn(&format!("{o}; change one with `cargo styxy type set`"));
             }
             ctx.print(&view, |out| {
                 writeln!(

@@ -103,6 +103,16 @@ fn findings(ctx: &Ctx) -> Vec<Finding> {
             });
         }
     }
+    for o in crate::registry::validate::overlaps(&reg) {
+        out.push(Finding {
+            check: "overlaps",
+            message: format!("{}, after a hand edit", o.describe()),
+            fix: format!(
+                "give {:?} ranges of its own: `cargo styxy type set {} --range A-B`",
+                o.b, o.b
+            ),
+        });
+    }
     for (name, id, port) in crate::registry::validate::misplaced(&reg) {
         out.push(Finding {
             check: "instances",

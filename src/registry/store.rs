@@ -628,7 +628,19 @@ impl Guard<'_> {
         if !config_changed && !state_changed && roots.is_empty() {
             return Ok(false);
         }
+        // Overlaps a hand edit left are worked around; a new one is never written.
+        let before: BTreeSet<(&str, &str)> = validate::overlaps(&self.original)
+            .iter()
+            .map(validate::Overlap::names)
+            .collect();
+        let new_overlap = validate::overlaps(&self.registry)
+            .into_iter()
+            .find(|o| !before.contains(&o.names()));
         validate::definitions(&self.registry)
+            .and_then(|()| match new_overlap {
+                Some(o) => Err(o.to_error().to_string()),
+                None => Ok(()),
+            })
             .and_then(|()| validate::holdings(&self.registry))
             .map_err(|problem| Error::InvalidRegistry {
                 file: store.file(),

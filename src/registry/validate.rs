@@ -1,5 +1,7 @@
 //! Checks on names, ports, settings and whole registries, done before anything is written.
 
+use std::collections::{BTreeMap, BTreeSet};
+
 use crate::error::{Error, Result};
 use crate::registry::model::{InstanceBehavior, PortRange, Registry, ServiceType, Settings};
 
@@ -176,47 +178,121 @@ pub fn pattern(p: &str) -> Result<glob::Pattern> {
 }
 
 /// What the registry's definitions must satisfy before they are used or written: valid
-/// settings, names, ranges and patterns; no two ranges overlapping. Returns the first problem
-/// as a sentence.
+/// settings, names, ranges and patterns. Returns the first problem as a sentence. Ranges that
+/// overlap are not refused here: a hand edit can leave them, and they are reported
+/// ([`overlaps`]) and worked around ([`misplaced`]); no command writes a new one.
 pub fn definitions(reg: &Registry) -> std::result::Result<(), String> {
     settings(&reg.settings).map_err(|e| e.to_string())?;
     for (n, t) in &reg.types {
         service_type(n, t)?;
     }
-    let all = reg.all_ranges();
-    for pair in all.windows(2) {
-        let ((a, an), (b, bn)) = (pair[0], pair[1]);
-        if a.overlaps(&b) {
-            return Err(Error::Overlap {
-                name: bn.to_owned(),
-                range: b,
-                other: an.to_owned(),
-                other_range: a,
-            }
-            .to_string());
-        }
-    }
     strategies_and_rules(reg)
 }
 
-/// Every instance whose port its type cannot give it: outside the type's ranges, or (in a
-/// `multi` type) the same port as an instance before it. A hand edit leaves these; the next
-/// write moves them (`allocate::tidy`), and `config validate` and `doctor` report them.
-pub fn misplaced(reg: &Registry) -> Vec<(&str, &str, u16)> {
+/// Two ranges that share ports: of two types, or two of one type's own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Overlap<'r> {
+    pub a: &'r str,
+    pub a_range: PortRange,
+    pub b: &'r str,
+    pub b_range: PortRange,
+}
+
+impl<'r> Overlap<'r> {
+    /// The two types, in name order.
+    pub fn names(&self) -> (&'r str, &'r str) {
+        (self.a.min(self.b), self.a.max(self.b))
+    }
+
+    /// The overlap as an error, for a command that would write a new one.
+    pub fn to_error(self) -> Error {
+        Error::Overlap {
+            name: self.b.to_owned(),
+            range: self.b_range,
+            other: self.a.to_owned(),
+            other_range: self.a_range,
+        }
+    }
+
+    /// What a person reads about it: which ports, and how each is given out meanwhile.
+    pub fn describe(&self) -> String {
+        let shared = PortRange::new(
+            self.a_range.start.max(self.b_range.start),
+            self.a_range.end.min(self.b_range.end),
+        );
+        if self.a == self.b {
+            format!(
+                "ranges {} and {} of {:?} overlap (ports {shared})",
+                self.a_range, self.b_range, self.a
+            )
+        } else {
+            let (first, _) = self.names();
+            format!(
+                "{} of {:?} and {} of {:?} overlap (ports {shared}); until one is changed, a port in both is given to one instance only, {first:?}'s first",
+                self.a_range, self.a, self.b_range, self.b
+            )
+        }
+    }
+}
+
+/// Every pair of overlapping ranges, in the order of their starts.
+pub fn overlaps(reg: &Registry) -> Vec<Overlap<'_>> {
     let mut out = Vec::new();
+    let mut open: Vec<(PortRange, &str)> = Vec::new();
+    for (r, n) in reg.all_ranges() {
+        open.retain(|(o, _)| o.end >= r.start);
+        for &(o, on) in &open {
+            out.push(Overlap {
+                a: on,
+                a_range: o,
+                b: n,
+                b_range: r,
+            });
+        }
+        open.push((r, n));
+    }
+    out
+}
+
+/// Every instance whose port its type cannot give it: outside the type's ranges, the same
+/// port as an instance before it (in a `multi` type), or a port that an instance of another
+/// type holds where their ranges overlap (the type first in name order keeps it). A hand edit
+/// leaves these; the next write moves them (`allocate::tidy`), and `config validate` and
+/// `doctor` report them.
+pub fn misplaced(reg: &Registry) -> Vec<(&str, &str, u16)> {
+    // The ports each type must leave to a type before it in name order.
+    let mut claimed: BTreeMap<&str, BTreeSet<u16>> = BTreeMap::new();
+    for o in overlaps(reg).iter().filter(|o| o.a != o.b) {
+        let (first, second) = o.names();
+        let shared = PortRange::new(
+            o.a_range.start.max(o.b_range.start),
+            o.a_range.end.min(o.b_range.end),
+        );
+        let ports = reg.types[first]
+            .instances
+            .values()
+            .map(|i| i.port)
+            .filter(|p| shared.contains(*p));
+        claimed.entry(second).or_default().extend(ports);
+    }
+    let mut out = Vec::new();
+    let mut ports: Vec<u16> = Vec::new();
     for (n, t) in &reg.types {
-        // The common case, cheaply: every port inside, and (multi) none twice.
-        let mut ports: Vec<u16> = t.instances.values().map(|i| i.port).collect();
+        let taken = claimed.get(n.as_str());
+        // The common case, cheaply: every port inside, none claimed and (multi) none twice.
+        ports.clear();
+        ports.extend(t.instances.values().map(|i| i.port));
         ports.sort_unstable();
         let doubled = t.instance_behavior == InstanceBehavior::Multi
             && ports.windows(2).any(|w| w[0] == w[1]);
-        if !doubled && ports.iter().all(|p| t.contains(*p)) {
+        let claimed = |p: u16| taken.is_some_and(|c| c.contains(&p));
+        if !doubled && ports.iter().all(|p| t.contains(*p) && !claimed(*p)) {
             continue;
         }
-        let mut seen = std::collections::BTreeSet::new();
+        let mut seen = BTreeSet::new();
         for (id, i) in &t.instances {
             let twice = t.instance_behavior == InstanceBehavior::Multi && !seen.insert(i.port);
-            if !t.contains(i.port) || twice {
+            if !t.contains(i.port) || twice || claimed(i.port) {
                 out.push((n.as_str(), id.as_str(), i.port));
             }
         }
@@ -332,14 +408,43 @@ mod tests {
     }
 
     #[test]
-    fn overlapping_ranges_are_refused() {
+    fn overlapping_ranges_are_found_not_refused() {
         let ok = reg_of(&[("a", &[(2000, 2009)]), ("b", &[(3000, 3009)])]);
-        assert!(definitions(&ok).is_ok());
-        let bad = reg_of(&[("a", &[(2000, 2009)]), ("b", &[(2005, 2006)])]);
-        let err = definitions(&bad).unwrap_err();
-        assert!(err.contains("\"b\"") && err.contains("\"a\""), "{err}");
+        assert!(overlaps(&ok).is_empty());
+        // b inside a, and c reaching over both: every pair, not only neighbours.
+        let bad = reg_of(&[
+            ("a", &[(2000, 2009)]),
+            ("b", &[(2005, 2006)]),
+            ("c", &[(2001, 2002), (2008, 2020)]),
+        ]);
+        assert!(
+            definitions(&bad).is_ok(),
+            "a hand edit's overlap is not fatal"
+        );
+        let pairs: Vec<_> = overlaps(&bad).iter().map(Overlap::names).collect();
+        assert_eq!(pairs, [("a", "c"), ("a", "b"), ("a", "c")]);
         let own = reg_of(&[("a", &[(2000, 2009), (2009, 2010)])]);
-        assert!(definitions(&own).is_err(), "a type's own ranges overlap");
+        assert_eq!(overlaps(&own).len(), 1, "a type's own ranges overlap");
+    }
+
+    #[test]
+    fn a_port_in_two_overlapping_types_stays_with_the_first() {
+        use crate::registry::model::Instance;
+        let mut reg = reg_of(&[("a", &[(2000, 2009)]), ("b", &[(2005, 2014)])]);
+        let at = |port| Instance {
+            port,
+            workspace: None,
+            service: None,
+        };
+        reg.types
+            .get_mut("a")
+            .unwrap()
+            .instances
+            .insert("x".into(), at(2005));
+        let b = reg.types.get_mut("b").unwrap();
+        b.instances.insert("y".into(), at(2005));
+        b.instances.insert("z".into(), at(2006));
+        assert_eq!(misplaced(&reg), [("b", "y", 2005)]);
     }
 
     #[test]

@@ -203,9 +203,18 @@ impl Home {
     }
 }
 
-/// The first port from 20000 up that starts `len` ports nothing listens on (127.0.0.1 and
+/// The first port from 30100 up that starts `len` ports nothing listens on (127.0.0.1 and
 /// [::1]) right now: a span a test can point `min_port` at on a machine with dev servers.
+/// Away from the ports other tests name (20000-30001), as the check binds each port for a
+/// moment, which a test running at the same time would see as a listener; and below the
+/// usual ephemeral range (32768 up), where auto-allocation stops.
 pub fn free_span(len: u16) -> u16 {
+    free_span_from(30100, len)
+}
+
+/// [`free_span`] from `from` up (within 1,000 ports): for two tests of one binary, which run
+/// at the same time, in spans of their own.
+pub fn free_span_from(from: u16, len: u16) -> u16 {
     // [::1] may be missing (no IPv6): then only 127.0.0.1 counts.
     let free = |p: u16| {
         std::net::TcpListener::bind(("127.0.0.1", p)).is_ok()
@@ -214,12 +223,12 @@ pub fn free_span(len: u16) -> u16 {
                 Err(e) => e.kind() == std::io::ErrorKind::AddrNotAvailable,
             }
     };
-    let mut start = 20000u16;
-    while start < 30000 {
+    let mut start = from;
+    while start < from + 1000 {
         match (start..start + len).find(|p| !free(*p)) {
             None => return start,
             Some(busy) => start = busy + 1,
         }
     }
-    panic!("no {len} free ports in 20000-30000");
+    panic!("no {len} free ports in {from}-{}", from + 1000);
 }
