@@ -50,21 +50,34 @@ mod tests {
     }
 }
 
-/// Ports with a listening TCP socket on any local address, from `/proc/net/tcp` and
-/// `/proc/net/tcp6` (no socket is opened). `None` where the OS has no such listing.
+/// Ports with a listening TCP socket on any local address (no socket is bound). `None`
+/// where the OS has no such listing.
 pub fn listening_ports() -> Option<std::collections::BTreeSet<u16>> {
+    listen_table().map(|rows| rows.into_iter().map(|(port, _)| port).collect())
+}
+
+/// (port, socket inode) of every listening TCP socket, IPv4 and IPv6: asked of the kernel's
+/// sock_diag netlink interface, which walks only the listening sockets; else (netlink
+/// refused, as some sandboxes do) read from `/proc/net/tcp{,6}`, each read of which walks
+/// the whole socket table (milliseconds on a large machine).
+fn listen_table() -> Option<Vec<(u16, u64)>> {
     #[cfg(target_os = "linux")]
     {
-        let mut ports = std::collections::BTreeSet::new();
+        // Without the CLI (a build script's library) nothing lists listeners; /proc serves.
+        #[cfg(feature = "cli")]
+        if let Ok(rows) = sock_diag::listening() {
+            return Some(rows);
+        }
+        let mut rows = Vec::new();
         let mut any = false;
         for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
             let Some(text) = read_table(table) else {
                 continue;
             };
             any = true;
-            ports.extend(parse_proc_net_tcp(&text));
+            rows.extend(parse_listen_rows(&text));
         }
-        any.then_some(ports)
+        any.then_some(rows)
     }
     #[cfg(not(target_os = "linux"))]
     {
@@ -72,19 +85,108 @@ pub fn listening_ports() -> Option<std::collections::BTreeSet<u16>> {
     }
 }
 
+/// The kernel's listing of listening TCP sockets over netlink (`NETLINK_SOCK_DIAG`,
+/// `SOCK_DIAG_BY_FAMILY` with only `TCP_LISTEN` asked for; see sock_diag(7)).
+#[cfg(all(target_os = "linux", feature = "cli"))]
+mod sock_diag {
+    use rustix::net::netlink::{self, SocketAddrNetlink};
+    use rustix::net::{AddressFamily, RecvFlags, SendFlags, SocketFlags, SocketType};
+
+    const SOCK_DIAG_BY_FAMILY: u16 = 20;
+    const NLM_F_REQUEST: u16 = 0x1;
+    const NLM_F_DUMP: u16 = 0x300;
+    const NLMSG_ERROR: u16 = 2;
+    const NLMSG_DONE: u16 = 3;
+    const IPPROTO_TCP: u8 = 6;
+    const TCP_LISTEN: u32 = 10;
+    const AF_INET: u8 = 2;
+    const AF_INET6: u8 = 10;
+    /// `struct nlmsghdr`.
+    const HEADER: usize = 16;
+    /// `struct inet_diag_sockid`.
+    const SOCKID: usize = 48;
+
+    /// (port, inode) of the listening sockets of both families.
+    pub fn listening() -> std::io::Result<Vec<(u16, u64)>> {
+        let fd = rustix::net::socket_with(
+            AddressFamily::NETLINK,
+            SocketType::DGRAM,
+            SocketFlags::CLOEXEC,
+            Some(netlink::SOCK_DIAG),
+        )?;
+        let mut rows = Vec::new();
+        // The kernel sends a dump in messages of up to 32 KiB.
+        let mut buf = vec![0u8; 64 * 1024];
+        for (seq, family) in [(1u32, AF_INET), (2, AF_INET6)] {
+            rustix::net::sendto(
+                &fd,
+                &request(seq, family),
+                SendFlags::empty(),
+                &SocketAddrNetlink::new(0, 0),
+            )?;
+            'dump: loop {
+                let (got, whole) = rustix::net::recv(&fd, &mut buf[..], RecvFlags::empty())?;
+                if whole > got {
+                    return Err(std::io::ErrorKind::InvalidData.into());
+                }
+                let mut msgs = &buf[..got];
+                while msgs.len() >= HEADER {
+                    let len = u32_at(msgs, 0) as usize;
+                    let kind = u16::from_ne_bytes([msgs[4], msgs[5]]);
+                    if len < HEADER || len > msgs.len() {
+                        return Err(std::io::ErrorKind::InvalidData.into());
+                    }
+                    match kind {
+                        NLMSG_DONE => break 'dump,
+                        NLMSG_ERROR => return Err(std::io::ErrorKind::Other.into()),
+                        SOCK_DIAG_BY_FAMILY => rows.extend(row(&msgs[HEADER..len])),
+                        _ => {}
+                    }
+                    msgs = msgs.get((len + 3) & !3..).unwrap_or_default();
+                }
+            }
+        }
+        Ok(rows)
+    }
+
+    /// `nlmsghdr` + `inet_diag_req_v2` asking for the TCP sockets in LISTEN of `family`.
+    fn request(seq: u32, family: u8) -> Vec<u8> {
+        let len = HEADER + 8 + SOCKID;
+        let mut r = Vec::with_capacity(len);
+        r.extend_from_slice(&u32::try_from(len).unwrap_or(u32::MAX).to_ne_bytes());
+        r.extend_from_slice(&SOCK_DIAG_BY_FAMILY.to_ne_bytes());
+        r.extend_from_slice(&(NLM_F_REQUEST | NLM_F_DUMP).to_ne_bytes());
+        r.extend_from_slice(&seq.to_ne_bytes());
+        r.extend_from_slice(&0u32.to_ne_bytes());
+        r.extend_from_slice(&[family, IPPROTO_TCP, 0, 0]);
+        r.extend_from_slice(&(1u32 << TCP_LISTEN).to_ne_bytes());
+        r.resize(len, 0);
+        r
+    }
+
+    /// (port, inode) of one `inet_diag_msg`: the port big-endian at 4, the inode after the
+    /// socket id and four 32-bit fields.
+    fn row(msg: &[u8]) -> Option<(u16, u64)> {
+        let port = u16::from_be_bytes([*msg.get(4)?, *msg.get(5)?]);
+        let inode = u32_at(msg.get(4 + SOCKID + 16..)?, 0);
+        Some((port, u64::from(inode)))
+    }
+
+    fn u32_at(b: &[u8], at: usize) -> u32 {
+        b.get(at..at + 4)
+            .and_then(|s| s.try_into().ok())
+            .map_or(0, u32::from_ne_bytes)
+    }
+}
+
 /// A `/proc/net/tcp{,6}` table, read in as few calls as it takes: each `read` of it walks
-/// the kernel's socket hash table (milliseconds on a large machine), so a small buffer
-/// (std's first read is 32 bytes) multiplies that cost.
+/// the kernel's socket hash table, so a small buffer (std's first read is 32 bytes)
+/// multiplies that cost.
 fn read_table(path: &str) -> Option<String> {
     use std::io::Read;
     let mut buf = Vec::with_capacity(1 << 20);
     std::fs::File::open(path).ok()?.read_to_end(&mut buf).ok()?;
     String::from_utf8(buf).ok()
-}
-
-/// The local ports of the LISTEN (`0A`) rows of a `/proc/net/tcp{,6}` table.
-pub fn parse_proc_net_tcp(text: &str) -> impl Iterator<Item = u16> + '_ {
-    parse_listen_rows(text).map(|(port, _)| port)
 }
 
 /// (port, socket inode) of the LISTEN rows of a `/proc/net/tcp{,6}` table.
@@ -113,15 +215,14 @@ pub fn listeners_of(port: u16) -> Vec<Listener> {
 }
 
 /// The processes behind every listening port that `want` selects, in one pass over `/proc`
-/// (socket inodes in `/proc/net/tcp{,6}` matched to the links in `/proc/*/fd`).
+/// (the listening sockets' inodes matched to the links in `/proc/*/fd`).
 pub fn listeners_by_port(
     want: impl Fn(u16) -> bool,
 ) -> std::collections::BTreeMap<u16, Vec<Listener>> {
     use std::collections::{BTreeMap, HashMap};
-    let by_inode: HashMap<u64, u16> = ["/proc/net/tcp", "/proc/net/tcp6"]
-        .iter()
-        .filter_map(|t| read_table(t))
-        .flat_map(|text| parse_listen_rows(&text).collect::<Vec<_>>())
+    let by_inode: HashMap<u64, u16> = listen_table()
+        .unwrap_or_default()
+        .into_iter()
         .filter(|(p, _)| want(*p))
         .map(|(port, inode)| (inode, port))
         .collect();
@@ -217,7 +318,36 @@ mod proc_tests {
         let text = "  sl  local_address rem_address   st tx_queue rx_queue\n\
             0: 0100007F:1F90 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 4242 1 0000000000000000 100 0 0 10 0\n\
             1: 0100007F:A2C4 0100007F:1F90 01 00000000:00000000 00:00000000 00000000     0        0 4343 1 0000000000000000 20 4 30 10 -1\n";
-        assert_eq!(parse_proc_net_tcp(text).collect::<Vec<_>>(), vec![8080]);
+        assert_eq!(parse_listen_rows(text).collect::<Vec<_>>(), [(8080, 4242)]);
+    }
+
+    /// The netlink listing says what `/proc/net/tcp{,6}` says, inodes included.
+    #[cfg(all(target_os = "linux", feature = "cli"))]
+    #[test]
+    fn sock_diag_lists_what_proc_lists() {
+        let v4 = TcpListener::bind("127.0.0.1:0").unwrap();
+        let v6 = TcpListener::bind("[::1]:0").ok();
+        let from_proc = || -> std::collections::BTreeSet<(u16, u64)> {
+            ["/proc/net/tcp", "/proc/net/tcp6"]
+                .iter()
+                .filter_map(|t| read_table(t))
+                .flat_map(|text| parse_listen_rows(&text).collect::<Vec<_>>())
+                .collect()
+        };
+        let before = from_proc();
+        let diag: std::collections::BTreeSet<(u16, u64)> =
+            sock_diag::listening().unwrap().into_iter().collect();
+        let after = from_proc();
+        let mine = [Some(&v4), v6.as_ref()]
+            .into_iter()
+            .flatten()
+            .map(|l| l.local_addr().unwrap().port());
+        for port in mine {
+            assert!(diag.iter().any(|(p, _)| *p == port), "{port} in {diag:?}");
+        }
+        // Other processes may open or close listeners meanwhile: compare what stayed.
+        let stable: std::collections::BTreeSet<_> = before.intersection(&after).copied().collect();
+        assert!(stable.is_subset(&diag), "{stable:?} not in {diag:?}");
     }
 
     #[test]

@@ -20,8 +20,7 @@ pub struct MetricsArgs {
 }
 
 pub fn run(ctx: &Ctx, args: MetricsArgs) -> anyhow::Result<()> {
-    let reg = ctx.store.read()?;
-    let counters = ctx.store.read_counters()?;
+    let (reg, counters) = ctx.store.read_with_counters()?;
     let listening = crate::probe::listening_ports();
     let text = metrics::render(&Inputs {
         registry: &reg,

@@ -185,12 +185,11 @@ impl Store {
         Ok(self.load()?.registry)
     }
 
-    /// The metric counters, as the last commit left them.
-    pub fn read_counters(&self) -> Result<Counters> {
-        match self.read_file(&self.state_file())? {
-            None => Ok(Counters::default()),
-            Some(text) => Ok(self.parse_state(&text)?.counters),
-        }
+    /// [`Store::read`], with the metric counters as the last commit left them: one read of
+    /// each file.
+    pub fn read_with_counters(&self) -> Result<(Registry, Counters)> {
+        let loaded = self.load()?;
+        Ok((loaded.registry, loaded.rest.counters))
     }
 
     /// The port file of the workspace `root`, if it was derived from the registry and state

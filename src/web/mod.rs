@@ -430,8 +430,7 @@ async fn audit(
 async fn metrics(State(state): State<Arc<AppState>>) -> Result<Response, ApiError> {
     let store = state.store.clone();
     let text = tokio::task::spawn_blocking(move || {
-        let reg = store.read()?;
-        let counters = store.read_counters()?;
+        let (reg, counters) = store.read_with_counters()?;
         let listening = crate::probe::listening_ports();
         let leases_live = reg
             .types
