@@ -339,7 +339,7 @@ pub fn allocate(
             return Err(full_error(name, t));
         }
     }
-    let elsewhere = slots::held_elsewhere(reg, name);
+    let elsewhere = reg.held_elsewhere(name);
     let port = match slots::pick(&reg.types[name], req.port, &elsewhere, machine.probe) {
         Some(p) => p,
         None => {
@@ -552,7 +552,7 @@ pub fn tidy(
         .map(|(n, id, port)| (n.to_owned(), id.to_owned(), port))
         .collect();
     for (name, id, from) in misplaced {
-        let elsewhere = slots::held_elsewhere(reg, &name);
+        let elsewhere = reg.held_elsewhere(&name);
         let Some(t) = reg.types.get_mut(&name) else {
             continue;
         };

@@ -3,12 +3,12 @@
 use std::collections::BTreeSet;
 
 use crate::allocate::Probe;
-use crate::registry::model::{InstanceBehavior, Registry, ServiceType};
+use crate::registry::model::{InstanceBehavior, ServiceType};
 
 /// The port a new instance of `t` gets: a `single` type's shared port if it has one; else
 /// `wish` (when inside the ranges), then the preferred ports, then the lowest port of the
 /// ranges, skipping ports other instances hold, ports in `elsewhere` (held by another type
-/// whose ranges overlap these, [`held_elsewhere`]) and ports something listens on now.
+/// whose ranges overlap these, [`Registry::held_elsewhere`]) and ports something listens on now.
 /// `None` when every port is taken.
 pub fn pick(
     t: &ServiceType,
@@ -30,25 +30,6 @@ pub fn pick(
         .chain(t.preferred_ports.iter().copied())
         .find(free)
         .or_else(|| t.ranges.iter().flat_map(|r| r.ports()).find(free))
-}
-
-/// The ports inside the ranges of `name` that instances of other types hold: none, unless a
-/// hand edit left ranges overlapping.
-pub fn held_elsewhere(reg: &Registry, name: &str) -> BTreeSet<u16> {
-    let Some(t) = reg.types.get(name) else {
-        return BTreeSet::new();
-    };
-    reg.types
-        .iter()
-        .filter(|(n, o)| {
-            n.as_str() != name
-                && o.ranges
-                    .iter()
-                    .any(|r| t.ranges.iter().any(|m| m.overlaps(r)))
-        })
-        .flat_map(|(_, o)| o.instances.values().map(|i| i.port))
-        .filter(|p| t.contains(*p))
-        .collect()
 }
 
 #[cfg(test)]

@@ -393,7 +393,8 @@ fn distance(a: PortRange, b: PortRange) -> i64 {
 }
 
 fn check_invariants(reg: &Registry, space: Space) -> Result<(), TestCaseError> {
-    let valid = validate::definitions(reg).and_then(|()| validate::holdings(reg));
+    let valid = validate::definitions(reg)
+        .and_then(|()| validate::holdings(reg, reg.types.keys().map(String::as_str)));
     prop_assert!(valid.is_ok(), "{:?}", valid);
     let gap = i64::from(reg.settings.gap_size);
     let all = reg.all_ranges();
@@ -539,7 +540,7 @@ fn tidy_moves_instances_a_hand_edit_left_outside_and_keeps_the_others() {
         "{:?}",
         out.warnings
     );
-    assert!(validate::holdings(&reg).is_ok());
+    assert!(validate::holdings(&reg, reg.types.keys().map(String::as_str)).is_ok());
     assert!(
         tidy(&mut reg, &machine(&idle), &|_| true).events.is_empty(),
         "tidy twice is a no-op"

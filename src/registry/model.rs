@@ -714,6 +714,25 @@ impl Registry {
         self.types.changed(&new.types)
     }
 
+    /// The ports inside the ranges of `name` that instances of other types hold: none,
+    /// unless a hand edit left ranges overlapping.
+    pub fn held_elsewhere(&self, name: &str) -> std::collections::BTreeSet<u16> {
+        let Some(t) = self.types.get(name) else {
+            return std::collections::BTreeSet::new();
+        };
+        self.types
+            .iter()
+            .filter(|(n, o)| {
+                n.as_str() != name
+                    && o.ranges
+                        .iter()
+                        .any(|r| t.ranges.iter().any(|m| m.overlaps(r)))
+            })
+            .flat_map(|(_, o)| o.instances.values().map(|i| i.port))
+            .filter(|p| t.contains(*p))
+            .collect()
+    }
+
     /// The zone named `name` in any strategy, with the strategy's name.
     pub fn zone(&self, name: &str) -> Option<(&str, Zone)> {
         self.strategies

@@ -640,7 +640,7 @@ impl Guard<'_> {
                 Some(o) => Err(o.to_error().to_string()),
                 None => Ok(()),
             })
-            .and_then(|()| validate::holdings(&self.registry))
+            .and_then(|()| validate::holdings(&self.registry, changed.iter().map(|n| n.as_str())))
             .map_err(|problem| Error::InvalidRegistry {
                 file: store.file(),
                 problem: format!("refusing to write an invalid registry: {problem}"),

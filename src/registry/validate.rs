@@ -300,10 +300,18 @@ pub fn misplaced(reg: &Registry) -> Vec<(&str, &str, u16)> {
     out
 }
 
-/// What a registry's holders must satisfy before it is written: every instance id valid, in
-/// its type's ranges and (multi) on a port of its own; every lease inside its type.
-pub fn holdings(reg: &Registry) -> std::result::Result<(), String> {
-    for (n, t) in &reg.types {
+/// What the holders of the types `names` must satisfy before a commit writes them: every
+/// instance id valid, in its type's ranges, on a port of its own (in a `multi` type) and not
+/// on a port that another type's instance holds; every lease inside its type. A commit checks
+/// the types it changed: one that it did not change it writes as it was.
+pub fn holdings<'n>(
+    reg: &Registry,
+    names: impl IntoIterator<Item = &'n str>,
+) -> std::result::Result<(), String> {
+    for n in names {
+        let Some(t) = reg.types.get(n) else {
+            continue;
+        };
         for id in t.instances.keys() {
             instance(id).map_err(|e| format!("service type {n:?}: {e}"))?;
         }
@@ -313,14 +321,20 @@ pub fn holdings(reg: &Registry) -> std::result::Result<(), String> {
                 l.pid, l.port
             ));
         }
+        let elsewhere = reg.held_elsewhere(n);
+        let mut seen = BTreeSet::new();
+        for (id, i) in &t.instances {
+            let twice = t.instance_behavior == InstanceBehavior::Multi && !seen.insert(i.port);
+            if !t.contains(i.port) || twice || elsewhere.contains(&i.port) {
+                return Err(format!(
+                    "instance {id:?} of {n:?} holds port {}, which its type cannot give it (outside its ranges {}, another instance's, or another type's)",
+                    i.port,
+                    t.ranges_text()
+                ));
+            }
+        }
     }
-    match misplaced(reg).first() {
-        Some((n, id, port)) => Err(format!(
-            "instance {id:?} of {n:?} holds port {port}, which its type cannot give it (outside its ranges {}, or another instance's)",
-            reg.types[*n].ranges_text()
-        )),
-        None => Ok(()),
-    }
+    Ok(())
 }
 
 /// What one service type must satisfy on its own.
@@ -462,7 +476,7 @@ mod tests {
         t.instances.insert("i3".into(), at(2100));
         t.instances.insert("i4".into(), at(2001));
         assert_eq!(misplaced(&reg), [("a", "i2", 2000), ("a", "i3", 2100)]);
-        assert!(holdings(&reg).is_err());
+        assert!(holdings(&reg, ["a"]).is_err());
         reg.types.get_mut("a").unwrap().instance_behavior = InstanceBehavior::Single;
         assert_eq!(
             misplaced(&reg),
