@@ -25,7 +25,7 @@ pub fn assign(
     root: &str,
     services: &[Service],
 ) -> Result<(Vec<Assigned>, Vec<String>)> {
-    let (mut guard, tidied) = crate::lock_tidied(store)?;
+    let (mut guard, tidied) = crate::session::lock(store)?;
     let mut events = tidied.events;
     let mut warnings = tidied.warnings;
     let mut out = Vec::new();

@@ -136,8 +136,7 @@ fn from_registry(
         .backdate_port_files(before_build);
     let pf_path = portfile::path(store.dir(), root);
     // A port file derived from an older registry (a hand edit, a kill) is not believed.
-    let ports = match store
-        .port_file(root)
+    let ports = match portfile::current(&store, root)
         .and_then(|pf| crate::assign::from_port_file(&pf, services))
     {
         Some(ports) => ports,

@@ -11,6 +11,8 @@
 //!   lock.
 //! - [`probe`]: whether a port is listening now, and the OS ephemeral range.
 //! - [`workspace`]: a cargo workspace's services, their type and env names.
+//! - [`session`]: one command's turn at the registry: lock, tidy, commit, and the port
+//!   files and audit lines that follow a commit.
 //! - [`portfile`]: the per-checkout projection of the registry that build scripts read.
 //! - [`build`]: `styxy::build::emit()`, the build-script entry point.
 //! - [`view`]: what `list` and the dashboard show.
@@ -30,6 +32,7 @@ pub mod fsx;
 pub mod portfile;
 pub mod probe;
 pub mod registry;
+pub mod session;
 pub mod view;
 pub mod workspace;
 
@@ -41,16 +44,6 @@ pub mod metrics;
 pub mod web;
 
 pub use error::{Error, Result};
-
-/// The registry under the lock, with what a hand edit or a dead process left behind set
-/// right ([`allocate::tidy`]): the events and warnings of that go with the command's own.
-pub(crate) fn lock_tidied(
-    store: &registry::Store,
-) -> Result<(registry::Guard<'_>, allocate::Outcome<()>)> {
-    let mut guard = store.lock()?;
-    let tidied = allocate::tidy(&mut guard.registry, &this_machine(), &probe::lease_is_live);
-    Ok((guard, tidied))
-}
 
 /// The facts about this machine that allocation needs, from the real OS.
 pub fn this_machine() -> allocate::Machine<'static> {

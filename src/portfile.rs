@@ -6,7 +6,9 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::fsx::fnv1a;
+use crate::error::Result;
+use crate::fsx::{self, fnv1a};
+use crate::registry::Store;
 use crate::registry::model::ServiceType;
 
 /// The directory in the registry that holds the port files.
@@ -98,4 +100,41 @@ impl PortFile {
 /// leaves this checkout's ports alone rewrites the stamp only and rebuilds nothing.
 pub fn stamp_path(port_file: &Path) -> PathBuf {
     port_file.with_extension("stamp")
+}
+
+/// The port file of the workspace `root`, if it was derived from the registry and state as
+/// they are now (its stamp says so); else `None`, and the caller takes the lock (assigns),
+/// which rewrites it.
+pub fn current(store: &Store, root: &str) -> Option<PortFile> {
+    let file = path(store.dir(), root);
+    let stamp = std::fs::read_to_string(stamp_path(&file)).ok()?;
+    if stamp != store.identity().ok()? {
+        return None;
+    }
+    PortFile::read(&file).filter(|pf| pf.workspace == root)
+}
+
+/// Writes the port file of the workspace `root`, projected from `types`, and its stamp (the
+/// identity of the registry it was derived from): the port file only if its content differs
+/// (build scripts watch it), the stamp always.
+pub fn write<'r>(
+    store: &Store,
+    types: impl Iterator<Item = (&'r String, &'r ServiceType)>,
+    root: &str,
+    stamp: &str,
+) -> Result<()> {
+    let file = path(store.dir(), root);
+    let text = project(types, root).render();
+    if let Some(dir) = file.parent() {
+        fsx::create_private_dir(dir)?;
+    }
+    if fsx::write_if_changed(&file, text.as_bytes())?
+        && let Some(t) = store.port_file_mtime()
+    {
+        let _ = std::fs::File::options()
+            .write(true)
+            .open(&file)
+            .and_then(|f| f.set_modified(t));
+    }
+    fsx::write_if_changed(&stamp_path(&file), stamp.as_bytes()).map(drop)
 }

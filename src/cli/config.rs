@@ -146,7 +146,7 @@ pub fn run(ctx: &Ctx, cmd: ConfigCommand) -> anyhow::Result<()> {
             })
         }
         ConfigCommand::Restore { backup, .. } => {
-            let restored = ctx.store.restore(backup.as_deref())?;
+            let restored = crate::session::restore(&ctx.store, backup.as_deref())?;
             ctx.print(&restored, |out| {
                 writeln!(
                     out,
@@ -185,7 +185,7 @@ fn edit(ctx: &Ctx) -> anyhow::Result<()> {
         anyhow::bail!("the editor {editor:?} failed ({status}); nothing was changed");
     }
     let after = std::fs::read_to_string(copy.path())?;
-    match ctx.store.replace_text(&before, &after) {
+    match crate::session::replace_text(&ctx.store, &before, &after) {
         Ok(changed) => ctx.print(&serde_json::json!({ "changed": changed }), |out| {
             let what = if changed { "saved" } else { "no change to" };
             writeln!(out, "{what} {}", ctx.store.file().display())

@@ -49,7 +49,7 @@ fn services_at(root: &str) -> Option<Held> {
 }
 
 pub fn run(ctx: &Ctx, args: GcArgs) -> anyhow::Result<()> {
-    let mut guard = ctx.store.lock()?;
+    let mut guard = crate::session::open(&ctx.store)?;
     let known: RefCell<BTreeMap<String, Option<Held>>> = RefCell::default();
     let has_service = |root: &str, service_type: &str, instance: &str| {
         let mut known = known.borrow_mut();

@@ -148,8 +148,8 @@ impl Ctx {
     /// right: warns what that did, and returns its events, which go first in the commit.
     pub fn lock(
         &self,
-    ) -> anyhow::Result<(crate::registry::Guard<'_>, Vec<crate::allocate::Event>)> {
-        let (guard, tidied) = crate::lock_tidied(&self.store)?;
+    ) -> anyhow::Result<(crate::session::Session<'_>, Vec<crate::allocate::Event>)> {
+        let (guard, tidied) = crate::session::lock(&self.store)?;
         for w in &tidied.warnings {
             self.warn(w);
         }

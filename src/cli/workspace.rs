@@ -142,9 +142,7 @@ pub fn assign(ctx: &Ctx, ws: &Workspace, services: &[Service]) -> anyhow::Result
 /// derived from the registry as it is now (the fast path of `env` and `port`), else assigned.
 pub fn ports(ctx: &Ctx, ws: &Workspace, services: &[Service]) -> anyhow::Result<Vec<u16>> {
     let root = crate::workspace::root_id(&ws.root)?;
-    let known = ctx
-        .store
-        .port_file(&root)
+    let known = crate::portfile::current(&ctx.store, &root)
         .and_then(|pf| assign::from_port_file(&pf, services));
     match known {
         Some(ports) => Ok(ports),

@@ -9,13 +9,11 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use toml_edit::DocumentMut;
 
-use crate::audit;
 use crate::error::{Error, Result};
 use crate::fsx;
-use crate::portfile::{self, PortFile};
 use crate::registry::config::{self, Config};
 use crate::registry::lock;
-use crate::registry::model::{Counters, Event, Instances, Registry, ServiceType};
+use crate::registry::model::{Counters, Event, Instances, Record, Registry, ServiceType};
 use crate::registry::state::{self, STATE_FILE, StateError};
 use crate::registry::validate;
 
@@ -77,7 +75,6 @@ pub struct Guard<'s> {
     /// How long taking the lock took.
     pub lock_wait: Duration,
     locked_at: Instant,
-    touched: BTreeSet<String>,
 }
 
 /// The identity of the registry as it is now, recorded beside each port file: the content
@@ -145,6 +142,11 @@ impl Store {
         self
     }
 
+    /// The modification time port files get, if [`Store::backdate_port_files`] set one.
+    pub fn port_file_mtime(&self) -> Option<SystemTime> {
+        self.backdate_port_files
+    }
+
     /// Don't print "waiting for the styxy registry lock", nor warnings.
     pub fn quiet(mut self, quiet: bool) -> Self {
         self.quiet = quiet;
@@ -173,7 +175,8 @@ impl Store {
         self.dir.join(BACKUP_DIR)
     }
 
-    fn warn(&self, message: &str) {
+    /// Prints a warning on stderr, unless [`Store::quiet`].
+    pub fn warn(&self, message: &str) {
         if !self.quiet {
             eprintln!("warning: {message}");
         }
@@ -192,18 +195,9 @@ impl Store {
         Ok((loaded.registry, loaded.rest.counters))
     }
 
-    /// The port file of the workspace `root`, if it was derived from the registry and state
-    /// as they are now; else `None`, and the caller takes the lock (assigns), which rewrites it.
-    pub fn port_file(&self, root: &str) -> Option<PortFile> {
-        let path = portfile::path(&self.dir, root);
-        let stamp = fs::read_to_string(portfile::stamp_path(&path)).ok()?;
-        if stamp != self.identity().ok()? {
-            return None;
-        }
-        PortFile::read(&path).filter(|pf| pf.workspace == root)
-    }
-
-    fn identity(&self) -> Result<String> {
+    /// What a port file derived from the registry as it is now records as its stamp: the
+    /// content of `registry.toml` and the state file's inode, size and time.
+    pub fn identity(&self) -> Result<String> {
         let config = self.read_file(&self.file())?;
         let state = match fs::metadata(self.state_file()) {
             Ok(m) => Some(m),
@@ -382,18 +376,10 @@ impl Store {
     fn lock_with(&self, any_config: bool) -> Result<Guard<'_>> {
         let (lock, lock_wait) = self.take_lock()?;
         let locked_at = Instant::now();
-        for dir in [
-            self.dir.clone(),
-            self.dir.join(portfile::PORTS_DIR),
-            self.backup_dir(),
-        ] {
+        for dir in [self.dir.clone(), self.backup_dir()] {
             fsx::sweep_temps(&dir);
         }
         let mut loaded = self.load_with(any_config)?;
-        // The last commit's records, if a kill kept them from the trail.
-        if let Err(e) = audit::recover(&self.dir, &loaded.registry.settings, &loaded.rest.audit) {
-            self.warn(&format!("cannot complete the audit trail: {e}"));
-        }
         let original = std::mem::take(&mut loaded.registry);
         let registry = original.clone();
         Ok(Guard {
@@ -405,7 +391,6 @@ impl Store {
             replacement: None,
             lock_wait,
             locked_at,
-            touched: BTreeSet::new(),
         })
     }
 
@@ -466,74 +451,15 @@ impl Store {
             .unwrap_or_else(|| config::TEMPLATE.to_owned()))
     }
 
-    /// Replaces `registry.toml` with `text` written by hand (`config edit`), under the lock
-    /// and only if the file still holds `expected` (else another process changed it
-    /// meanwhile). Returns whether anything changed.
-    pub fn replace_text(&self, expected: &str, text: &str) -> Result<bool> {
-        let mut guard = self.lock_with(true)?;
-        if self.current_text()? != expected {
-            return Err(Error::InvalidValue {
-                what: "edit",
-                value: self.file().display().to_string(),
-                reason: "another process changed the registry while you edited it; edit it again"
-                    .into(),
-            });
-        }
-        if text == expected {
-            return Ok(false);
-        }
-        let file = self.file();
-        guard.replace_config(text, &file)?;
-        let event = Event::ConfigChanged {
-            key: "edit".into(),
-            value: file.display().to_string(),
-        };
-        guard.commit(&[event])?;
-        Ok(true)
-    }
-
-    /// Replaces `registry.toml` with a backup (`None`: the newest one that parses and
-    /// validates). The current file was kept as a backup when it became live. Returns the
-    /// backup restored. The file replaced, even one that does not parse, is kept as a backup.
-    pub fn restore(&self, backup: Option<&Path>) -> Result<PathBuf> {
-        let mut guard = self.lock_with(true)?;
-        let chosen = match backup {
-            Some(b) => b.to_path_buf(),
-            None => self.last_good_backup().ok_or_else(|| Error::NoBackup {
-                dir: self.backup_dir(),
-            })?,
-        };
-        let text = fs::read_to_string(&chosen)
-            .map_err(|e| Error::io("cannot read the backup", &chosen, e))?;
-        guard.replace_config(&text, &chosen)?;
-        let event = Event::ConfigChanged {
-            key: "restore".into(),
-            value: chosen.display().to_string(),
-        };
-        guard.commit(&[event])?;
-        Ok(chosen)
-    }
-
-    /// Writes a port file and its stamp: the port file only if its content differs (build
-    /// scripts watch it), the stamp always.
-    fn write_port_file(&self, path: &Path, text: &str, stamp: &str) -> Result<()> {
-        if let Some(dir) = path.parent() {
-            fsx::create_private_dir(dir)?;
-        }
-        if fsx::write_if_changed(path, text.as_bytes())?
-            && let Some(t) = self.backdate_port_files
-        {
-            let _ = File::options()
-                .write(true)
-                .open(path)
-                .and_then(|f| f.set_modified(t));
-        }
-        fsx::write_if_changed(&portfile::stamp_path(path), stamp.as_bytes()).map(drop)
+    /// Takes the lock as [`Store::lock`] does, but a `registry.toml` that does not parse or
+    /// validate reads as an empty one: for replacing it whole ([`Guard::replace_config`]).
+    pub fn lock_for_replacement(&self) -> Result<Guard<'_>> {
+        self.lock_with(true)
     }
 }
 
-impl Guard<'_> {
-    pub fn store(&self) -> &Store {
+impl<'s> Guard<'s> {
+    pub fn store(&self) -> &'s Store {
         self.store
     }
 
@@ -548,15 +474,21 @@ impl Guard<'_> {
         self.replacement = None;
     }
 
-    /// Makes the next commit (re)write the port file of the workspace `root`, even if the
-    /// registry does not change (a port file that was deleted or is stale comes back).
-    pub fn touch_workspace(&mut self, root: &str) {
-        self.touched.insert(root.to_owned());
+    /// Instances the state holds of types defined nowhere any more (removed from
+    /// `registry.toml` by hand): the next commit drops them.
+    pub fn orphans(&self) -> &[(String, String, crate::registry::model::Instance)] {
+        &self.loaded.rest.orphans.instances
+    }
+
+    /// The audit records of the commit that wrote the state as it was read, so that one a
+    /// kill kept from the trail can be appended now.
+    pub fn last_records(&self) -> &[Record] {
+        &self.loaded.rest.audit
     }
 
     /// Makes `text` (read from `source`) the next `registry.toml`, if it parses and validates
     /// with the state as it is.
-    fn replace_config(&mut self, text: &str, source: &Path) -> Result<()> {
+    pub fn replace_config(&mut self, text: &str, source: &Path) -> Result<()> {
         let store = self.store;
         let mut doc = parse_doc(text, source)?;
         let Config {
@@ -578,27 +510,18 @@ impl Guard<'_> {
         Ok(())
     }
 
-    /// Commits the changes made to [`Guard::registry`]: validated as a whole; `registry.toml`
-    /// rewritten (only the changed parts, comments kept) when a person's config changed, and
-    /// the state written whole; both atomically, `registry.toml` first. The state's rename is
-    /// the commit point: whatever can fail is done before it, and what follows it (port files,
-    /// the audit trail, a backup) can warn but does not fail a committed change. `events` are
-    /// what the change did, appended to the audit trail and counted in the state, even when
-    /// nothing else changed (a refused allocation is recorded too). Returns whether the
-    /// registry or state was written.
-    pub fn commit(self, events: &[Event]) -> Result<bool> {
+    /// Commits the changes made to [`Guard::registry`]: `registry.toml` rewritten (only the
+    /// changed parts, comments kept) when a person's config changed, and the state written
+    /// whole; both atomically, `registry.toml` first. The state's rename is the commit point:
+    /// whatever can fail is done before it, and what follows (a backup) only warns. `events`
+    /// are what the change did, counted in the state even when nothing else changed (a refused
+    /// allocation is counted too); `records` are their audit lines, kept in the state until
+    /// the next commit (see [`Guard::last_records`]). The lock is held until the returned
+    /// [`Committed`] is dropped, so that what follows a commit (port files, the audit trail)
+    /// is done under it too.
+    pub fn commit(self, events: &[Event], records: Vec<Record>) -> Result<Committed<'s>> {
         let store = self.store;
         let loaded = &self.loaded;
-        let mut events: Vec<Event> = events.to_vec();
-        // Holders of a type that a hand edit removed: dropped now, and said so.
-        for (service_type, instance, i) in &loaded.rest.orphans.instances {
-            events.push(Event::Gc {
-                service_type: service_type.clone(),
-                instance: Some(instance.clone()),
-                port: Some(i.port),
-                reason: "its service type is gone from registry.toml".into(),
-            });
-        }
         // The changed types, found once: at 10,000 types each pass over all of them counts.
         let changes: Vec<_> = self.original.changed_types(&self.registry).collect();
         let changed: Vec<&String> = changes.iter().map(|(name, _, _)| *name).collect();
@@ -608,14 +531,14 @@ impl Guard<'_> {
         let state_changed = !events.is_empty()
             || loaded.legacy
             || !changes.is_empty()
+            || !loaded.rest.orphans.instances.is_empty()
             || (loaded.state_len.is_none()
                 && self
                     .registry
                     .types
                     .values()
                     .any(|t| !t.instances.is_empty()));
-        let mut roots = self.touched.clone();
-        roots.extend(changed_workspaces(&changes));
+        let mut roots = changed_workspaces(&changes);
         roots.extend(
             loaded
                 .rest
@@ -624,17 +547,29 @@ impl Guard<'_> {
                 .iter()
                 .filter_map(|(_, _, i)| i.workspace.clone()),
         );
-        if !config_changed && !state_changed && roots.is_empty() {
-            return Ok(false);
+        let nothing = |guard: Self, records| Committed {
+            store,
+            lock: Some(guard.lock),
+            registry: guard.registry,
+            records,
+            roots: BTreeSet::new(),
+            written: false,
+            config_written: false,
+        };
+        if !config_changed && !state_changed {
+            return Ok(nothing(self, Vec::new()));
         }
         // Overlaps a hand edit left are worked around; a new one is never written.
-        let before: BTreeSet<(&str, &str)> = validate::overlaps(&self.original)
-            .iter()
-            .map(validate::Overlap::names)
-            .collect();
-        let new_overlap = validate::overlaps(&self.registry)
-            .into_iter()
-            .find(|o| !before.contains(&o.names()));
+        let overlaps = validate::overlaps(&self.registry);
+        let new_overlap = if overlaps.is_empty() {
+            None
+        } else {
+            let before: BTreeSet<(&str, &str)> = validate::overlaps(&self.original)
+                .iter()
+                .map(validate::Overlap::names)
+                .collect();
+            overlaps.into_iter().find(|o| !before.contains(&o.names()))
+        };
         validate::definitions(&self.registry)
             .and_then(|()| match new_overlap {
                 Some(o) => Err(o.to_error().to_string()),
@@ -663,25 +598,17 @@ impl Guard<'_> {
             None
         };
         let mut counters = loaded.rest.counters.clone();
-        for e in &events {
+        for e in events {
             *counters.events.entry(e.name().to_owned()).or_default() += 1;
         }
         if !events.is_empty() {
             counters.lock_wait.observe(self.lock_wait.as_secs_f64());
             counters.lock_hold.observe(self.held().as_secs_f64());
         }
-        let records = audit::records(&events, self.lock_wait, self.held());
         let state_text = state_changed.then(|| {
             let hint = loaded.state_len.unwrap_or(0);
             state::render(&self.registry, &counters, &records, hint)
         });
-        let port_files: Vec<(PathBuf, String)> = roots
-            .iter()
-            .map(|root| {
-                let text = portfile::project(self.registry.types.iter(), root).render();
-                (portfile::path(&store.dir, root), text)
-            })
-            .collect();
         let config_file = store.file();
         let config_staged = config_text
             .as_deref()
@@ -713,21 +640,6 @@ impl Guard<'_> {
         }
 
         // After the commit point nothing fails the command.
-        match store.identity() {
-            Ok(stamp) => {
-                for (path, text) in port_files {
-                    if let Err(e) = store.write_port_file(&path, &text, &stamp) {
-                        store.warn(&format!("{e}; `cargo styxy env` rewrites it"));
-                    }
-                }
-            }
-            Err(e) => store.warn(&e.to_string()),
-        }
-        if let Err(e) = audit::append(&store.dir, &self.registry.settings, &records) {
-            store.warn(&format!(
-                "the change was made, but not recorded in the audit trail: {e}"
-            ));
-        }
         // Backups of versions that were live: the one a whole replacement or a migration
         // displaced (which may not parse, and was never kept), and the new one.
         let displaced = (self.replacement.is_some() || loaded.legacy)
@@ -738,11 +650,43 @@ impl Guard<'_> {
                 store.warn(&format!("the change was made, but no backup kept: {e}"));
             }
         }
-        drop(self.lock);
-        if config_text.is_some() {
-            store.prune_backups();
+        Ok(Committed {
+            store,
+            lock: Some(self.lock),
+            registry: self.registry,
+            records,
+            roots,
+            written: true,
+            config_written: config_text.is_some(),
+        })
+    }
+}
+
+/// A commit done, with the lock still held: what follows a commit (the port files of
+/// [`Committed::roots`], the audit trail) is written by its owner before dropping it, which
+/// releases the lock (and then prunes old backups).
+#[derive(Debug)]
+#[must_use = "dropping it releases the lock before the port files and the audit trail are written"]
+pub struct Committed<'s> {
+    store: &'s Store,
+    lock: Option<File>,
+    /// The registry as committed.
+    pub registry: Registry,
+    /// The audit records of the commit (empty when nothing was written).
+    pub records: Vec<Record>,
+    /// Workspaces with an instance that the commit added, removed or moved.
+    pub roots: BTreeSet<String>,
+    /// Whether the registry or the state was written.
+    pub written: bool,
+    config_written: bool,
+}
+
+impl Drop for Committed<'_> {
+    fn drop(&mut self) {
+        drop(self.lock.take());
+        if self.config_written {
+            self.store.prune_backups();
         }
-        Ok(config_text.is_some() || state_text.is_some())
     }
 }
 

@@ -105,7 +105,7 @@ async fn change<T: Send + 'static>(
 ) -> Result<T, ApiError> {
     let store = state.store.clone();
     let done = tokio::task::spawn_blocking(move || {
-        let (mut guard, mut events) = crate::lock_tidied(&store)?;
+        let (mut guard, mut events) = crate::session::lock(&store)?;
         let out = change(&mut guard.registry)?;
         events.events.extend(out.events);
         guard.commit(&events.events)?;
