@@ -143,6 +143,7 @@ fn ends_without_newline(path: &Path) -> bool {
 
 /// Every record in `dir`, oldest first (rotated files too), and a warning for each line
 /// that could not be read.
+#[cfg(feature = "cli")]
 pub fn read(dir: &Path) -> (Vec<Record>, Vec<String>) {
     let mut files: Vec<(u32, PathBuf)> = fs::read_dir(dir)
         .map(|entries| {
@@ -187,6 +188,7 @@ pub fn read(dir: &Path) -> (Vec<Record>, Vec<String>) {
 }
 
 /// Which records to keep: every given criterion must hold.
+#[cfg(feature = "cli")]
 #[derive(Debug, Clone, Default)]
 pub struct Filter {
     pub since: Option<SystemTime>,
@@ -200,6 +202,7 @@ pub struct Filter {
     pub text: Option<String>,
 }
 
+#[cfg(feature = "cli")]
 impl Filter {
     pub fn matches(&self, r: &Record) -> bool {
         let t = r.time();
@@ -225,6 +228,7 @@ impl Filter {
 
 /// A time as users type it: RFC 3339 in UTC (`2026-11-27T10:00:00Z`) or an age before now
 /// (`90m`, `1h`, `2d`).
+#[cfg(feature = "cli")]
 pub fn parse_time(s: &str) -> std::result::Result<SystemTime, String> {
     if let Ok(t) = humantime::parse_rfc3339_weak(s) {
         return Ok(t);

@@ -27,6 +27,7 @@ pub fn create_private_dir(dir: &Path) -> Result<()> {
 
 /// The file a write to `path` lands in: a symlink's target, so the link survives. Only for
 /// files a user names (`-o FILE`); what the tool keeps in the registry never follows a link.
+#[cfg(feature = "cli")]
 pub fn write_target(path: &Path) -> PathBuf {
     match fs::symlink_metadata(path) {
         Ok(m) if m.file_type().is_symlink() => {
@@ -37,6 +38,7 @@ pub fn write_target(path: &Path) -> PathBuf {
 }
 
 /// [`write_if_changed`] for a file a user names: a symlink is written through to its target.
+#[cfg(feature = "cli")]
 pub fn write_output_if_changed(path: &Path, contents: &[u8]) -> Result<bool> {
     write_if_changed(&write_target(path), contents)
 }
@@ -193,6 +195,7 @@ pub fn write_atomic(path: &Path, contents: &[u8]) -> Result<()> {
 
 /// Atomic replacement for caches: readers never see a torn file, but nothing waits for the
 /// disk (after a power loss a cache may be old or missing, and is rebuilt).
+#[cfg(feature = "cli")]
 pub fn replace_cache(path: &Path, contents: &[u8]) -> Result<()> {
     replace_with(path, &[contents], false).map(drop)
 }

@@ -6,16 +6,21 @@
 //! (what people write, layered over the built-in types) and `state.json` (what the tool
 //! decides).
 //!
-//! - [`registry`]: the registry's model, location, lock and atomic, comment-preserving writes.
+//! The public API is what a build script and an embedder need:
+//!
+//! - [`build`]: `styxy::build::emit()`, the build-script entry point.
+//! - [`session`]: one turn at the registry: [`session::lock`] takes the lock and reads the
+//!   registry, change [`registry::Guard::registry`] with the [`allocate`] functions, then
+//!   [`session::Session::commit`] writes it, the per-checkout port files and the audit trail.
 //! - [`allocate`]: the allocation engine, pure functions of the registry as read under the
 //!   lock.
-//! - [`probe`]: whether a port is listening now, and the OS ephemeral range.
-//! - [`workspace`]: a cargo workspace's services, their type and env names.
-//! - [`session`]: one command's turn at the registry: lock, tidy, commit, and the port
-//!   files and audit lines that follow a commit.
-//! - [`portfile`]: the per-checkout projection of the registry that build scripts read.
-//! - [`build`]: `styxy::build::emit()`, the build-script entry point.
-//! - [`view`]: what `list` and the dashboard show.
+//! - [`registry`]: the [`registry::Store`] (where the registry is, how to read it without
+//!   the lock) and the [`registry::model`] it holds.
+//! - [`Error`]: what can go wrong, each with the fix in its message.
+//!
+//! Everything else (the files' formats, the port files, the workspace discovery, the probe
+//! of listening ports, the audit trail) is private to the crate. [`cli`] is the command-line
+//! tool's entry, for `main.rs`.
 //!
 //! The library builds without the command-line tool (`default-features = false`), so a build
 //! script can depend on it without clap or any async runtime.
@@ -23,25 +28,26 @@
 //! MSRV: Rust 1.89 (`std::fs::File::lock`). The API is not stable before 1.0.
 
 pub mod allocate;
-pub mod assign;
-pub mod audit;
+pub(crate) mod assign;
+pub(crate) mod audit;
 pub mod build;
-pub mod emit;
+pub(crate) mod emit;
 pub mod error;
-pub mod fsx;
-pub mod portfile;
-pub mod probe;
+pub(crate) mod fsx;
+pub(crate) mod portfile;
+pub(crate) mod probe;
 pub mod registry;
 pub mod session;
-pub mod view;
-pub mod workspace;
+#[cfg(feature = "cli")]
+pub(crate) mod view;
+pub(crate) mod workspace;
 
 #[cfg(feature = "cli")]
 pub mod cli;
 #[cfg(feature = "cli")]
-pub mod metrics;
+pub(crate) mod metrics;
 #[cfg(feature = "web")]
-pub mod web;
+pub(crate) mod web;
 
 pub use error::{Error, Result};
 

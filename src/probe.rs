@@ -52,6 +52,7 @@ mod tests {
 
 /// Ports with a listening TCP socket on any local address (no socket is bound). `None`
 /// where the OS has no such listing.
+#[cfg(feature = "cli")]
 pub fn listening_ports() -> Option<std::collections::BTreeSet<u16>> {
     listen_table().map(|rows| rows.into_iter().map(|(port, _)| port).collect())
 }
@@ -60,11 +61,10 @@ pub fn listening_ports() -> Option<std::collections::BTreeSet<u16>> {
 /// sock_diag netlink interface, which walks only the listening sockets; else (netlink
 /// refused, as some sandboxes do) read from `/proc/net/tcp{,6}`, each read of which walks
 /// the whole socket table (milliseconds on a large machine).
+#[cfg(feature = "cli")]
 fn listen_table() -> Option<Vec<(u16, u64)>> {
     #[cfg(target_os = "linux")]
     {
-        // Without the CLI (a build script's library) nothing lists listeners; /proc serves.
-        #[cfg(feature = "cli")]
         if let Ok(rows) = sock_diag::listening() {
             return Some(rows);
         }
@@ -182,6 +182,7 @@ mod sock_diag {
 /// A `/proc/net/tcp{,6}` table, read in as few calls as it takes: each `read` of it walks
 /// the kernel's socket hash table, so a small buffer (std's first read is 32 bytes)
 /// multiplies that cost.
+#[cfg(feature = "cli")]
 fn read_table(path: &str) -> Option<String> {
     use std::io::Read;
     let mut buf = Vec::with_capacity(1 << 20);
@@ -190,6 +191,7 @@ fn read_table(path: &str) -> Option<String> {
 }
 
 /// (port, socket inode) of the LISTEN rows of a `/proc/net/tcp{,6}` table.
+#[cfg(feature = "cli")]
 fn parse_listen_rows(text: &str) -> impl Iterator<Item = (u16, u64)> + '_ {
     text.lines().skip(1).filter_map(|line| {
         let fields: Vec<&str> = line.split_whitespace().collect();
@@ -201,6 +203,7 @@ fn parse_listen_rows(text: &str) -> impl Iterator<Item = (u16, u64)> + '_ {
 
 /// A process listening on a port, as far as the OS tells (`/proc` on Linux; only our
 /// own user's processes are visible unless we are root).
+#[cfg(feature = "cli")]
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Listener {
     pub pid: u32,
@@ -208,6 +211,7 @@ pub struct Listener {
 }
 
 /// Who listens on `port`: the pids and commands owning its listening sockets.
+#[cfg(feature = "cli")]
 pub fn listeners_of(port: u16) -> Vec<Listener> {
     listeners_by_port(|p| p == port)
         .remove(&port)
@@ -216,6 +220,7 @@ pub fn listeners_of(port: u16) -> Vec<Listener> {
 
 /// The processes behind every listening port that `want` selects, in one pass over `/proc`
 /// (the listening sockets' inodes matched to the links in `/proc/*/fd`).
+#[cfg(feature = "cli")]
 pub fn listeners_by_port(
     want: impl Fn(u16) -> bool,
 ) -> std::collections::BTreeMap<u16, Vec<Listener>> {
@@ -275,6 +280,7 @@ pub fn listeners_by_port(
 
 /// A process's command line on one line: arguments joined by spaces, control characters
 /// as spaces, at most 120 characters.
+#[cfg(feature = "cli")]
 pub fn command_line(pid: u32) -> String {
     let raw = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
     let joined: String = raw
@@ -297,6 +303,7 @@ pub fn command_line(pid: u32) -> String {
 }
 
 /// The pid holding an exclusive flock on the file with inode `ino`, from `/proc/locks`.
+#[cfg(feature = "cli")]
 pub fn flock_holder(ino: u64) -> Option<u32> {
     let text = std::fs::read_to_string("/proc/locks").ok()?;
     text.lines().find_map(|line| {
@@ -309,6 +316,7 @@ pub fn flock_holder(ino: u64) -> Option<u32> {
     })
 }
 
+#[cfg(feature = "cli")]
 #[cfg(test)]
 mod proc_tests {
     use super::*;

@@ -1,7 +1,7 @@
 //! One command's turn at the registry, above the store: the lock taken and what a kill or a
 //! hand edit left set right; the change committed; then what follows a commit, which only
 //! warns when it fails: the port files of the checkouts it touched, and the audit trail.
-//! The store ([`crate::registry::store`]) knows the two files; this knows what derives from
+//! The store ([`crate::registry::Store`]) knows the two files; this knows what derives from
 //! them.
 
 use std::collections::BTreeSet;
@@ -80,7 +80,7 @@ impl<'s> Session<'s> {
         self.touched.insert(root.to_owned());
     }
 
-    /// Commits the changes ([`Guard::commit`]) with `events` as what they did: recorded in
+    /// Commits the changes made to [`Guard::registry`] with `events` as what they did: recorded in
     /// the audit trail and counted, even when nothing else changed (a refused allocation is
     /// recorded too). Then, still under the lock, the port files of the workspaces whose
     /// instances changed (or that were touched) are rewritten and the audit lines appended:

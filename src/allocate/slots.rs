@@ -8,7 +8,7 @@ use crate::registry::model::{InstanceBehavior, ServiceType};
 /// The port a new instance of `t` gets: a `single` type's shared port if it has one; else
 /// `wish` (when inside the ranges), then the preferred ports, then the lowest port of the
 /// ranges, skipping ports other instances hold, ports in `elsewhere` (held by another type
-/// whose ranges overlap these, [`Registry::held_elsewhere`]) and ports something listens on now.
+/// whose ranges overlap these, [`Registry::held_elsewhere`](crate::registry::Registry::held_elsewhere)) and ports something listens on now.
 /// `None` when every port is taken.
 pub fn pick(
     t: &ServiceType,

@@ -1,7 +1,7 @@
 //! The registry's typed content: settings, service types, instances and rules.
 //!
 //! These are plain values: read from `registry.toml` layered over the built-in types and from
-//! the state file ([`super::store`]), changed by the pure allocator, written back by the store.
+//! the state file ([`super::Store`]), changed by the pure allocator, written back by the store.
 
 use std::cmp::Ordering;
 use std::collections::BTreeMap;

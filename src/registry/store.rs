@@ -59,9 +59,9 @@ struct Loaded {
 }
 
 /// Exclusive access to the registry, holding the content as read *after* the lock was
-/// taken. Change [`Guard::registry`] and [`Guard::commit`]; dropping the guard without a
-/// commit changes nothing. The lock is released when the guard is dropped (and by the kernel
-/// if the process dies).
+/// taken. Change [`Guard::registry`], then commit ([`crate::session::Session::commit`]);
+/// dropping the guard without a commit changes nothing. The lock is released when the guard
+/// is dropped (and by the kernel if the process dies).
 #[derive(Debug)]
 pub struct Guard<'s> {
     store: &'s Store,
@@ -369,7 +369,7 @@ impl Store {
     /// Takes the lock, sweeps temp files of killed writers, and reads the registry and the
     /// state (creating nothing yet). A file that does not parse is an error, and is never
     /// overwritten.
-    pub fn lock(&self) -> Result<Guard<'_>> {
+    pub(crate) fn lock(&self) -> Result<Guard<'_>> {
         self.lock_with(false)
     }
 
@@ -453,7 +453,7 @@ impl Store {
 
     /// Takes the lock as [`Store::lock`] does, but a `registry.toml` that does not parse or
     /// validate reads as an empty one: for replacing it whole ([`Guard::replace_config`]).
-    pub fn lock_for_replacement(&self) -> Result<Guard<'_>> {
+    pub(crate) fn lock_for_replacement(&self) -> Result<Guard<'_>> {
         self.lock_with(true)
     }
 }
@@ -488,7 +488,7 @@ impl<'s> Guard<'s> {
 
     /// Makes `text` (read from `source`) the next `registry.toml`, if it parses and validates
     /// with the state as it is.
-    pub fn replace_config(&mut self, text: &str, source: &Path) -> Result<()> {
+    pub(crate) fn replace_config(&mut self, text: &str, source: &Path) -> Result<()> {
         let store = self.store;
         let mut doc = parse_doc(text, source)?;
         let Config {
@@ -519,7 +519,7 @@ impl<'s> Guard<'s> {
     /// the next commit (see [`Guard::last_records`]). The lock is held until the returned
     /// [`Committed`] is dropped, so that what follows a commit (port files, the audit trail)
     /// is done under it too.
-    pub fn commit(self, events: &[Event], records: Vec<Record>) -> Result<Committed<'s>> {
+    pub(crate) fn commit(self, events: &[Event], records: Vec<Record>) -> Result<Committed<'s>> {
         let store = self.store;
         let loaded = &self.loaded;
         // The changed types, found once: at 10,000 types each pass over all of them counts.
@@ -667,7 +667,7 @@ impl<'s> Guard<'s> {
 /// releases the lock (and then prunes old backups).
 #[derive(Debug)]
 #[must_use = "dropping it releases the lock before the port files and the audit trail are written"]
-pub struct Committed<'s> {
+pub(crate) struct Committed<'s> {
     store: &'s Store,
     lock: Option<File>,
     /// The registry as committed.
@@ -724,7 +724,8 @@ fn parse_doc(text: &str, file: &Path) -> Result<DocumentMut> {
 }
 
 /// The registry a new machine has: the built-in types and the default settings.
-pub fn template() -> Registry {
+#[cfg(test)]
+pub(crate) fn template() -> Registry {
     config::parse(config::TEMPLATE)
         .expect("the bundled template parses (checked by a test)")
         .registry

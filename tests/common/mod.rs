@@ -52,7 +52,7 @@ impl Home {
     /// Writes a `registry.toml` that removes every built-in type, then `extra`: a registry
     /// with only the test's own ranges.
     pub fn without_builtins(&self, extra: &str) {
-        let mut text: String = styxy::registry::config::builtins()
+        let mut text: String = styxy::registry::builtins()
             .keys()
             .map(|t| format!("[types.{t}]\nremoved = true\n"))
             .collect();
