@@ -21,14 +21,8 @@ fn registry(n: u32) -> Registry {
     for i in 0..n {
         let start = u16::try_from(10000 + i * 3).unwrap();
         let mut t = ServiceType::new(vec![PortRange::new(start, start + 1)], Origin::Auto);
-        t.instances.insert(
-            "/ws".into(),
-            Instance {
-                port: start,
-                workspace: Some("/ws".into()),
-                service: None,
-            },
-        );
+        t.instances
+            .insert("/ws".into(), Instance::new("/ws", start, Some("/ws"), None));
         reg.types.insert(format!("type-{i}"), t);
     }
     reg

@@ -58,7 +58,7 @@ pub fn project<'r>(
         .flat_map(|(name, t)| {
             t.instances
                 .iter()
-                .filter(|(_, i)| i.workspace.as_deref() == Some(root))
+                .filter(|(id, i)| i.workspace(id) == Some(root))
                 .map(move |(id, i)| Entry {
                     service_type: name.clone(),
                     instance: id.clone(),

@@ -58,7 +58,7 @@ impl<'s> Session<'s> {
             .orphans()
             .iter()
             .map(|(service_type, instance, i)| {
-                touched.extend(i.workspace.clone());
+                touched.extend(i.workspace(instance).map(str::to_owned));
                 Event::Gc {
                     service_type: service_type.clone(),
                     instance: Some(instance.clone()),

@@ -87,7 +87,7 @@ pub fn listing<'r>(reg: &'r Registry, keep: impl Fn(&str, &ServiceType) -> bool)
                 .map(|(id, i)| InstanceView {
                     instance: id,
                     port: i.port,
-                    workspace: i.workspace.as_deref(),
+                    workspace: i.workspace(id),
                 })
                 .collect(),
             leases: t

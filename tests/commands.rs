@@ -660,6 +660,55 @@ fn config_edit_validates_before_it_writes() {
 }
 
 #[test]
+fn a_state_of_format_1_is_read_as_it_was_and_rewritten_compact() {
+    let home = Home::new();
+    let p = common::free_span_from(31300, 20);
+    home.without_builtins(&format!("[types.t]\nranges = [[{p}, {}]]\n", p + 19));
+    // As the previous release wrote it: every instance an object, the root named twice.
+    let old = format!(
+        r#"{{"format":1,"held":{{"t":{{"instances":{{"by-hand":{{"port":{}}},"/ws/own":{{"port":{},"workspace":"/ws/own","service":"api"}},"/ws/r#p/b":{{"port":{},"workspace":"/ws/r"}}}}}}}}}}"#,
+        p,
+        p + 1,
+        p + 2
+    );
+    std::fs::write(home.state(), &old).unwrap();
+    let holders = |home: &Home| -> Vec<(String, u64, Option<String>)> {
+        home.json(&["list", "t"])["service_types"][0]["instances"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| {
+                (
+                    i["instance"].as_str().unwrap().to_owned(),
+                    i["port"].as_u64().unwrap(),
+                    i["workspace"].as_str().map(str::to_owned),
+                )
+            })
+            .collect()
+    };
+    let p64 = u64::from(p);
+    let want = vec![
+        ("/ws/own".to_owned(), p64 + 1, Some("/ws/own".to_owned())),
+        ("/ws/r#p/b".to_owned(), p64 + 2, Some("/ws/r".to_owned())),
+        ("by-hand".to_owned(), p64, None),
+    ];
+    assert_eq!(holders(&home), want);
+    home.ok(&["allocate", "--service", "t", "--instance", "another"]);
+    let state = std::fs::read_to_string(home.state()).unwrap();
+    assert!(state.contains("\"format\":2"), "{state}");
+    assert!(
+        state.contains(&format!(r#""/ws/own":[{},"api"]"#, p + 1)),
+        "a checkout's own instance is written compact: {state}"
+    );
+    let mut now = holders(&home);
+    now.retain(|(id, _, _)| id != "another");
+    assert_eq!(
+        now, want,
+        "the rewrite kept every instance and its checkout"
+    );
+}
+
+#[test]
 fn a_single_file_registry_is_migrated_by_its_first_write_and_kept_as_a_backup() {
     let home = Home::new();
     // What the previous cargo-styxy wrote: everything in registry.toml.
@@ -720,7 +769,7 @@ x = { port = 20000 }
     }
     let state = std::fs::read_to_string(home.state()).unwrap();
     assert!(
-        state.contains("\"format\":1") && state.contains("auto-x"),
+        state.contains("\"format\":2") && state.contains("auto-x"),
         "{state}"
     );
     let backups = home.ok(&["config", "restore", "--list"]);

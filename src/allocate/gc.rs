@@ -40,7 +40,7 @@ pub fn gc(reg: &mut Registry, facts: &Facts<'_>) -> Outcome<Vec<Dropped>> {
             .instances
             .iter()
             .filter_map(|(id, i)| {
-                let ws = i.workspace.as_deref()?;
+                let ws = i.workspace(id)?;
                 if !(facts.exists)(ws) {
                     return Some((id.clone(), i.port, format!("its checkout {ws} is gone")));
                 }
@@ -129,11 +129,8 @@ mod tests {
     fn drops_gone_checkouts_lost_services_dead_leases_and_empty_auto_types() {
         let mut reg = Registry::default();
         let mut t = ServiceType::new(vec![PortRange::new(100, 109)], Origin::Auto);
-        let inst = |port, ws: &str, service: Option<&str>| Instance {
-            port,
-            workspace: Some(ws.into()),
-            service: service.map(str::to_owned),
-        };
+        let inst =
+            |port, ws: &str, service: Option<&str>| Instance::new(ws, port, Some(ws), service);
         t.instances
             .insert("/gone".into(), inst(100, "/gone", Some("p")));
         t.instances

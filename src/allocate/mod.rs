@@ -367,11 +367,7 @@ pub fn allocate(
     let t = reg.types.get_mut(name).expect("inserted or present");
     t.instances.insert(
         req.instance.to_owned(),
-        Instance {
-            port,
-            workspace: req.workspace.map(str::to_owned),
-            service: req.service.map(str::to_owned),
-        },
+        Instance::new(req.instance, port, req.workspace, req.service),
     );
     events.push(Event::InstanceAssigned {
         service_type: name.to_owned(),
@@ -477,7 +473,7 @@ pub fn release_where(
                 .instances
                 .iter()
                 .filter(|(id, _)| instance.is_none_or(|i| i == id.as_str()))
-                .filter(|(_, i)| workspace.is_none_or(|w| i.workspace.as_deref() == Some(w)))
+                .filter(|(id, i)| workspace.is_none_or(|w| i.workspace(id) == Some(w)))
                 .map(|(id, _)| id.clone())
                 .collect();
             (!ids.is_empty()).then(|| (name.clone(), ids))
@@ -492,7 +488,7 @@ pub fn release_where(
                 service_type: name.clone(),
                 instance: id.clone(),
                 port,
-                workspace: gone.workspace,
+                workspace: gone.workspace(id).map(str::to_owned),
             });
             out.value.push(Released {
                 service_type: name.clone(),
@@ -577,7 +573,7 @@ pub fn tidy(
                     instance: id.clone(),
                     from,
                     port,
-                    workspace: instance.workspace.clone(),
+                    workspace: instance.workspace(&id).map(str::to_owned),
                 });
                 instance.port = port;
                 t.instances.insert(id.clone(), instance);
@@ -591,7 +587,7 @@ pub fn tidy(
                     service_type: name.clone(),
                     instance: id.clone(),
                     port: from,
-                    workspace: instance.workspace.clone(),
+                    workspace: instance.workspace(&id).map(str::to_owned),
                 });
             }
         }

@@ -44,14 +44,8 @@ mod tests {
     fn with(ports: &[u16]) -> ServiceType {
         let mut t = ServiceType::new(vec![PortRange::new(100, 104)], Origin::User);
         for (i, p) in ports.iter().enumerate() {
-            t.instances.insert(
-                format!("i{i}"),
-                Instance {
-                    port: *p,
-                    workspace: None,
-                    service: None,
-                },
-            );
+            t.instances
+                .insert(format!("i{i}"), Instance::new("", *p, None, None));
         }
         t
     }

@@ -55,7 +55,7 @@ pub fn run(ctx: &Ctx, args: CheckArgs) -> anyhow::Result<()> {
                 .filter(|(_, i)| i.port == port)
                 .map(|(id, i)| Holder {
                     instance: id.clone(),
-                    workspace: i.workspace.clone(),
+                    workspace: i.workspace(id).map(str::to_owned),
                 })
                 .collect()
         })

@@ -243,17 +243,138 @@ impl Default for Settings {
 }
 
 /// One holder of a port inside a service type.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Instance {
     pub port: u16,
-    /// The checkout (canonical workspace root or directory) the instance belongs to.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub workspace: Option<String>,
+    /// The checkout the instance belongs to; see [`Instance::workspace`].
+    pub checkout: Checkout,
     /// For a service of a cargo workspace (`assign`): its `package/bin` label, so `gc` can
     /// tell when the checkout no longer has it.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub service: Option<String>,
+}
+
+/// The checkout (canonical workspace root or directory) an instance belongs to.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum Checkout {
+    /// None: an instance named by hand (`allocate --instance ID`).
+    #[default]
+    None,
+    /// The checkout whose root is the instance's id (`assign`, or `allocate` in a checkout):
+    /// the common case, so the path is not kept twice.
+    Own,
+    /// Another path: the root of the checkout whose service joins the type under an id of
+    /// its own (`ROOT#package/bin`).
+    At(String),
+}
+
+impl Instance {
+    /// The instance `id` on `port`, of the checkout `workspace` if it has one.
+    pub fn new(id: &str, port: u16, workspace: Option<&str>, service: Option<&str>) -> Self {
+        let checkout = match workspace {
+            None => Checkout::None,
+            Some(w) if w == id => Checkout::Own,
+            Some(w) => Checkout::At(w.to_owned()),
+        };
+        Self {
+            port,
+            checkout,
+            service: service.map(str::to_owned),
+        }
+    }
+
+    /// The root of the checkout this instance (whose id is `id`) belongs to, if any.
+    pub fn workspace<'a>(&'a self, id: &'a str) -> Option<&'a str> {
+        match &self.checkout {
+            Checkout::None => None,
+            Checkout::Own => Some(id),
+            Checkout::At(w) => Some(w),
+        }
+    }
+}
+
+/// An instance as written: `[port]` or `[port, "service"]` for a checkout's own instance (its
+/// id is the checkout's root), else `{"port": P, "workspace": "ROOT", "service": "S"}` with
+/// the unset fields left out (the only form of state format 1 and of the single-file
+/// registry, where a `workspace` equal to the id is read as [`Checkout::Own`]).
+impl Serialize for Instance {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::{SerializeMap, SerializeSeq};
+        match &self.checkout {
+            Checkout::Own => {
+                let mut seq = s.serialize_seq(Some(1 + usize::from(self.service.is_some())))?;
+                seq.serialize_element(&self.port)?;
+                if let Some(service) = &self.service {
+                    seq.serialize_element(service)?;
+                }
+                seq.end()
+            }
+            other => {
+                let workspace = match other {
+                    Checkout::At(w) => Some(w),
+                    _ => None,
+                };
+                let n = 1 + usize::from(workspace.is_some()) + usize::from(self.service.is_some());
+                let mut map = s.serialize_map(Some(n))?;
+                map.serialize_entry("port", &self.port)?;
+                if let Some(w) = workspace {
+                    map.serialize_entry("workspace", w)?;
+                }
+                if let Some(service) = &self.service {
+                    map.serialize_entry("service", service)?;
+                }
+                map.end()
+            }
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Instance {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Fields {
+            port: u16,
+            #[serde(default)]
+            workspace: Option<String>,
+            #[serde(default)]
+            service: Option<String>,
+        }
+        struct Either;
+        impl<'de> serde::de::Visitor<'de> for Either {
+            type Value = Instance;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an instance: [port, \"service\"] or {port, workspace, service}")
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<Instance, A::Error> {
+                use serde::de::Error;
+                let port = seq
+                    .next_element()?
+                    .ok_or_else(|| A::Error::invalid_length(0, &self))?;
+                let service = seq.next_element()?;
+                if seq.next_element::<serde::de::IgnoredAny>()?.is_some() {
+                    return Err(A::Error::invalid_length(3, &self));
+                }
+                Ok(Instance {
+                    port,
+                    checkout: Checkout::Own,
+                    service,
+                })
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<Instance, A::Error> {
+                let f = Fields::deserialize(serde::de::value::MapAccessDeserializer::new(map))?;
+                Ok(Instance {
+                    port: f.port,
+                    // Made [`Checkout::Own`] by [`Instances`] when it is the id.
+                    checkout: f.workspace.map_or(Checkout::None, Checkout::At),
+                    service: f.service,
+                })
+            }
+        }
+        d.deserialize_any(Either)
+    }
 }
 
 /// A type's instances by id, in id order: a sorted vector, as a type holds a few (at most
@@ -382,7 +503,10 @@ impl<'de> Deserialize<'de> for Instances {
                 mut map: A,
             ) -> Result<Instances, A::Error> {
                 let mut out = Instances(Vec::with_capacity(map.size_hint().unwrap_or(0)));
-                while let Some((id, instance)) = map.next_entry::<String, Instance>()? {
+                while let Some((id, mut instance)) = map.next_entry::<String, Instance>()? {
+                    if matches!(&instance.checkout, Checkout::At(w) if *w == id) {
+                        instance.checkout = Checkout::Own;
+                    }
                     // Written in order, so each goes last; a hand-written file may be in
                     // any order, and a repeated id wins as in a map.
                     match out.0.last() {

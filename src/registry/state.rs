@@ -14,8 +14,10 @@ use crate::registry::model::{
 /// The state file in the registry directory.
 pub const STATE_FILE: &str = "state.json";
 
-/// The format this build reads and writes.
-pub const FORMAT: u32 = 1;
+/// The format this build writes; it reads this one and every older one. Format 2 writes a
+/// checkout's own instance (its id the checkout's root) as `[port, "service"]` instead of
+/// an object naming the root again.
+pub const FORMAT: u32 = 2;
 
 /// The state file's content.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -545,7 +545,7 @@ impl<'s> Guard<'s> {
                 .orphans
                 .instances
                 .iter()
-                .filter_map(|(_, _, i)| i.workspace.clone()),
+                .filter_map(|(_, id, i)| i.workspace(id).map(str::to_owned)),
         );
         let nothing = |guard: Self, records| Committed {
             store,
@@ -703,7 +703,7 @@ fn changed_workspaces(changes: &[Change<'_>]) -> BTreeSet<String> {
         let b = after.map_or(&empty, |t| &t.instances);
         for (id, i) in a.iter().chain(b.iter()) {
             if a.get(id) != b.get(id) {
-                out.extend(i.workspace.clone());
+                out.extend(i.workspace(id).map(str::to_owned));
             }
         }
     }

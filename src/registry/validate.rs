@@ -445,11 +445,7 @@ mod tests {
     fn a_port_in_two_overlapping_types_stays_with_the_first() {
         use crate::registry::model::Instance;
         let mut reg = reg_of(&[("a", &[(2000, 2009)]), ("b", &[(2005, 2014)])]);
-        let at = |port| Instance {
-            port,
-            workspace: None,
-            service: None,
-        };
+        let at = |port| Instance::new("", port, None, None);
         reg.types
             .get_mut("a")
             .unwrap()
@@ -465,11 +461,7 @@ mod tests {
     fn misplaced_instances_are_outside_or_doubled() {
         use crate::registry::model::Instance;
         let mut reg = reg_of(&[("a", &[(2000, 2009)])]);
-        let at = |port| Instance {
-            port,
-            workspace: None,
-            service: None,
-        };
+        let at = |port| Instance::new("", port, None, None);
         let t = reg.types.get_mut("a").unwrap();
         t.instances.insert("i1".into(), at(2000));
         t.instances.insert("i2".into(), at(2000));
