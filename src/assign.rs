@@ -4,7 +4,7 @@
 use serde::Serialize;
 
 use crate::allocate::{self, Grant, Machine, Request};
-use crate::error::{Error, Result};
+use crate::error::{AllocError, Error, Result};
 use crate::portfile::PortFile;
 use crate::registry::Store;
 use crate::workspace::Service;
@@ -31,14 +31,14 @@ pub fn assign(
     let mut out = Vec::new();
     for s in services {
         if s.joins_type && !guard.registry.types.contains_key(&s.service_type) {
-            return Err(Error::UnknownType {
+            return Err(Error::from(AllocError::UnknownType {
                 name: s.service_type.clone(),
                 hint: format!(
                     "{label} joins it with `type = \"{t}\"`; add it with `cargo styxy type add {t} --range A-B`, or write `service = \"{t}\"` to have it created",
                     label = s.label(),
                     t = s.service_type
                 ),
-            });
+            }));
         }
         let label = s.label();
         let requested_by = format!("{root} {label}");
@@ -64,7 +64,7 @@ pub fn assign(
                     .into_iter()
                     .chain(allocate::failure_event(&request, &e));
                 guard.commit(&failed.collect::<Vec<_>>())?;
-                return Err(e);
+                return Err(e.into());
             }
         };
         events.extend(outcome.events);

@@ -21,7 +21,7 @@
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
-use crate::error::{Error, Result};
+use crate::error::{AllocError, Error, Result};
 use crate::portfile;
 use crate::registry::{Store, paths};
 use crate::workspace::{self, Service, manifests};
@@ -43,13 +43,13 @@ pub struct Report {
 }
 
 fn env_path(key: &'static str) -> Result<PathBuf> {
-    std::env::var_os(key)
-        .map(PathBuf::from)
-        .ok_or_else(|| Error::InvalidValue {
+    std::env::var_os(key).map(PathBuf::from).ok_or_else(|| {
+        Error::from(AllocError::InvalidValue {
             what: "environment",
             value: key.to_owned(),
             reason: "is not set; call styxy::build::emit() from a build script".into(),
         })
+    })
 }
 
 /// Writes `$OUT_DIR/styxy_ports.rs` (only when its content changes) with a `pub const

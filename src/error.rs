@@ -4,10 +4,70 @@ use std::path::PathBuf;
 
 use crate::registry::model::PortRange;
 
-/// Everything that can go wrong in the library.
+/// The registry's files, directory and lock: what reading or writing them can meet.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
-pub enum Error {
+pub enum StoreError {
+    #[error(
+        "{file}:{line}:{column}: {message}; fix the file by hand{}",
+        restore_hint(backup.as_ref())
+    )]
+    Parse {
+        file: PathBuf,
+        line: usize,
+        column: usize,
+        message: String,
+        backup: Option<PathBuf>,
+    },
+
+    #[error("{file}: {problem}; fix the file by hand{}", restore_hint(backup.as_ref()))]
+    InvalidRegistry {
+        file: PathBuf,
+        problem: String,
+        backup: Option<PathBuf>,
+    },
+
+    #[error(
+        "{file} was written by a newer cargo-styxy (state format {format}); this one reads format {}: upgrade cargo-styxy (`cargo install cargo-styxy`)",
+        crate::registry::state::FORMAT
+    )]
+    NewerState { file: PathBuf, format: u32 },
+
+    #[error("refusing to use the registry directory {dir}: {reason}; fix it with `{fix}`")]
+    UnsafeDir {
+        dir: PathBuf,
+        reason: String,
+        fix: String,
+    },
+
+    #[error("{path} is {kind}, where cargo-styxy keeps a file; move it away")]
+    NotAFile { path: PathBuf, kind: &'static str },
+
+    #[error("no backup of the registry in {dir}; nothing to restore")]
+    NoBackup { dir: PathBuf },
+
+    #[error(
+        "gave up waiting {secs} s for the styxy registry lock {lock_file}; another cargo-styxy is holding it (see `fuser {lock_file}`), or raise STYXY_LOCK_TIMEOUT"
+    )]
+    LockTimeout { lock_file: PathBuf, secs: u64 },
+
+    #[error("cannot find a registry directory: set STYXY_HOME or pass --registry DIR")]
+    NoHome,
+
+    #[error("{action} {path}: {source}")]
+    Io {
+        action: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// A request or a value the registry cannot take: bad names, values and settings, types and
+/// rules that do not exist, ranges that overlap or are full, a single-instance type in use.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum AllocError {
     #[error("invalid service type name {name:?}: {reason}")]
     InvalidName { name: String, reason: String },
 
@@ -90,51 +150,20 @@ pub enum Error {
     UnknownZone { zone: String },
 
     #[error(
-        "{file}:{line}:{column}: {message}; fix the file by hand{}",
-        restore_hint(backup.as_ref())
+        "{service_type:?} is single-instance and already running: pid {pid} holds port {port} for {instance}; stop it, or pass --reuse to use its port"
     )]
-    Parse {
-        file: PathBuf,
-        line: usize,
-        column: usize,
-        message: String,
-        backup: Option<PathBuf>,
+    SingleInUse {
+        service_type: String,
+        pid: u32,
+        port: u16,
+        instance: String,
     },
+}
 
-    #[error("{file}: {problem}; fix the file by hand{}", restore_hint(backup.as_ref()))]
-    InvalidRegistry {
-        file: PathBuf,
-        problem: String,
-        backup: Option<PathBuf>,
-    },
-
-    #[error(
-        "{file} was written by a newer cargo-styxy (state format {format}); this one reads format {}: upgrade cargo-styxy (`cargo install cargo-styxy`)",
-        crate::registry::state::FORMAT
-    )]
-    NewerState { file: PathBuf, format: u32 },
-
-    #[error("refusing to use the registry directory {dir}: {reason}; fix it with `{fix}`")]
-    UnsafeDir {
-        dir: PathBuf,
-        reason: String,
-        fix: String,
-    },
-
-    #[error("{path} is {kind}, where cargo-styxy keeps a file; move it away")]
-    NotAFile { path: PathBuf, kind: &'static str },
-
-    #[error("no backup of the registry in {dir}; nothing to restore")]
-    NoBackup { dir: PathBuf },
-
-    #[error(
-        "gave up waiting {secs} s for the styxy registry lock {lock_file}; another cargo-styxy is holding it (see `fuser {lock_file}`), or raise STYXY_LOCK_TIMEOUT"
-    )]
-    LockTimeout { lock_file: PathBuf, secs: u64 },
-
-    #[error("cannot find a registry directory: set STYXY_HOME or pass --registry DIR")]
-    NoHome,
-
+/// A cargo workspace whose services cannot be told: its manifests and metadata tables.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum WorkspaceError {
     #[error("package `{package}`: `{key}` {reason}; fix it in {manifest}")]
     Metadata {
         package: String,
@@ -168,24 +197,39 @@ pub enum Error {
         "the workspace at {root} has no services: no bin targets (or all are `skip = true`) and no `[package.metadata.styxy] services`; add a bin or list its services there"
     )]
     NoServices { root: PathBuf },
+}
 
-    #[error(
-        "{service_type:?} is single-instance and already running: pid {pid} holds port {port} for {instance}; stop it, or pass --reuse to use its port"
-    )]
-    SingleInUse {
-        service_type: String,
-        pid: u32,
-        port: u16,
-        instance: String,
-    },
+/// Everything that can go wrong in the library: one error of one area.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Alloc(#[from] AllocError),
+    #[error(transparent)]
+    Workspace(#[from] WorkspaceError),
+}
 
-    #[error("{action} {path}: {source}")]
-    Io {
-        action: &'static str,
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
+impl StoreError {
+    /// The process exit status for this error (spec: 1 for every error, 2 for usage).
+    pub fn exit_code(&self) -> u8 {
+        1
+    }
+}
+
+impl AllocError {
+    /// The process exit status for this error.
+    pub fn exit_code(&self) -> u8 {
+        1
+    }
+}
+
+impl WorkspaceError {
+    /// The process exit status for this error.
+    pub fn exit_code(&self) -> u8 {
+        1
+    }
 }
 
 fn restore_hint(backup: Option<&PathBuf>) -> String {
@@ -199,17 +243,30 @@ fn restore_hint(backup: Option<&PathBuf>) -> String {
 }
 
 impl Error {
+    /// An I/O error of the registry's files: what was being done, to which path.
     pub(crate) fn io(
         action: &'static str,
         path: impl Into<PathBuf>,
         source: std::io::Error,
     ) -> Self {
-        Self::Io {
+        Self::Store(StoreError::Io {
             action,
             path: path.into(),
             source,
+        })
+    }
+
+    /// The process exit status for this error: its area's.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Self::Store(e) => e.exit_code(),
+            Self::Alloc(e) => e.exit_code(),
+            Self::Workspace(e) => e.exit_code(),
         }
     }
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// What the allocation engine and the checks of values return: errors of one area.
+pub type AllocResult<T, E = AllocError> = std::result::Result<T, E>;

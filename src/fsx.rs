@@ -6,7 +6,7 @@ use std::fs::{self, File};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, StoreError};
 
 /// Suffix of the temp files [`write_atomic`] makes (and [`sweep_temps`] removes).
 const TEMP_SUFFIX: &str = ".tmp";
@@ -68,10 +68,10 @@ pub fn not_a_file(path: &Path, m: &fs::Metadata) -> Error {
     } else {
         special.unwrap_or("not a regular file")
     };
-    Error::NotAFile {
+    Error::from(StoreError::NotAFile {
         path: path.to_path_buf(),
         kind,
-    }
+    })
 }
 
 /// Checks that `path`, where the tool keeps a file, is a regular file or nothing: not a
@@ -105,10 +105,12 @@ pub fn check_private_dir(dir: &Path) -> Result<()> {
                     .uid()
             }
         };
-        let unsafe_dir = |reason: String, fix: String| Error::UnsafeDir {
-            dir: dir.to_path_buf(),
-            reason,
-            fix,
+        let unsafe_dir = |reason: String, fix: String| {
+            Error::from(StoreError::UnsafeDir {
+                dir: dir.to_path_buf(),
+                reason,
+                fix,
+            })
         };
         if d.uid() != me {
             return Err(unsafe_dir(

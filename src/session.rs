@@ -9,7 +9,7 @@ use std::ops::{Deref, DerefMut};
 use std::path::{Path, PathBuf};
 
 use crate::allocate::{self, Event, Outcome};
-use crate::error::{Error, Result};
+use crate::error::{AllocError, Error, Result, StoreError};
 use crate::registry::{Guard, Store};
 use crate::{audit, portfile, probe};
 
@@ -144,12 +144,12 @@ impl DerefMut for Session<'_> {
 pub fn replace_text(store: &Store, expected: &str, text: &str) -> Result<bool> {
     let mut session = Session::new(store.lock_for_replacement()?);
     if store.current_text()? != expected {
-        return Err(Error::InvalidValue {
+        return Err(Error::from(AllocError::InvalidValue {
             what: "edit",
             value: store.file().display().to_string(),
             reason: "another process changed the registry while you edited it; edit it again"
                 .into(),
-        });
+        }));
     }
     if text == expected {
         return Ok(false);
@@ -171,8 +171,10 @@ pub fn restore(store: &Store, backup: Option<&Path>) -> Result<PathBuf> {
     let mut session = Session::new(store.lock_for_replacement()?);
     let chosen = match backup {
         Some(b) => b.to_path_buf(),
-        None => store.last_good_backup().ok_or_else(|| Error::NoBackup {
-            dir: store.backup_dir(),
+        None => store.last_good_backup().ok_or_else(|| {
+            Error::from(StoreError::NoBackup {
+                dir: store.backup_dir(),
+            })
         })?,
     };
     let text = std::fs::read_to_string(&chosen)

@@ -2,7 +2,8 @@
 //! `single` service types. Whether a lease's process is alive comes in as a function.
 
 use crate::allocate::{Event, Outcome};
-use crate::error::{Error, Result};
+use crate::error::{AllocError, AllocResult as Result};
+
 use crate::registry::model::{InstanceBehavior, Lease, Registry, ServiceType};
 
 /// Drops the leases whose process is gone, from every type.
@@ -51,7 +52,7 @@ pub fn take(
 ) -> Result<Outcome<()>> {
     let mut events = drop_dead(reg, live);
     let Some(t) = reg.types.get_mut(service_type) else {
-        return Err(Error::UnknownType {
+        return Err(AllocError::UnknownType {
             name: service_type.to_owned(),
             hint: "assign the workspace first with `cargo styxy assign`".into(),
         });
@@ -59,7 +60,7 @@ pub fn take(
     if t.instance_behavior == InstanceBehavior::Single
         && let Some(holder) = t.leases.iter().find(|l| l.pid != lease.pid)
     {
-        return Err(Error::SingleInUse {
+        return Err(AllocError::SingleInUse {
             service_type: service_type.to_owned(),
             pid: holder.pid,
             port: holder.port,

@@ -2,7 +2,8 @@
 //! registry before it is applied.
 
 use crate::allocate::{Event, Outcome, Released, release};
-use crate::error::{Error, Result};
+use crate::error::{AllocError, AllocResult as Result};
+
 use crate::registry::model::{
     InstanceBehavior, Origin, Placement, PortRange, Registry, Rule, ServiceType,
 };
@@ -22,7 +23,7 @@ pub struct TypeChange {
 /// Refuses ranges of `name` that overlap each other or another type's ranges.
 fn check_ranges(reg: &Registry, name: &str, ranges: &[PortRange]) -> Result<()> {
     if ranges.is_empty() {
-        return Err(Error::InvalidValue {
+        return Err(AllocError::InvalidValue {
             what: "range",
             value: String::new(),
             reason: "a type needs at least one range; pass --range A-B".into(),
@@ -31,7 +32,7 @@ fn check_ranges(reg: &Registry, name: &str, ranges: &[PortRange]) -> Result<()> 
     for (i, r) in ranges.iter().enumerate() {
         validate::range_ok(*r)?;
         if let Some(o) = ranges[..i].iter().find(|o| o.overlaps(r)) {
-            return Err(Error::Overlap {
+            return Err(AllocError::Overlap {
                 name: name.to_owned(),
                 range: *r,
                 other: name.to_owned(),
@@ -40,7 +41,7 @@ fn check_ranges(reg: &Registry, name: &str, ranges: &[PortRange]) -> Result<()> 
         }
         for (other, t) in reg.types.iter().filter(|(n, _)| n.as_str() != name) {
             if let Some(o) = t.ranges.iter().find(|o| o.overlaps(r)) {
-                return Err(Error::Overlap {
+                return Err(AllocError::Overlap {
                     name: name.to_owned(),
                     range: *r,
                     other: other.clone(),
@@ -54,7 +55,7 @@ fn check_ranges(reg: &Registry, name: &str, ranges: &[PortRange]) -> Result<()> 
 
 fn check_preferred(ports: &[u16]) -> Result<()> {
     match ports.iter().find(|p| **p == 0) {
-        Some(_) => Err(Error::InvalidValue {
+        Some(_) => Err(AllocError::InvalidValue {
             what: "preferred port",
             value: "0".into(),
             reason: "ports are 1-65535".into(),
@@ -67,7 +68,7 @@ fn check_preferred(ports: &[u16]) -> Result<()> {
 pub fn add_type(reg: &mut Registry, name: &str, change: TypeChange) -> Result<Outcome<()>> {
     validate::name(name)?;
     if reg.types.contains_key(name) {
-        return Err(Error::TypeExists {
+        return Err(AllocError::TypeExists {
             name: name.to_owned(),
         });
     }
@@ -102,7 +103,7 @@ fn apply(t: &mut ServiceType, change: TypeChange) -> Result<()> {
     }
     if let Some(m) = change.max_instances {
         if m == 0 {
-            return Err(Error::InvalidValue {
+            return Err(AllocError::InvalidValue {
                 what: "max_instances",
                 value: "0".into(),
                 reason: "a type holds at least 1 instance".into(),
@@ -117,7 +118,7 @@ fn apply(t: &mut ServiceType, change: TypeChange) -> Result<()> {
 /// ranges, and a type turned `single` must not have instances on different ports.
 pub fn set_type(reg: &mut Registry, name: &str, change: TypeChange) -> Result<Outcome<()>> {
     let Some(current) = reg.types.get(name) else {
-        return Err(Error::UnknownType {
+        return Err(AllocError::UnknownType {
             name: name.to_owned(),
             hint: format!("add it with `cargo styxy type add {name} --range A-B`"),
         });
@@ -134,7 +135,7 @@ pub fn set_type(reg: &mut Registry, name: &str, change: TypeChange) -> Result<Ou
         t.requested_by = None;
     }
     if let Some((id, i)) = t.instances.iter().find(|(_, i)| !t.contains(i.port)) {
-        return Err(Error::InvalidValue {
+        return Err(AllocError::InvalidValue {
             what: "range",
             value: t.ranges_text(),
             reason: format!(
@@ -147,7 +148,7 @@ pub fn set_type(reg: &mut Registry, name: &str, change: TypeChange) -> Result<Ou
         let mut ports: Vec<u16> = t.instances.values().map(|i| i.port).collect();
         ports.dedup();
         if ports.len() > 1 {
-            return Err(Error::InvalidValue {
+            return Err(AllocError::InvalidValue {
                 what: "instance behavior",
                 value: "single".into(),
                 reason: format!(
@@ -177,7 +178,7 @@ pub fn set_type(reg: &mut Registry, name: &str, change: TypeChange) -> Result<Ou
 /// them first.
 pub fn remove_type(reg: &mut Registry, name: &str, force: bool) -> Result<Outcome<Vec<Released>>> {
     let Some(t) = reg.types.get(name) else {
-        return Err(Error::UnknownType {
+        return Err(AllocError::UnknownType {
             name: name.to_owned(),
             hint: "see `cargo styxy list` for the types".into(),
         });
@@ -185,7 +186,7 @@ pub fn remove_type(reg: &mut Registry, name: &str, force: bool) -> Result<Outcom
     let mut out = Outcome::default();
     if !t.instances.is_empty() {
         if !force {
-            return Err(Error::InvalidValue {
+            return Err(AllocError::InvalidValue {
                 what: "service type",
                 value: name.to_owned(),
                 reason: format!(
@@ -210,7 +211,7 @@ pub fn remove_type(reg: &mut Registry, name: &str, force: bool) -> Result<Outcom
 pub fn set_rule(reg: &mut Registry, pattern: &str, rule: Rule) -> Result<Outcome<()>> {
     validate::pattern(pattern)?;
     if rule.chunk_size == Some(0) {
-        return Err(Error::InvalidValue {
+        return Err(AllocError::InvalidValue {
             what: "chunk size",
             value: "0".into(),
             reason: "a range holds at least 1 port".into(),
@@ -219,7 +220,7 @@ pub fn set_rule(reg: &mut Registry, pattern: &str, rule: Rule) -> Result<Outcome
     if let Some(z) = &rule.zone
         && reg.zone(z).is_none()
     {
-        return Err(Error::UnknownZone { zone: z.clone() });
+        return Err(AllocError::UnknownZone { zone: z.clone() });
     }
     reg.rules.insert(pattern.to_owned(), rule);
     Ok(Outcome {
@@ -233,7 +234,7 @@ pub fn set_rule(reg: &mut Registry, pattern: &str, rule: Rule) -> Result<Outcome
 
 pub fn remove_rule(reg: &mut Registry, pattern: &str) -> Result<Outcome<()>> {
     if reg.rules.remove(pattern).is_none() {
-        return Err(Error::UnknownRule {
+        return Err(AllocError::UnknownRule {
             pattern: pattern.to_owned(),
         });
     }
@@ -267,7 +268,7 @@ pub const SETTING_KEYS: [(&str, &str); 9] = [
 
 /// Sets one setting from its text form, validating the result as a whole.
 pub fn set_setting(reg: &mut Registry, key: &str, value: &str) -> Result<Outcome<()>> {
-    let bad = |reason: &str| Error::InvalidSetting {
+    let bad = |reason: &str| AllocError::InvalidSetting {
         key: key.to_owned(),
         value: value.to_owned(),
         reason: reason.to_owned(),

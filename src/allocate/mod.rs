@@ -10,7 +10,8 @@ pub mod slots;
 
 use serde::Serialize;
 
-use crate::error::{Error, Result};
+use crate::error::{AllocError, AllocResult as Result};
+
 use crate::registry::model::{
     Instance, InstanceBehavior, Lease, Origin, Placement, PortRange, Registry, Rule, ServiceType,
 };
@@ -190,7 +191,7 @@ fn new_range(
         Some(z) => {
             let (strategy, bounds) = reg
                 .zone(z)
-                .ok_or_else(|| Error::UnknownZone { zone: z.to_owned() })?;
+                .ok_or_else(|| AllocError::UnknownZone { zone: z.to_owned() })?;
             space.lo = bounds.min_port.max(1024);
             space.hi = bounds.max_port;
             Some((z, strategy))
@@ -231,7 +232,7 @@ fn new_range(
     found
         .map(|r| (r, placement, chunk))
         .ok_or_else(|| match zoned {
-            Some((z, strategy)) => Error::ZoneFull {
+            Some((z, strategy)) => AllocError::ZoneFull {
                 zone: z.to_owned(),
                 strategy: strategy.to_owned(),
                 name: name.to_owned(),
@@ -240,7 +241,7 @@ fn new_range(
                 hi: space.hi,
                 gap: reg.settings.gap_size,
             },
-            None => Error::NoRoom {
+            None => AllocError::NoRoom {
                 name: name.to_owned(),
                 chunk,
                 lo: space.lo,
@@ -292,7 +293,7 @@ pub fn allocate(
     let mut created = false;
     if !reg.types.contains_key(name) {
         if !reg.settings.auto_allocate {
-            return Err(Error::UnknownType {
+            return Err(AllocError::UnknownType {
                 name: name.to_owned(),
                 hint: format!(
                     "add it with `cargo styxy type add {name} --range A-B`, or turn auto-allocation on with `cargo styxy config set auto_allocate true`"
@@ -392,13 +393,13 @@ pub fn allocate(
 
 /// The audit event for a refused allocation, if the error is one (full, no room, unknown
 /// type) rather than bad input.
-pub fn failure_event(req: &Request<'_>, error: &Error) -> Option<Event> {
+pub fn failure_event(req: &Request<'_>, error: &AllocError) -> Option<Event> {
     matches!(
         error,
-        Error::TypeFull { .. }
-            | Error::NoRoom { .. }
-            | Error::ZoneFull { .. }
-            | Error::UnknownType { .. }
+        AllocError::TypeFull { .. }
+            | AllocError::NoRoom { .. }
+            | AllocError::ZoneFull { .. }
+            | AllocError::UnknownType { .. }
     )
     .then(|| Event::AllocationFailed {
         service_type: req.service_type.to_owned(),
@@ -407,7 +408,7 @@ pub fn failure_event(req: &Request<'_>, error: &Error) -> Option<Event> {
     })
 }
 
-fn full_error(name: &str, t: &ServiceType) -> Error {
+fn full_error(name: &str, t: &ServiceType) -> AllocError {
     const SHOWN: usize = 5;
     let mut holders: Vec<String> = t
         .instances
@@ -418,7 +419,7 @@ fn full_error(name: &str, t: &ServiceType) -> Error {
     if t.instances.len() > SHOWN {
         holders.push(format!("and {} more", t.instances.len() - SHOWN));
     }
-    Error::TypeFull {
+    AllocError::TypeFull {
         name: name.to_owned(),
         ranges: t.ranges_text(),
         count: t.instances.len(),
@@ -457,7 +458,7 @@ pub fn release_where(
     if let Some(name) = service_type
         && !reg.types.contains_key(name)
     {
-        return Err(Error::UnknownType {
+        return Err(AllocError::UnknownType {
             name: name.to_owned(),
             hint: "see `cargo styxy list` for the types".into(),
         });
@@ -516,7 +517,7 @@ pub fn release_where(
             (None, Some(i), None) => format!("instance {i:?} holds no port"),
             (None, None, None) => "nothing to release".to_owned(),
         };
-        return Err(Error::NothingToRelease { what });
+        return Err(AllocError::NothingToRelease { what });
     }
     Ok(out)
 }

@@ -166,7 +166,7 @@ fn overlapping_type_add_is_refused() {
     };
     let err = manage::add_type(&mut reg, "mine", change).unwrap_err();
     assert!(
-        matches!(err, Error::Overlap { ref other, .. } if other == "api"),
+        matches!(err, AllocError::Overlap { ref other, .. } if other == "api"),
         "{err}"
     );
     assert_eq!(reg, before);
@@ -223,7 +223,10 @@ fn max_instances_caps_a_type_with_room_left() {
     alloc(&mut reg, "t", "a");
     alloc(&mut reg, "t", "b");
     let err = try_alloc(&mut reg, "t", "c").unwrap_err();
-    assert!(matches!(err, Error::TypeFull { count: 2, .. }), "{err}");
+    assert!(
+        matches!(err, AllocError::TypeFull { count: 2, .. }),
+        "{err}"
+    );
     // A type's own cap overrides the setting.
     reg.types.get_mut("t").unwrap().max_instances = Some(3);
     assert_eq!(alloc(&mut reg, "t", "c").port, 10002);

@@ -35,8 +35,10 @@ use serde::Serialize;
 
 use crate::registry::{Store, paths};
 
-/// Exit status of a run that failed (usage errors exit 2, through clap).
+/// Exit status of a command that failed.
 pub const EXIT_FAILURE: u8 = 1;
+/// The exit status of a usage error (clap's).
+pub const USAGE_FAILURE: u8 = 2;
 
 /// cargo runs us as `cargo-styxy styxy …`: the root is `cargo` with one subcommand.
 #[derive(Debug, Parser)]
@@ -210,24 +212,65 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> ExitCode {
     choice.write_global();
     match execute(cli) {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
-        Err(e) if e.downcast_ref::<run::ChildExit>().is_some() => {
-            ExitCode::from(e.downcast_ref::<run::ChildExit>().map_or(1, |c| c.0))
-        }
-        Err(e) => {
+        Err(CliError { error: None, code }) => ExitCode::from(code),
+        Err(CliError { error: Some(e), .. }) if is_broken_pipe(&e) => ExitCode::SUCCESS,
+        Err(CliError {
+            error: Some(e),
+            code,
+        }) => {
             report(&e);
-            ExitCode::from(EXIT_FAILURE)
+            ExitCode::from(code)
         }
     }
 }
 
-fn execute(cli: Cli) -> anyhow::Result<()> {
+/// How a command that did not succeed ends (cargo-release's `CliError`): the error to report,
+/// if any, and the exit status: 1 for a failure, 2 for a usage error, or the status of the
+/// bin that `run` ran (reported by the bin itself).
+#[derive(Debug)]
+pub struct CliError {
+    error: Option<anyhow::Error>,
+    code: u8,
+}
+
+impl CliError {
+    /// A usage error: the arguments cannot mean anything (exit status 2, as clap's).
+    fn usage(error: anyhow::Error) -> Self {
+        Self {
+            error: Some(error),
+            code: USAGE_FAILURE,
+        }
+    }
+
+    /// The bin `run` ran exited with `code`, which it has said why.
+    fn child(code: u8) -> Self {
+        Self { error: None, code }
+    }
+}
+
+/// A failure: every error of the library and of a command exits 1 (spec), as
+/// [`crate::Error::exit_code`] says.
+impl<E: Into<anyhow::Error>> From<E> for CliError {
+    fn from(error: E) -> Self {
+        Self {
+            error: Some(error.into()),
+            code: EXIT_FAILURE,
+        }
+    }
+}
+
+fn execute(cli: Cli) -> Result<(), CliError> {
     let env_only = !matches!(cli.global.format, Format::Human | Format::Json);
     if env_only && !matches!(cli.command, Command::Env(_)) {
-        anyhow::bail!(
-            "--format {:?} is only for `env`; use human or json",
-            cli.global.format
-        );
+        let name = cli
+            .global
+            .format
+            .to_possible_value()
+            .map(|v| v.get_name().to_owned())
+            .unwrap_or_default();
+        return Err(CliError::usage(anyhow::anyhow!(
+            "--format {name} is only for `env`; use human or json"
+        )));
     }
     let dir = paths::registry_dir(cli.global.registry.as_deref())?;
     let ctx = Ctx {
@@ -241,7 +284,12 @@ fn execute(cli: Cli) -> anyhow::Result<()> {
         Command::Assign(args) => assign::run(&ctx, args, manifest),
         Command::Env(args) => env::run(&ctx, args, manifest),
         Command::Port(args) => port::run(&ctx, args, manifest),
-        Command::Run(args) => run::run(&ctx, args, manifest),
+        Command::Run(args) => {
+            return match run::run(&ctx, args, manifest)? {
+                0 => Ok(()),
+                code => Err(CliError::child(code)),
+            };
+        }
         Command::Check(args) => check::run(&ctx, args),
         Command::Scan(args) => scan::run(&ctx, args),
         Command::Gc(args) => gc::run(&ctx, args),
@@ -259,6 +307,7 @@ fn execute(cli: Cli) -> anyhow::Result<()> {
         Command::Rule(cmd) => rule::run(&ctx, cmd),
         Command::Config(cmd) => config::run(&ctx, cmd),
     }
+    .map_err(CliError::from)
 }
 
 fn is_broken_pipe(e: &anyhow::Error) -> bool {

@@ -1,13 +1,11 @@
 //! `run`: `cargo run` a bin of the workspace on its own port, holding a lease while it runs.
 
-use std::fmt;
-
 use clap::Args;
 
 use crate::allocate::leases;
 use crate::cli::Ctx;
 use crate::cli::workspace::{self, Selection};
-use crate::error::Error;
+use crate::error::AllocError;
 use crate::registry::Lease;
 
 /// `cargo run` a bin with the workspace's port variables and `PORT` set to its own port
@@ -27,19 +25,9 @@ pub struct RunArgs {
     pub args: Vec<String>,
 }
 
-/// The bin's exit status, passed on as ours.
-#[derive(Debug)]
-pub struct ChildExit(pub u8);
-
-impl fmt::Display for ChildExit {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "the bin exited with status {}", self.0)
-    }
-}
-
-impl std::error::Error for ChildExit {}
-
-pub fn run(ctx: &Ctx, args: RunArgs, manifest: Option<&std::path::Path>) -> anyhow::Result<()> {
+/// Runs the bin with its ports; returns its exit status, which `cargo styxy run` passes on
+/// as its own.
+pub fn run(ctx: &Ctx, args: RunArgs, manifest: Option<&std::path::Path>) -> anyhow::Result<u8> {
     let manifest = workspace::manifest(manifest)?;
     let ws = workspace::load(ctx, &manifest)?;
     let all = crate::workspace::services(&ws)?;
@@ -97,10 +85,11 @@ pub fn run(ctx: &Ctx, args: RunArgs, manifest: Option<&std::path::Path>) -> anyh
                 events.extend(out.events);
                 guard.commit(&events)?;
             }
-            Err(Error::SingleInUse { port, pid, .. }) if args.reuse => {
+            Err(AllocError::SingleInUse { port, pid, .. }) if args.reuse => {
                 drop(guard);
                 ctx.note(&format!("already running as pid {pid}; reusing its port"));
-                return ctx.print(&port, |out| writeln!(out, "{port}"));
+                ctx.print(&port, |out| writeln!(out, "{port}"))?;
+                return Ok(0);
             }
             Err(e) => return Err(e.into()),
         }
@@ -118,10 +107,7 @@ pub fn run(ctx: &Ctx, args: RunArgs, manifest: Option<&std::path::Path>) -> anyh
     let (mut guard, mut events) = ctx.lock()?;
     events.extend(leases::end(&mut guard.registry, &service.service_type, pid));
     guard.commit(&events)?;
-    match status? {
-        0 => Ok(()),
-        code => Err(ChildExit(code).into()),
-    }
+    status
 }
 
 /// Runs `cargo run` in its own process group, passing our termination signals on to the

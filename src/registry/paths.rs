@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 
 use etcetera::BaseStrategy;
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, StoreError};
 
 /// The environment variable that overrides the registry directory.
 pub const HOME_ENV: &str = "STYXY_HOME";
@@ -18,6 +18,6 @@ pub fn registry_dir(explicit: Option<&Path>) -> Result<PathBuf> {
     if let Some(home) = std::env::var_os(HOME_ENV).filter(|h| !h.is_empty()) {
         return Ok(PathBuf::from(home));
     }
-    let xdg = etcetera::base_strategy::Xdg::new().map_err(|_| Error::NoHome)?;
+    let xdg = etcetera::base_strategy::Xdg::new().map_err(|_| Error::from(StoreError::NoHome))?;
     Ok(xdg.config_dir().join("styxy"))
 }

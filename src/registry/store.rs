@@ -9,7 +9,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use toml_edit::DocumentMut;
 
-use crate::error::{Error, Result};
+use crate::error::{AllocError, Error, Result, StoreError};
 use crate::fsx;
 use crate::registry::config::{self, Config};
 use crate::registry::lock;
@@ -228,33 +228,35 @@ impl Store {
 
     fn parse_state(&self, text: &str) -> Result<state::State> {
         state::parse(text).map_err(|e| match e {
-            StateError::Newer(format) => Error::NewerState {
+            StateError::Newer(format) => Error::from(StoreError::NewerState {
                 file: self.state_file(),
                 format,
-            },
-            StateError::Parse(problem) => Error::InvalidRegistry {
+            }),
+            StateError::Parse(problem) => Error::from(StoreError::InvalidRegistry {
                 file: self.state_file(),
                 problem: format!("{problem} (the state file is cargo-styxy's own; restore it from a copy, or remove it to start again with no instances)"),
                 backup: None,
-            },
+            }),
         })
     }
 
     fn parse_config(&self, text: &str, file: &Path) -> Result<Config> {
         let config = config::parse(text).map_err(|e| {
             let (line, column) = line_column(text, e.offset);
-            Error::Parse {
+            Error::from(StoreError::Parse {
                 file: file.to_path_buf(),
                 line,
                 column,
                 message: e.message,
                 backup: self.last_good_backup(),
-            }
+            })
         })?;
-        validate::definitions(&config.registry).map_err(|problem| Error::InvalidRegistry {
-            file: file.to_path_buf(),
-            problem,
-            backup: self.last_good_backup(),
+        validate::definitions(&config.registry).map_err(|problem| {
+            Error::from(StoreError::InvalidRegistry {
+                file: file.to_path_buf(),
+                problem,
+                backup: self.last_good_backup(),
+            })
         })?;
         Ok(config)
     }
@@ -271,9 +273,10 @@ impl Store {
         let config_text = self.read_file(&self.file())?;
         let state_text = self.read_file(&self.state_file())?;
         let parsed = match self.parse_config(config_text.as_deref().unwrap_or(""), &self.file()) {
-            Err(Error::Parse { .. } | Error::InvalidRegistry { .. }) if any_config => {
-                self.parse_config("", &self.file())
-            }
+            Err(
+                Error::Store(StoreError::Parse { .. })
+                | Error::Store(StoreError::InvalidRegistry { .. }),
+            ) if any_config => self.parse_config("", &self.file()),
             parsed => parsed,
         };
         let Config {
@@ -310,14 +313,13 @@ impl Store {
     /// Takes the lock: a sidecar file locked with the OS's advisory lock, retried until the
     /// deadline (printing "waiting for the styxy registry lock" once).
     fn take_lock(&self) -> Result<(File, Duration)> {
-        let timeout = self
-            .lock_timeout
-            .clone()
-            .map_err(|value| Error::InvalidValue {
+        let timeout = self.lock_timeout.clone().map_err(|value| {
+            Error::from(AllocError::InvalidValue {
                 what: LOCK_TIMEOUT_ENV,
                 value,
                 reason: "use a number of seconds up to 86400, e.g. 30 or 0.5".into(),
-            })?;
+            })
+        })?;
         fsx::create_private_dir(&self.dir)?;
         fsx::check_private_dir(&self.dir)?;
         let path = self.lock_file();
@@ -342,10 +344,10 @@ impl Store {
             let waited = start.elapsed();
             if waited >= timeout {
                 // Dropping the waiter lets go of a lock it gets too late.
-                return Err(Error::LockTimeout {
+                return Err(Error::from(StoreError::LockTimeout {
                     lock_file: path,
                     secs: timeout.as_secs(),
-                });
+                }));
             }
             let step = if told {
                 timeout - waited
@@ -576,10 +578,12 @@ impl<'s> Guard<'s> {
                 None => Ok(()),
             })
             .and_then(|()| validate::holdings(&self.registry, changed.iter().map(|n| n.as_str())))
-            .map_err(|problem| Error::InvalidRegistry {
-                file: store.file(),
-                problem: format!("refusing to write an invalid registry: {problem}"),
-                backup: None,
+            .map_err(|problem| {
+                Error::from(StoreError::InvalidRegistry {
+                    file: store.file(),
+                    problem: format!("refusing to write an invalid registry: {problem}"),
+                    backup: None,
+                })
             })?;
 
         // Everything that can fail, before the commit point.
@@ -713,13 +717,13 @@ fn changed_workspaces(changes: &[Change<'_>]) -> BTreeSet<String> {
 fn parse_doc(text: &str, file: &Path) -> Result<DocumentMut> {
     text.parse::<DocumentMut>().map_err(|e| {
         let (line, column) = line_column(text, e.span().map_or(0, |s| s.start));
-        Error::Parse {
+        Error::from(StoreError::Parse {
             file: file.to_path_buf(),
             line,
             column,
             message: e.message().trim().replace('\n', " "),
             backup: None,
-        }
+        })
     })
 }
 

@@ -2,7 +2,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::error::{Error, Result};
+use crate::error::{AllocError, AllocResult as Result};
+
 use crate::registry::model::{InstanceBehavior, PortRange, Registry, ServiceType, Settings};
 
 /// The longest service type name accepted.
@@ -14,7 +15,7 @@ pub const MAX_INSTANCE_LEN: usize = 4096;
 /// (`package/bin`), no `.`/`..` segment, at most [`MAX_NAME_LEN`] characters.
 pub fn name(name: &str) -> Result<()> {
     let fail = |reason: &str| {
-        Err(Error::InvalidName {
+        Err(AllocError::InvalidName {
             name: name.to_owned(),
             reason: reason.to_owned(),
         })
@@ -49,7 +50,7 @@ pub fn name(name: &str) -> Result<()> {
 /// An instance id: non-empty, no control characters, at most [`MAX_INSTANCE_LEN`] bytes.
 pub fn instance(id: &str) -> Result<()> {
     let fail = |reason: &str| {
-        Err(Error::InvalidInstance {
+        Err(AllocError::InvalidInstance {
             id: id.to_owned(),
             reason: reason.to_owned(),
         })
@@ -68,7 +69,7 @@ pub fn instance(id: &str) -> Result<()> {
 
 /// A port number as typed by a user: 1..=65535.
 pub fn parse_port(text: &str) -> Result<u16> {
-    let bad = |reason: &str| Error::InvalidValue {
+    let bad = |reason: &str| AllocError::InvalidValue {
         what: "port",
         value: text.to_owned(),
         reason: reason.to_owned(),
@@ -94,14 +95,14 @@ pub fn parse_range(text: &str) -> Result<PortRange> {
 /// Start not above end, no port 0.
 pub fn range_ok(range: PortRange) -> Result<()> {
     if range.start == 0 {
-        return Err(Error::InvalidValue {
+        return Err(AllocError::InvalidValue {
             what: "range",
             value: range.to_string(),
             reason: "port 0 is not a port; ports are 1-65535".into(),
         });
     }
     if range.start > range.end {
-        return Err(Error::InvalidValue {
+        return Err(AllocError::InvalidValue {
             what: "range",
             value: range.to_string(),
             reason: format!(
@@ -116,7 +117,7 @@ pub fn range_ok(range: PortRange) -> Result<()> {
 /// Settings that auto-allocation can work with.
 pub fn settings(s: &Settings) -> Result<()> {
     let bad = |key: &str, value: String, reason: String| {
-        Err(Error::InvalidSetting {
+        Err(AllocError::InvalidSetting {
             key: key.to_owned(),
             value,
             reason,
@@ -164,7 +165,7 @@ pub fn settings(s: &Settings) -> Result<()> {
 
 /// A glob pattern for `[rules."PATTERN"]`.
 pub fn pattern(p: &str) -> Result<glob::Pattern> {
-    let bad = |reason: String| Error::InvalidValue {
+    let bad = |reason: String| AllocError::InvalidValue {
         what: "rule pattern",
         value: p.to_owned(),
         reason,
@@ -205,8 +206,8 @@ impl<'r> Overlap<'r> {
     }
 
     /// The overlap as an error, for a command that would write a new one.
-    pub fn to_error(self) -> Error {
-        Error::Overlap {
+    pub fn to_error(self) -> AllocError {
+        AllocError::Overlap {
             name: self.b.to_owned(),
             range: self.b_range,
             other: self.a.to_owned(),

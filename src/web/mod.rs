@@ -20,6 +20,7 @@ use serde_json::{Value, json};
 
 use crate::allocate::manage::{self, TypeChange};
 use crate::allocate::{Event, Outcome};
+use crate::error::{AllocError, Error, StoreError};
 use crate::registry::model::{
     InstanceBehavior, Placement, PortRange, Registry, Rule, Strategy, Zone,
 };
@@ -83,13 +84,19 @@ impl IntoResponse for ApiError {
     }
 }
 
+impl From<AllocError> for ApiError {
+    fn from(e: AllocError) -> Self {
+        Self::from(Error::from(e))
+    }
+}
+
 impl From<crate::Error> for ApiError {
     fn from(e: crate::Error) -> Self {
         let status = match e {
-            crate::Error::LockTimeout { .. } | crate::Error::Io { .. } => {
+            Error::Store(StoreError::LockTimeout { .. } | StoreError::Io { .. }) => {
                 StatusCode::INTERNAL_SERVER_ERROR
             }
-            crate::Error::UnknownType { .. } | crate::Error::UnknownRule { .. } => {
+            Error::Alloc(AllocError::UnknownType { .. } | AllocError::UnknownRule { .. }) => {
                 StatusCode::NOT_FOUND
             }
             _ => StatusCode::BAD_REQUEST,
@@ -101,7 +108,7 @@ impl From<crate::Error> for ApiError {
 /// Runs `change` on the registry under the lock and commits it, off the async threads.
 async fn change<T: Send + 'static>(
     state: &AppState,
-    change: impl FnOnce(&mut Registry) -> crate::Result<Outcome<T>> + Send + 'static,
+    change: impl FnOnce(&mut Registry) -> Result<Outcome<T>, AllocError> + Send + 'static,
 ) -> Result<T, ApiError> {
     let store = state.store.clone();
     let done = tokio::task::spawn_blocking(move || {
@@ -170,7 +177,7 @@ fn type_change(body: TypeBody) -> Result<TypeChange, ApiError> {
         .map(|rs| {
             rs.iter()
                 .map(|r| validate::parse_range(r))
-                .collect::<crate::Result<Vec<PortRange>>>()
+                .collect::<Result<Vec<PortRange>, AllocError>>()
         })
         .transpose()?;
     Ok(TypeChange {
@@ -357,7 +364,7 @@ async fn set_zone(
                     max_port: b.max_port,
                 },
             );
-        validate::definitions(&next).map_err(|problem| crate::Error::InvalidValue {
+        validate::definitions(&next).map_err(|problem| AllocError::InvalidValue {
             what: "zone",
             value: b.name.clone(),
             reason: problem,

@@ -5,14 +5,16 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, WorkspaceError};
 use crate::workspace::{Package, Workspace};
 
 fn read_toml(path: &Path) -> Result<toml::Table> {
     let text = fs::read_to_string(path).map_err(|e| Error::io("cannot read", path, e))?;
-    text.parse::<toml::Table>().map_err(|e| Error::Manifest {
-        path: path.to_path_buf(),
-        reason: e.message().trim().to_owned(),
+    text.parse::<toml::Table>().map_err(|e| {
+        Error::from(WorkspaceError::Manifest {
+            path: path.to_path_buf(),
+            reason: e.message().trim().to_owned(),
+        })
     })
 }
 
@@ -79,9 +81,11 @@ pub fn discover(package_dir: &Path) -> Result<(Workspace, Vec<PathBuf>)> {
     }
     for pattern in globs("members") {
         let full = root_dir.join(&pattern);
-        let matches = glob::glob(&full.to_string_lossy()).map_err(|e| Error::Manifest {
-            path: root_manifest.clone(),
-            reason: format!("workspace.members {pattern:?}: {e}"),
+        let matches = glob::glob(&full.to_string_lossy()).map_err(|e| {
+            Error::from(WorkspaceError::Manifest {
+                path: root_manifest.clone(),
+                reason: format!("workspace.members {pattern:?}: {e}"),
+            })
         })?;
         for dir in matches.flatten() {
             if dir.join("Cargo.toml").is_file() && !excluded.iter().any(|x| dir.starts_with(x)) {
@@ -131,9 +135,11 @@ fn package(dir: &Path, manifest: &Path, table: &toml::Table) -> Result<Option<Pa
     let name = pkg
         .get("name")
         .and_then(|n| n.as_str())
-        .ok_or_else(|| Error::Manifest {
-            path: manifest.to_path_buf(),
-            reason: "package.name is missing".into(),
+        .ok_or_else(|| {
+            Error::from(WorkspaceError::Manifest {
+                path: manifest.to_path_buf(),
+                reason: "package.name is missing".into(),
+            })
         })?
         .to_owned();
     let mut bins: Vec<String> = table

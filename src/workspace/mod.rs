@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::{Error, Result};
+use crate::error::{AllocError, Error, Result, WorkspaceError};
 use crate::registry::model::InstanceBehavior;
 use crate::registry::validate;
 
@@ -42,11 +42,11 @@ pub struct Workspace {
 /// The instance id of a checkout: its path, which must be UTF-8 (a lossy conversion would
 /// give two checkouts whose paths differ only in invalid bytes one id, and so one port).
 pub fn root_id(root: &Path) -> Result<String> {
-    root.to_str().map(str::to_owned).ok_or_else(|| Error::InvalidValue {
+    root.to_str().map(str::to_owned).ok_or_else(|| Error::from(AllocError::InvalidValue {
         what: "checkout path",
         value: root.to_string_lossy().into_owned(),
         reason: "it is not valid UTF-8, and instance ids are paths; rename the directory, or use `allocate --instance ID`".into(),
-    })
+    }))
 }
 
 /// One service of a workspace and where its port comes from.
@@ -162,12 +162,12 @@ pub fn check_env_name(env: &str) -> std::result::Result<(), String> {
 }
 
 fn meta_error(p: &Package, key: &str, reason: impl Into<String>) -> Error {
-    Error::Metadata {
+    Error::from(WorkspaceError::Metadata {
         package: p.name.clone(),
         key: key.to_owned(),
         reason: reason.into(),
         manifest: p.manifest_path.clone(),
-    }
+    })
 }
 
 /// Every service of the workspace (bins not marked `skip`, then extra services), sorted by
@@ -179,17 +179,21 @@ pub fn services(ws: &Workspace) -> Result<Vec<Service>> {
         .get("styxy")
         .map(|v| serde_json::from_value(v.clone()))
         .transpose()
-        .map_err(|e| Error::Manifest {
-            path: ws.root.join("Cargo.toml"),
-            reason: format!("[workspace.metadata.styxy]: {e}"),
+        .map_err(|e| {
+            Error::from(WorkspaceError::Manifest {
+                path: ws.root.join("Cargo.toml"),
+                reason: format!("[workspace.metadata.styxy]: {e}"),
+            })
         })?
         .unwrap_or_default();
     let prefix = ws_meta.prefix.unwrap_or_default();
     let ws_zone = ws_meta.zone;
     if !prefix.is_empty() {
-        check_env_name(&format!("{prefix}X")).map_err(|reason| Error::Manifest {
-            path: ws.root.join("Cargo.toml"),
-            reason: format!("[workspace.metadata.styxy] prefix = {prefix:?}: {reason}"),
+        check_env_name(&format!("{prefix}X")).map_err(|reason| {
+            Error::from(WorkspaceError::Manifest {
+                path: ws.root.join("Cargo.toml"),
+                reason: format!("[workspace.metadata.styxy] prefix = {prefix:?}: {reason}"),
+            })
         })?;
     }
     let root = root_id(&ws.root)?;
@@ -309,27 +313,27 @@ pub fn services(ws: &Workspace) -> Result<Vec<Service>> {
     out.sort_by(|a, b| a.env.cmp(&b.env).then_with(|| a.label().cmp(&b.label())));
     for pair in out.windows(2) {
         if pair[0].env == pair[1].env {
-            return Err(Error::EnvClash {
+            return Err(Error::from(WorkspaceError::EnvClash {
                 env: pair[0].env.clone(),
                 first: pair[0].label(),
                 second: pair[1].label(),
-            });
+            }));
         }
     }
     let mut holders: BTreeMap<(&str, &str), &Service> = BTreeMap::new();
     for s in &out {
         if let Some(first) = holders.insert((&s.service_type, &s.instance), s) {
-            return Err(Error::ServiceClash {
+            return Err(Error::from(WorkspaceError::ServiceClash {
                 service_type: s.service_type.clone(),
                 first: first.label(),
                 second: s.label(),
-            });
+            }));
         }
     }
     if out.is_empty() {
-        return Err(Error::NoServices {
+        return Err(Error::from(WorkspaceError::NoServices {
             root: ws.root.clone(),
-        });
+        }));
     }
     Ok(out)
 }
