@@ -460,18 +460,11 @@ fn a_hand_edit_is_seen_at_once_and_moves_the_instances_it_leaves_outside() {
     let g: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(g["port"], 20005);
     assert!(err.contains("from port 20000 to 20003"), "{err}");
-    let ports: std::collections::BTreeMap<String, u64> =
-        home.json(&["list", "edited"])["service_types"][0]["instances"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|i| {
-                (
-                    i["instance"].as_str().unwrap().to_owned(),
-                    i["port"].as_u64().unwrap(),
-                )
-            })
-            .collect();
+    let ports: std::collections::BTreeMap<String, u64> = home
+        .holders("edited")
+        .into_iter()
+        .map(|(id, port, _)| (id, port))
+        .collect();
     let want = [("a", 20003), ("b", 20004), ("c", 20002), ("d", 20005)];
     assert_eq!(ports, want.map(|(i, p)| (i.to_owned(), p)).into());
     let moved = home.json(&["audit", "--event", "INSTANCE_MOVED"]);
@@ -672,27 +665,13 @@ fn a_state_of_format_1_is_read_as_it_was_and_rewritten_compact() {
         p + 2
     );
     std::fs::write(home.state(), &old).unwrap();
-    let holders = |home: &Home| -> Vec<(String, u64, Option<String>)> {
-        home.json(&["list", "t"])["service_types"][0]["instances"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|i| {
-                (
-                    i["instance"].as_str().unwrap().to_owned(),
-                    i["port"].as_u64().unwrap(),
-                    i["workspace"].as_str().map(str::to_owned),
-                )
-            })
-            .collect()
-    };
     let p64 = u64::from(p);
     let want = vec![
         ("/ws/own".to_owned(), p64 + 1, Some("/ws/own".to_owned())),
         ("/ws/r#p/b".to_owned(), p64 + 2, Some("/ws/r".to_owned())),
         ("by-hand".to_owned(), p64, None),
     ];
-    assert_eq!(holders(&home), want);
+    assert_eq!(home.holders("t"), want);
     home.ok(&["allocate", "--service", "t", "--instance", "another"]);
     let state = std::fs::read_to_string(home.state()).unwrap();
     assert!(state.contains("\"format\":2"), "{state}");
@@ -700,7 +679,7 @@ fn a_state_of_format_1_is_read_as_it_was_and_rewritten_compact() {
         state.contains(&format!(r#""/ws/own":[{},"api"]"#, p + 1)),
         "a checkout's own instance is written compact: {state}"
     );
-    let mut now = holders(&home);
+    let mut now = home.holders("t");
     now.retain(|(id, _, _)| id != "another");
     assert_eq!(
         now, want,

@@ -103,6 +103,23 @@ impl Home {
         stderr
     }
 
+    /// The instances of `service_type` as (instance, port, workspace), from `list --format
+    /// json`, in instance order.
+    pub fn holders(&self, service_type: &str) -> Vec<(String, u64, Option<String>)> {
+        self.json(&["list", service_type])["service_types"][0]["instances"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| {
+                (
+                    i["instance"].as_str().unwrap().to_owned(),
+                    i["port"].as_u64().unwrap(),
+                    i["workspace"].as_str().map(str::to_owned),
+                )
+            })
+            .collect()
+    }
+
     /// Every range in the registry as (type, start, end), from `list --format json`.
     pub fn ranges(&self) -> Vec<(String, u16, u16)> {
         let list = self.json(&["list"]);
