@@ -15,12 +15,34 @@ use crate::registry::model::Settings;
 /// The current audit log in the registry directory; rotated ones are `audit.N.jsonl`.
 pub const AUDIT_FILE: &str = "audit.jsonl";
 
-/// The user name for the trail: `$USER`, `$LOGNAME` or `$USERNAME`.
+/// The user name for the trail: `$USER`, `$LOGNAME` or `$USERNAME`; where none is set
+/// (services, cron), the process's user by its uid: its name in `/etc/passwd`, else
+/// `uid N`.
 fn user() -> String {
     ["USER", "LOGNAME", "USERNAME"]
         .iter()
         .find_map(|k| std::env::var(k).ok().filter(|v| !v.is_empty()))
+        .or_else(user_of_uid)
         .unwrap_or_else(|| "unknown".to_owned())
+}
+
+#[cfg(unix)]
+fn user_of_uid() -> Option<String> {
+    use std::os::unix::fs::MetadataExt;
+    // /proc/self belongs to the process's effective user.
+    let uid = std::fs::metadata("/proc/self").ok()?.uid();
+    let passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
+    let name = passwd.lines().find_map(|line| {
+        let mut f = line.split(':');
+        let name = f.next()?;
+        (f.nth(1)?.parse::<u32>().ok()? == uid).then(|| name.to_owned())
+    });
+    Some(name.unwrap_or_else(|| format!("uid {uid}")))
+}
+
+#[cfg(not(unix))]
+fn user_of_uid() -> Option<String> {
+    None
 }
 
 fn ms(d: Duration) -> f64 {
@@ -226,12 +248,24 @@ impl Filter {
     }
 }
 
-/// A time as users type it: RFC 3339 in UTC (`2026-11-27T10:00:00Z`) or an age before now
-/// (`90m`, `1h`, `2d`).
+/// A time as users type it: RFC 3339 (`2026-11-27T10:00:00Z`, `2026-11-27T11:00:00+01:00`)
+/// or an age before now (`90m`, `1h`, `2d`).
 #[cfg(feature = "cli")]
 pub fn parse_time(s: &str) -> std::result::Result<SystemTime, String> {
     if let Ok(t) = humantime::parse_rfc3339_weak(s) {
         return Ok(t);
+    }
+    // humantime reads UTC only: an offset is taken off by hand.
+    if let Some((local, sign, hours, minutes)) = utc_offset(s)
+        && let Ok(t) = humantime::parse_rfc3339_weak(local)
+    {
+        let offset = Duration::from_secs(hours * 3600 + minutes * 60);
+        let utc = if sign > 0 {
+            t.checked_sub(offset)
+        } else {
+            t.checked_add(offset)
+        };
+        return utc.ok_or_else(|| format!("{s:?} is out of range"));
     }
     let age: Duration = humantime::parse_duration(s).map_err(|_| {
         format!("{s:?} is neither an RFC 3339 time (2026-11-27T10:00:00Z) nor an age (1h, 2d)")
@@ -239,4 +273,22 @@ pub fn parse_time(s: &str) -> std::result::Result<SystemTime, String> {
     Ok(SystemTime::now()
         .checked_sub(age)
         .unwrap_or(SystemTime::UNIX_EPOCH))
+}
+
+/// `TIME+HH:MM` or `TIME-HH:MM`: the time without the offset, and the offset.
+#[cfg(feature = "cli")]
+fn utc_offset(s: &str) -> Option<(&str, i8, u64, u64)> {
+    let (local, offset) = s.split_at_checked(s.len().checked_sub(6)?)?;
+    let b = offset.as_bytes();
+    let sign = match b[0] {
+        b'+' => 1,
+        b'-' => -1,
+        _ => return None,
+    };
+    if b[3] != b':' || !local.contains('T') {
+        return None;
+    }
+    let hours: u64 = offset.get(1..3)?.parse().ok()?;
+    let minutes: u64 = offset.get(4..6)?.parse().ok()?;
+    (hours < 24 && minutes < 60).then_some((local, sign, hours, minutes))
 }

@@ -37,10 +37,34 @@ pub fn write_target(path: &Path) -> PathBuf {
     }
 }
 
-/// [`write_if_changed`] for a file a user names: a symlink is written through to its target.
+/// [`write_if_changed`] for a file a user names (`env -o`, `metrics -o`): a symlink is written
+/// through to its target, and the file keeps its mode, or is 0644 when new: it holds ports,
+/// not secrets, and a collector running as another user (node_exporter's) must read it. The
+/// files the tool keeps in the registry stay 0600.
 #[cfg(feature = "cli")]
 pub fn write_output_if_changed(path: &Path, contents: &[u8]) -> Result<bool> {
-    write_if_changed(&write_target(path), contents)
+    let target = write_target(path);
+    check_regular(&target)?;
+    if fs::read(&target).is_ok_and(|old| old == contents) {
+        return Ok(false);
+    }
+    #[cfg(unix)]
+    let mode = {
+        use std::os::unix::fs::PermissionsExt;
+        fs::metadata(&target).map_or(0o644, |m| m.permissions().mode() & 0o7777)
+    };
+    let staged = Staged::new(&target, contents)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        staged
+            .tmp
+            .as_file()
+            .set_permissions(fs::Permissions::from_mode(mode))
+            .map_err(|e| Error::io("cannot set the mode of", staged.tmp.path().to_path_buf(), e))?;
+    }
+    staged.install()?;
+    Ok(true)
 }
 
 /// An error for `path`, which is not a regular file (`m` is what it is).

@@ -98,6 +98,20 @@ fn every_change_is_recorded_once_with_its_fields() {
     );
     assert!(humantime::parse_rfc3339(allocated["ts"].as_str().unwrap()).is_ok());
     assert!(allocated["pid"].as_u64().unwrap() > 0 && allocated["user"].is_string());
+    // With no user in the environment (a service, cron), the uid names the user.
+    common::succeeded(
+        home.cmd(&["allocate", "--service", "web", "--instance", "no-env"])
+            .env_remove("USER")
+            .env_remove("LOGNAME")
+            .env_remove("USERNAME"),
+    );
+    let id = std::process::Command::new("id")
+        .arg("-un")
+        .output()
+        .unwrap();
+    let me = String::from_utf8(id.stdout).unwrap();
+    let record = &home.json(&["audit", "--instance", "no-env"])[0];
+    assert_eq!(record["user"], me.trim(), "{record}");
     let assigned = all
         .iter()
         .find(|r| r["event"] == "INSTANCE_ASSIGNED")
@@ -167,6 +181,28 @@ fn filters_combine_and_reach_into_rotated_files() {
     assert!(events(&home, &["--since", "2999-01-01T00:00:00Z"]).is_empty());
     let err = home.fails(&["audit", "--since", "yesterday-ish"], 2);
     assert!(err.contains("neither an RFC 3339 time"), "{err}");
+    // RFC 3339 with an offset: an hour ago, written an hour east of UTC, and an hour ahead.
+    let now = std::time::SystemTime::now();
+    let east = |t: std::time::SystemTime| {
+        let utc = humantime::format_rfc3339_seconds(t + std::time::Duration::from_secs(3600));
+        format!("{}+01:00", utc.to_string().trim_end_matches('Z'))
+    };
+    let hour = std::time::Duration::from_secs(3600);
+    let an_hour_ago = east(now - hour);
+    assert_eq!(
+        events(&home, &["--since", &an_hour_ago, "--instance", "i0"]).len(),
+        1,
+        "{an_hour_ago}"
+    );
+    assert!(events(&home, &["--since", &east(now + hour)]).is_empty());
+    // Filters that cannot match are usage errors, not an empty answer.
+    let err = home.fails(&["audit", "--event", "NOPE"], 2);
+    assert!(
+        err.contains("TYPE_ALLOCATED"),
+        "the valid events are listed: {err}"
+    );
+    let err = home.fails(&["audit", "--since", "1h", "--until", "2h"], 2);
+    assert!(err.contains("--since is after --until"), "{err}");
 }
 
 #[test]
@@ -308,7 +344,7 @@ fn metrics_parse_and_agree_with_list() {
     }
     drop(foreign);
 
-    // -o writes the same text atomically.
+    // -o writes the same text atomically, readable by a collector running as another user.
     let file = home.path().join("styxy.prom");
     home.ok(&["metrics", "-o", file.to_str().unwrap()]);
     assert!(
@@ -316,4 +352,7 @@ fn metrics_parse_and_agree_with_list() {
             .unwrap()
             .contains("styxy_ports_reserved")
     );
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&file).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o644);
 }

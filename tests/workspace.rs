@@ -261,14 +261,36 @@ fn env_file_is_rewritten_only_when_it_changes() {
         old,
         "rewritten with no change"
     );
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(
+        mode(&file),
+        0o644,
+        "a new env file holds ports, not secrets"
+    );
+    // A mode the user chose survives a rewrite, through a symlink too.
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o640)).unwrap();
+    let link = ws.path().join("linked.env");
+    std::os::unix::fs::symlink(&file, &link).unwrap();
     home.ok(&["release", "--service", "shop-api"]);
     home.ok(&["config", "set", "placement", "before"]);
-    home.ok(&["env", "--manifest-path", &m, "-o", f]);
+    home.ok(&["env", "--manifest-path", &m, "-o", link.to_str().unwrap()]);
     assert_ne!(
         std::fs::metadata(&file).unwrap().modified().unwrap(),
         old,
         "not rewritten after a change"
     );
+    assert_eq!(mode(&file), 0o640);
+    assert!(
+        std::fs::symlink_metadata(&link)
+            .unwrap()
+            .file_type()
+            .is_symlink()
+    );
+    // The registry's own files stay private.
+    for own in [home.registry(), home.state()] {
+        assert_eq!(mode(&own), 0o600, "{}", own.display());
+    }
 }
 
 #[test]
@@ -508,6 +530,17 @@ fn completions_for_every_shell() {
             out.contains("cargo-styxy") && out.contains("allocate"),
             "{shell}"
         );
+        // A reader that is gone (`| head -1`) ends it quietly, as for every command.
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        let out = home
+            .cmd(&["completions", shell])
+            .stdout(writer)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(0), "{shell}: {err}");
+        assert!(err.is_empty(), "{shell}: {err}");
     }
 }
 

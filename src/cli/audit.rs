@@ -5,7 +5,7 @@ use std::time::SystemTime;
 use clap::Args;
 
 use crate::audit::{self, Record};
-use crate::cli::Ctx;
+use crate::cli::{CliError, Ctx};
 
 /// Show the audit trail: every change to the registry, oldest first
 ///
@@ -15,14 +15,14 @@ use crate::cli::Ctx;
 /// left out).
 #[derive(Debug, Args)]
 pub struct AuditArgs {
-    /// Only from this time: RFC 3339 in UTC (`2026-11-27T10:00:00Z`) or an age (`90m`, `1h`, `2d`)
+    /// Only from this time: RFC 3339 (`2026-11-27T10:00:00Z`, `…T11:00:00+01:00`) or an age (`90m`, `1h`, `2d`)
     #[arg(long, value_name = "T", value_parser = time_arg)]
     pub since: Option<SystemTime>,
     /// Only until this time (same forms as --since)
     #[arg(long, value_name = "T", value_parser = time_arg)]
     pub until: Option<SystemTime>,
     /// Only this event, e.g. TYPE_ALLOCATED (case does not matter)
-    #[arg(long, value_name = "EVENT")]
+    #[arg(long, value_name = "EVENT", value_parser = event_arg(), ignore_case = true)]
     pub event: Option<String>,
     /// Only this service type (a glob: `shop-*`)
     #[arg(long, value_name = "TYPE")]
@@ -39,7 +39,20 @@ fn time_arg(s: &str) -> Result<SystemTime, String> {
     audit::parse_time(s)
 }
 
-pub fn run(ctx: &Ctx, args: AuditArgs) -> anyhow::Result<()> {
+/// The event names, as possible values: a name that is none of them is a usage error that
+/// lists them, and shells complete them.
+fn event_arg() -> clap::builder::PossibleValuesParser {
+    clap::builder::PossibleValuesParser::new(crate::registry::model::Event::NAMES)
+}
+
+pub fn run(ctx: &Ctx, args: AuditArgs) -> Result<(), CliError> {
+    if let (Some(since), Some(until)) = (args.since, args.until)
+        && since > until
+    {
+        return Err(CliError::usage(anyhow::anyhow!(
+            "--since is after --until, so nothing can match; swap them"
+        )));
+    }
     let service = args
         .service
         .as_deref()
@@ -99,5 +112,6 @@ pub fn run(ctx: &Ctx, args: AuditArgs) -> anyhow::Result<()> {
             )?;
         }
         Ok(())
-    })
+    })?;
+    Ok(())
 }

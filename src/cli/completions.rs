@@ -1,5 +1,7 @@
 //! `completions SHELL`: shell completion scripts.
 
+use std::io::Write;
+
 use clap::{Args, CommandFactory};
 
 use crate::cli::CargoCli;
@@ -20,6 +22,12 @@ pub fn run(args: CompletionsArgs) -> anyhow::Result<()> {
         .cloned()
         .unwrap_or_else(clap::Command::default)
         .name("cargo-styxy");
-    clap_complete::generate(args.shell, &mut cmd, "cargo-styxy", &mut std::io::stdout());
+    // Into a buffer first: clap_complete panics when its writer fails, and a closed pipe
+    // (`completions bash | head -1`) is a normal end, which `main` turns into exit 0.
+    let mut script = Vec::new();
+    clap_complete::generate(args.shell, &mut cmd, "cargo-styxy", &mut script);
+    let mut out = std::io::stdout().lock();
+    out.write_all(&script)?;
+    out.flush()?;
     Ok(())
 }

@@ -244,7 +244,7 @@ pub struct CliError {
 
 impl CliError {
     /// A usage error: the arguments cannot mean anything (exit status 2, as clap's).
-    fn usage(error: anyhow::Error) -> Self {
+    pub(crate) fn usage(error: anyhow::Error) -> Self {
         Self {
             error: Some(error),
             code: USAGE_FAILURE,
@@ -304,7 +304,7 @@ fn execute(cli: Cli) -> Result<(), CliError> {
         Command::Gc(args) => gc::run(&ctx, args),
         Command::Doctor(args) => doctor::run(&ctx, args),
         Command::Init(args) => init::run(&ctx, args, manifest),
-        Command::Audit(args) => audit::run(&ctx, args),
+        Command::Audit(args) => return audit::run(&ctx, args),
         Command::Metrics(args) => metrics::run(&ctx, args),
         Command::Completions(args) => completions::run(args),
         #[cfg(feature = "web")]

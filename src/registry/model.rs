@@ -962,6 +962,24 @@ pub enum Event {
 }
 
 impl Event {
+    /// Every event's name, as [`Event::name`] gives it.
+    pub const NAMES: [&'static str; 14] = [
+        "TYPE_ALLOCATED",
+        "TYPE_GREW",
+        "TYPE_ADDED",
+        "TYPE_EDITED",
+        "TYPE_REMOVED",
+        "INSTANCE_ASSIGNED",
+        "INSTANCE_MOVED",
+        "INSTANCE_RELEASED",
+        "ALLOCATION_FAILED",
+        "RULE_CHANGED",
+        "LEASE_TAKEN",
+        "LEASE_ENDED",
+        "GC",
+        "CONFIG_CHANGED",
+    ];
+
     /// The event's name in the audit trail and the metrics (`TYPE_ALLOCATED`, …).
     pub fn name(&self) -> &'static str {
         match self {
@@ -1077,5 +1095,95 @@ impl Record {
     /// The record's time, if `ts` parses.
     pub fn time(&self) -> Option<SystemTime> {
         humantime::parse_rfc3339_weak(&self.ts).ok()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// One of each event: `name()`, the trail's `event` field and [`Event::NAMES`] agree.
+    #[test]
+    fn every_event_is_named_once_and_as_the_trail_writes_it() {
+        let s = || "x".to_owned();
+        let r = || vec![PortRange::new(1, 2)];
+        let all = [
+            Event::TypeAllocated {
+                service_type: s(),
+                ranges: r(),
+                placement: "after",
+                chunk: 2,
+            },
+            Event::TypeGrew {
+                service_type: s(),
+                ranges: r(),
+                placement: "after",
+                chunk: 2,
+            },
+            Event::TypeAdded {
+                service_type: s(),
+                ranges: r(),
+            },
+            Event::TypeEdited {
+                service_type: s(),
+                ranges: r(),
+            },
+            Event::TypeRemoved {
+                service_type: s(),
+                ranges: r(),
+            },
+            Event::InstanceAssigned {
+                service_type: s(),
+                instance: s(),
+                port: 1,
+                workspace: None,
+            },
+            Event::InstanceMoved {
+                service_type: s(),
+                instance: s(),
+                from: 1,
+                port: 2,
+                workspace: None,
+            },
+            Event::InstanceReleased {
+                service_type: s(),
+                instance: s(),
+                port: 1,
+                workspace: None,
+            },
+            Event::AllocationFailed {
+                service_type: s(),
+                instance: s(),
+                error: s(),
+            },
+            Event::RuleChanged { pattern: s() },
+            Event::LeaseTaken {
+                service_type: s(),
+                instance: s(),
+                port: 1,
+                lease_pid: 1,
+            },
+            Event::LeaseEnded {
+                service_type: s(),
+                instance: s(),
+                port: 1,
+                lease_pid: 1,
+            },
+            Event::Gc {
+                service_type: s(),
+                instance: None,
+                port: None,
+                reason: s(),
+            },
+            Event::ConfigChanged {
+                key: s(),
+                value: s(),
+            },
+        ];
+        let names: Vec<&str> = all.iter().map(Event::name).collect();
+        assert_eq!(names, Event::NAMES);
+        for e in &all {
+            assert_eq!(serde_json::to_value(e).unwrap()["event"], e.name());
+        }
     }
 }
