@@ -50,6 +50,8 @@ pub struct SettingsView {
     pub placement: &'static str,
     pub max_instances: u32,
     pub auto_allocate: bool,
+    pub audit_max_bytes: u64,
+    pub audit_files: u32,
 }
 
 /// The settings as in force on this machine.
@@ -64,6 +66,8 @@ pub fn settings_view(reg: &Registry) -> SettingsView {
         placement: s.placement.as_str(),
         max_instances: s.max_instances,
         auto_allocate: s.auto_allocate,
+        audit_max_bytes: s.audit_max_bytes,
+        audit_files: s.audit_files,
     }
 }
 

@@ -119,7 +119,11 @@ const CASES: &[(&[&str], i32, &str)] = &[
     (&["config", "set", "gap_size", "99999"], 1, "0-65535"),
     (&["config", "set", "min_port", "80"], 1, "privileged"),
     (&["config", "set", "max_port", "9000"], 1, "above min_port"),
-    (&["config", "set", "colour", "red"], 1, "no such setting"),
+    (
+        &["config", "set", "colour", "red"],
+        2,
+        "possible values: min_port",
+    ),
     (
         &["config", "set", "auto_allocate", "yes"],
         1,

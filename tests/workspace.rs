@@ -234,10 +234,63 @@ fn env_in_every_format_and_port_say_the_assigned_ports() {
         err.contains("shop-api") && err.contains("shop-web/admin"),
         "{err}"
     );
-    // -p narrows.
-    let only_web = run_in(&["env", "-p", "shop-web", "--format", "json"]);
-    let only_web: serde_json::Value = serde_json::from_str(&only_web).unwrap();
-    assert!(only_web.get("SHOP_API_PORT").is_none() && only_web.get("ADMIN_PORT").is_some());
+    // -p narrows, by name or, as with cargo, by glob.
+    for spec in ["shop-web", "shop-w*"] {
+        let only_web = run_in(&["env", "-p", spec, "--format", "json"]);
+        let only_web: serde_json::Value = serde_json::from_str(&only_web).unwrap();
+        assert!(
+            only_web.get("SHOP_API_PORT").is_none() && only_web.get("ADMIN_PORT").is_some(),
+            "{spec}: {only_web}"
+        );
+    }
+    let err = home.fails(&["env", "--manifest-path", &m, "-p", "shop-x*"], 1);
+    assert!(err.contains("matches no member"), "{err}");
+    // --exclude only with --workspace, as cargo has it.
+    let err = home.fails(&["env", "--manifest-path", &m, "--exclude", "shop-api"], 1);
+    assert!(
+        err.contains("only be used together with --workspace"),
+        "{err}"
+    );
+    let all_but_api = run_in(&[
+        "env",
+        "--workspace",
+        "--exclude",
+        "shop-api",
+        "--format",
+        "json",
+    ]);
+    let all_but_api: serde_json::Value = serde_json::from_str(&all_but_api).unwrap();
+    assert!(all_but_api.get("SHOP_API_PORT").is_none() && all_but_api.get("ADMIN_PORT").is_some());
+}
+
+#[test]
+fn cargo_conventions_for_flags_colors_and_formats() {
+    let home = Home::new();
+    // -q with -v, and JSON from a command that has no JSON form, are usage errors.
+    let err = home.fails(&["list", "-q", "-v"], 2);
+    assert!(err.contains("cannot be used with"), "{err}");
+    for args in [&["metrics"][..], &["completions", "bash"]] {
+        let mut all = args.to_vec();
+        all.extend(["--format", "json"]);
+        let err = home.fails(&all, 2);
+        assert!(err.contains("no JSON form"), "{args:?}: {err}");
+    }
+    // CARGO_TERM_COLOR as cargo reads it, and --color over it.
+    let colored = |color: Option<&str>| {
+        let mut cmd = home.cmd(&["release", "--service", "nope"]);
+        cmd.env_remove("NO_COLOR").env("CARGO_TERM_COLOR", "always");
+        if let Some(c) = color {
+            cmd.args(["--color", c]);
+        }
+        let out = cmd.output().unwrap();
+        assert_eq!(out.status.code(), Some(1));
+        String::from_utf8(out.stderr).unwrap().contains('\x1b')
+    };
+    assert!(
+        colored(None),
+        "CARGO_TERM_COLOR=always colors a piped error"
+    );
+    assert!(!colored(Some("never")), "--color never wins");
 }
 
 #[test]

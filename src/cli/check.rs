@@ -15,6 +15,7 @@ use crate::registry::PortRange;
 /// our ranges that no instance holds.
 #[derive(Debug, Args)]
 pub struct CheckArgs {
+    /// The port to check, 1-65535
     #[arg(value_parser = port_arg)]
     pub port: u16,
 }

@@ -21,8 +21,10 @@ pub enum ConfigCommand {
     /// Set one setting, validated before it is written
     #[command(after_help = setting_help())]
     Set {
-        /// min_port, max_port, chunk_size, gap_size, placement, max_instances, auto_allocate
+        /// The setting (see the list below)
+        #[arg(value_parser = clap::builder::PossibleValuesParser::new(manage::SETTING_KEYS.map(|(k, _)| k)))]
         key: String,
+        /// Its new value (see the list below for what each takes)
         #[arg(allow_hyphen_values = true)]
         value: String,
     },
@@ -87,7 +89,9 @@ pub fn run(ctx: &Ctx, cmd: ConfigCommand) -> anyhow::Result<()> {
                 writeln!(out, "gap_size = {}", s.gap_size)?;
                 writeln!(out, "placement = {:?}", s.placement)?;
                 writeln!(out, "max_instances = {}", s.max_instances)?;
-                writeln!(out, "auto_allocate = {}", s.auto_allocate)
+                writeln!(out, "auto_allocate = {}", s.auto_allocate)?;
+                writeln!(out, "audit_max_bytes = {}", s.audit_max_bytes)?;
+                writeln!(out, "audit_files = {}", s.audit_files)
             })
         }
         ConfigCommand::Path => ctx.print(&file, |out| writeln!(out, "{}", file.display())),

@@ -73,13 +73,21 @@ pub struct GlobalArgs {
     #[arg(long, global = true, value_enum, default_value_t = Format::Human, value_name = "FORMAT")]
     pub format: Format,
     /// Print no warnings or progress messages
-    #[arg(short, long, global = true)]
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
     pub quiet: bool,
     /// Say more about what happens
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
-    /// When to color messages
-    #[arg(long, global = true, value_enum, default_value_t = Color::Auto, value_name = "WHEN")]
+    /// When to color messages (as cargo: `--color`, else `CARGO_TERM_COLOR`)
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        default_value_t = Color::Auto,
+        value_name = "WHEN",
+        env = "CARGO_TERM_COLOR",
+        hide_env_values = true
+    )]
     pub color: Color,
 }
 
@@ -269,6 +277,14 @@ impl<E: Into<anyhow::Error>> From<E> for CliError {
 }
 
 fn execute(cli: Cli) -> Result<(), CliError> {
+    // Commands whose output is a format of its own (Prometheus text, a shell script).
+    if cli.global.format == Format::Json
+        && matches!(cli.command, Command::Metrics(_) | Command::Completions(_))
+    {
+        return Err(CliError::usage(anyhow::anyhow!(
+            "this command has no JSON form; leave out --format json"
+        )));
+    }
     let env_only = !matches!(cli.global.format, Format::Human | Format::Json);
     if env_only && !matches!(cli.command, Command::Env(_)) {
         let name = cli

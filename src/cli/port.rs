@@ -10,6 +10,7 @@ use crate::cli::workspace::{self, Selection};
 /// SERVICE is a service type, a bin, `package/bin`, or an env name.
 #[derive(Debug, Args)]
 pub struct PortArgs {
+    /// The service: a service type, a bin, `package/bin`, or an env name (`API_PORT`)
     pub service: String,
 }
 

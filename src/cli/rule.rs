@@ -31,7 +31,10 @@ pub enum RuleCommand {
         zone: Option<String>,
     },
     /// Remove a rule
-    Rm { pattern: String },
+    Rm {
+        /// The rule's pattern, as `rule list` shows it
+        pattern: String,
+    },
     /// List the rules. With `--format json`: {"PATTERN": {"chunk_size", "placement",
     /// "preferred_range_start", "instance_behavior", "zone"}}
     List,

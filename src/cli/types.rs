@@ -19,6 +19,7 @@ pub enum TypeCommand {
     },
     /// Change a service type (ranges must keep every instance's port)
     Set {
+        /// The service type to change
         name: String,
         #[command(flatten)]
         fields: Fields,
@@ -28,6 +29,7 @@ pub enum TypeCommand {
     },
     /// Remove a service type
     Rm {
+        /// The service type to remove
         name: String,
         /// Also release its instances
         #[arg(long)]

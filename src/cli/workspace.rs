@@ -98,21 +98,37 @@ pub fn load(ctx: &Ctx, manifest: &Path) -> anyhow::Result<Workspace> {
 /// The workspace's services, narrowed by the selection. Asking for a package or bin that is
 /// not there is an error naming what is.
 pub fn select(ws: &Workspace, sel: &Selection) -> anyhow::Result<Vec<Service>> {
+    if !sel.workspace.exclude.is_empty() && !sel.workspace.workspace {
+        anyhow::bail!("--exclude can only be used together with --workspace (as with cargo)");
+    }
     let all = workspace::services(ws)?;
     let names: Vec<&str> = ws.packages.iter().map(|p| p.name.as_str()).collect();
-    for p in sel.workspace.package.iter().chain(&sel.workspace.exclude) {
-        if !names.contains(&p.as_str()) {
-            anyhow::bail!(
-                "package `{p}` is not a member of the workspace at {}; its members are {}",
-                ws.root.display(),
-                names.join(", ")
-            );
-        }
-    }
+    // As cargo's: a name, or a glob of names (`-p 'shop-*'`).
+    let patterns = |specs: &[String]| -> anyhow::Result<Vec<glob::Pattern>> {
+        specs
+            .iter()
+            .map(|p| {
+                let pattern = glob::Pattern::new(p)
+                    .map_err(|e| anyhow::anyhow!("invalid package pattern `{p}`: {e}"))?;
+                if !names.iter().any(|n| pattern.matches(n)) {
+                    anyhow::bail!(
+                        "package `{p}` matches no member of the workspace at {}; its members are {}",
+                        ws.root.display(),
+                        names.join(", ")
+                    );
+                }
+                Ok(pattern)
+            })
+            .collect()
+    };
+    let (packages, excluded) = (
+        patterns(&sel.workspace.package)?,
+        patterns(&sel.workspace.exclude)?,
+    );
     let picked: Vec<Service> = all
         .into_iter()
-        .filter(|s| sel.workspace.package.is_empty() || sel.workspace.package.contains(&s.package))
-        .filter(|s| !sel.workspace.exclude.contains(&s.package))
+        .filter(|s| packages.is_empty() || packages.iter().any(|p| p.matches(&s.package)))
+        .filter(|s| !excluded.iter().any(|p| p.matches(&s.package)))
         .filter(|s| sel.bin.is_empty() || s.bin.as_ref().is_some_and(|b| sel.bin.contains(b)))
         .collect();
     if picked.is_empty() {
