@@ -1,14 +1,15 @@
-//! Prometheus metrics (OpenMetrics text, `prometheus-client`): gauges from the registry as
-//! it is now, counters and histograms from the counters every commit updates in the state, so
-//! they are monotonic across processes and cost the same whatever the audit trail's size.
+//! Prometheus metrics (`prometheus-client`): gauges from the registry as it is now, counters
+//! and histograms from the counters every commit updates in the state, so they are monotonic
+//! across processes and cost the same whatever the audit trail's size. Written in the classic
+//! text format (0.0.4, what node_exporter's textfile collector and `promtool` read) or in
+//! OpenMetrics, both by the crate's encoders; families in a fixed order, and the series of a
+//! family sorted by their labels.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::encoding::{EncodeMetric, MetricEncoder, NoLabelSet};
 use prometheus_client::metrics::MetricType;
-use prometheus_client::metrics::counter::Counter;
-use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry as Metrics;
 
@@ -37,22 +38,83 @@ impl EncodeMetric for Stored {
     }
 }
 
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+/// The two text expositions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exposition {
+    /// The classic Prometheus text format, 0.0.4.
+    Classic,
+    /// OpenMetrics 1.0 text.
+    OpenMetrics,
+}
+
+impl Exposition {
+    /// The HTTP `Content-Type` of the exposition.
+    pub fn content_type(self) -> &'static str {
+        match self {
+            Self::Classic => prometheus_client::encoding::prometheus_text::CONTENT_TYPE,
+            Self::OpenMetrics => "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        }
+    }
+}
+
+/// A family of gauges or counters whose series are written in the order of their labels
+/// (prometheus-client's `Family` keeps them in a hash map, so its order changes run to run).
+#[derive(Debug)]
+struct Sorted<L> {
+    series: BTreeMap<L, u64>,
+    kind: MetricType,
+}
+
+impl<L: Ord> Sorted<L> {
+    fn new(kind: MetricType) -> Self {
+        Self {
+            series: BTreeMap::new(),
+            kind,
+        }
+    }
+
+    fn set(&mut self, labels: L, value: u64) {
+        self.series.insert(labels, value);
+    }
+
+    fn add(&mut self, labels: L, value: u64) {
+        *self.series.entry(labels).or_default() += value;
+    }
+}
+
+impl<L: EncodeLabelSet + Ord + std::fmt::Debug + Send + Sync + 'static> EncodeMetric for Sorted<L> {
+    fn encode(&self, mut encoder: MetricEncoder<'_>) -> Result<(), std::fmt::Error> {
+        for (labels, value) in &self.series {
+            let mut series = encoder.encode_family(labels)?;
+            match self.kind {
+                MetricType::Counter => series.encode_counter::<NoLabelSet, _, u64>(value, None)?,
+                _ => series.encode_gauge(&i64::try_from(*value).unwrap_or(i64::MAX))?,
+            }
+        }
+        Ok(())
+    }
+
+    fn metric_type(&self) -> MetricType {
+        self.kind
+    }
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, PartialOrd, Ord, EncodeLabelSet)]
 struct OriginLabel {
     origin: String,
 }
 
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+#[derive(Clone, Debug, Hash, PartialEq, Eq, PartialOrd, Ord, EncodeLabelSet)]
 struct TypeLabel {
     service_type: String,
 }
 
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+#[derive(Clone, Debug, Hash, PartialEq, Eq, PartialOrd, Ord, EncodeLabelSet)]
 struct ResultLabel {
     result: String,
 }
 
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+#[derive(Clone, Debug, Hash, PartialEq, Eq, PartialOrd, Ord, EncodeLabelSet)]
 struct EventLabel {
     event: String,
 }
@@ -86,23 +148,24 @@ pub fn foreign_listeners(reg: &Registry, listening: &BTreeSet<u16>) -> Vec<(u16,
     out
 }
 
-/// The metrics in OpenMetrics text.
-pub fn render(inputs: &Inputs<'_>) -> String {
+/// The metrics, as `exposition` writes them.
+pub fn render(inputs: &Inputs<'_>, exposition: Exposition) -> String {
     let reg = inputs.registry;
     let mut m = Metrics::default();
 
-    let types = Family::<OriginLabel, Gauge>::default();
+    let mut types = Sorted::new(MetricType::Gauge);
     for origin in ["builtin", "user", "auto"] {
         let n = reg
             .types
             .values()
             .filter(|t| t.origin.as_str() == origin)
             .count();
-        types
-            .get_or_create(&OriginLabel {
+        types.set(
+            OriginLabel {
                 origin: origin.into(),
-            })
-            .set(i64::try_from(n).unwrap_or(i64::MAX));
+            },
+            n as u64,
+        );
     }
     m.register(
         "styxy_service_types",
@@ -143,13 +206,14 @@ pub fn render(inputs: &Inputs<'_>) -> String {
         utilization,
     );
 
-    let instances = Family::<TypeLabel, Gauge>::default();
+    let mut instances = Sorted::new(MetricType::Gauge);
     for (name, t) in reg.types.iter().filter(|(_, t)| !t.instances.is_empty()) {
-        instances
-            .get_or_create(&TypeLabel {
+        instances.set(
+            TypeLabel {
                 service_type: name.clone(),
-            })
-            .set(i64::try_from(t.instances.len()).unwrap_or(i64::MAX));
+            },
+            t.instances.len() as u64,
+        );
     }
     m.register(
         "styxy_instances",
@@ -161,30 +225,35 @@ pub fn render(inputs: &Inputs<'_>) -> String {
     leases.set(inputs.leases_live);
     m.register("styxy_leases_live", "Leases of running processes", leases);
 
-    let allocations = Family::<ResultLabel, Counter>::default();
+    let mut allocations = Sorted::new(MetricType::Counter);
     for result in ["assigned", "failed"] {
-        let _ = allocations.get_or_create(&ResultLabel {
-            result: result.into(),
-        });
+        allocations.add(
+            ResultLabel {
+                result: result.into(),
+            },
+            0,
+        );
     }
-    let events = Family::<EventLabel, Counter>::default();
+    let mut events = Sorted::new(MetricType::Counter);
     let by_event = &inputs.counters.events;
     for (event, n) in by_event {
-        events
-            .get_or_create(&EventLabel {
+        events.add(
+            EventLabel {
                 event: event.clone(),
-            })
-            .inc_by(*n);
+            },
+            *n,
+        );
         let result = match event.as_str() {
             "INSTANCE_ASSIGNED" => "assigned",
             "ALLOCATION_FAILED" => "failed",
             _ => continue,
         };
-        allocations
-            .get_or_create(&ResultLabel {
+        allocations.add(
+            ResultLabel {
                 result: result.into(),
-            })
-            .inc_by(*n);
+            },
+            *n,
+        );
     }
     m.register(
         "styxy_allocations",
@@ -214,6 +283,9 @@ pub fn render(inputs: &Inputs<'_>) -> String {
     );
 
     let mut out = String::new();
-    let _ = prometheus_client::encoding::text::encode(&mut out, &m);
+    let _ = match exposition {
+        Exposition::Classic => prometheus_client::encoding::prometheus_text::encode(&mut out, &m),
+        Exposition::OpenMetrics => prometheus_client::encoding::text::encode(&mut out, &m),
+    };
     out
 }

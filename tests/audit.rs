@@ -228,8 +228,17 @@ fn a_torn_last_line_is_skipped_with_a_warning() {
 }
 
 fn scrape(home: &Home) -> prometheus_parse::Scrape {
+    // The classic text format by default; OpenMetrics (with its EOF marker) on request. The
+    // same registry gives the same text: families and series in a fixed order.
     let text = home.ok(&["metrics"]);
-    assert!(text.ends_with("# EOF\n"), "{text}");
+    assert!(!text.contains("# EOF"), "{text}");
+    assert_eq!(
+        home.ok(&["metrics"]),
+        text,
+        "the order changed between two runs"
+    );
+    let open = home.ok(&["metrics", "--format", "openmetrics"]);
+    assert!(open.ends_with("# EOF\n"), "{open}");
     prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_owned()))).unwrap()
 }
 
@@ -355,4 +364,84 @@ fn metrics_parse_and_agree_with_list() {
     use std::os::unix::fs::PermissionsExt;
     let mode = std::fs::metadata(&file).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o644);
+}
+
+/// The real node_exporter (Debian's prometheus-node-exporter) on a file written by
+/// `metrics -o`: no scrape error, and the counters arrive typed `counter`.
+#[test]
+fn node_exporters_textfile_collector_reads_metrics_o() {
+    const EXPORTER: &str = "/usr/bin/prometheus-node-exporter";
+    assert!(
+        std::path::Path::new(EXPORTER).exists(),
+        "{EXPORTER} is missing: install Debian's prometheus-node-exporter (bash .ci/run does)"
+    );
+    let home = Home::new();
+    for i in ["a", "b", "c"] {
+        home.ok(&["allocate", "--service", "exported", "--instance", i]);
+    }
+    let dir = tempfile::tempdir().unwrap();
+    home.ok(&[
+        "metrics",
+        "-o",
+        dir.path().join("styxy.prom").to_str().unwrap(),
+    ]);
+
+    // A port the OS picks, then handed to the exporter; retried if another process takes it
+    // in between.
+    let scrape = (0..5).find_map(|_| {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = std::process::Command::new(EXPORTER)
+            .args([
+                "--collector.disable-defaults",
+                "--collector.textfile",
+                &format!("--collector.textfile.directory={}", dir.path().display()),
+                &format!("--web.listen-address=127.0.0.1:{port}"),
+            ])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut exporter = common::Reaped(child);
+        // Until it answers, or exits (its port was taken); a bound, so that a broken
+        // exporter fails the test rather than hanging it.
+        let give_up = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while std::time::Instant::now() < give_up {
+            if exporter.0.try_wait().unwrap().is_some() {
+                return None;
+            }
+            if let Some(text) = http_get(port, "/metrics") {
+                return Some(text);
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        None
+    });
+    let text = scrape.expect("node_exporter never answered on 127.0.0.1");
+    assert!(text.contains("node_textfile_scrape_error 0"), "{text}");
+    assert!(text.contains("# TYPE styxy_events_total counter"), "{text}");
+    assert!(
+        text.contains("styxy_events_total{event=\"INSTANCE_ASSIGNED\"} 3"),
+        "{text}"
+    );
+    assert!(
+        text.contains("# TYPE styxy_lock_hold_seconds histogram"),
+        "{text}"
+    );
+}
+
+/// The body of `GET path` on 127.0.0.1:`port`, if something answers 200.
+fn http_get(port: u16, path: &str) -> Option<String> {
+    use std::io::Read;
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    write!(s, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").ok()?;
+    let mut response = String::new();
+    s.read_to_string(&mut response).ok()?;
+    let (head, body) = response.split_once("\r\n\r\n")?;
+    // "HTTP/1.0 200 OK" (Go answers in the request's version) or 1.1.
+    let status = head.split_whitespace().nth(1)?;
+    (head.starts_with("HTTP/1.") && status == "200").then(|| body.to_owned())
 }

@@ -237,14 +237,27 @@ fn routes_answer_with_the_token() {
         400
     );
 
-    // Metrics in the Prometheus text format.
+    // Metrics: OpenMetrics when the scraper asks for it (as Prometheus does), else the
+    // classic text format.
+    let accept = "Accept: application/openmetrics-text; version=1.0.0,text/plain;q=0.5";
+    let open = ui.req("GET", "/metrics", &[&auth, accept], None);
+    assert_eq!(open.status, 200);
+    assert!(
+        open.header("content-type")
+            .unwrap()
+            .contains("openmetrics-text")
+    );
+    assert!(open.body.ends_with("# EOF\n"));
     let m = ui.req("GET", "/metrics", &[&auth], None);
     assert_eq!(m.status, 200);
     assert!(
         m.header("content-type")
             .unwrap()
-            .contains("openmetrics-text")
+            .starts_with("text/plain; version=0.0.4"),
+        "{:?}",
+        m.header("content-type")
     );
+    assert!(m.body.contains("# TYPE styxy_events_total counter"));
     let scrape = prometheus_parse::Scrape::parse(m.body.lines().map(|l| Ok(l.to_owned()))).unwrap();
     assert!(
         scrape

@@ -35,6 +35,8 @@ pub fn run(ctx: &Ctx, args: EnvArgs, manifest: Option<&std::path::Path>) -> anyh
         Format::Fish => EnvFormat::Fish,
         Format::Powershell => EnvFormat::Powershell,
         Format::Compose => EnvFormat::Compose,
+        // Refused as a usage error before any command runs.
+        Format::Openmetrics => anyhow::bail!("--format openmetrics is only for `metrics`"),
     };
     let text = emit::env(format, &vars);
     match args.output {

@@ -7,9 +7,10 @@ use clap::Args;
 use crate::cli::Ctx;
 use crate::metrics::{self, Inputs};
 
-/// Print the registry's metrics in the Prometheus (OpenMetrics) text format
+/// Print the registry's metrics in the Prometheus text format
 ///
-/// Gauges come from the registry as it is now; counters and histograms from the counters
+/// The classic text format (0.0.4), which node_exporter's textfile collector and promtool
+/// read; OpenMetrics with `--format openmetrics`. Gauges come from the registry as it is now; counters and histograms from the counters
 /// each change updates in the registry's state, so they only grow, whichever process made
 /// the changes.
 #[derive(Debug, Args)]
@@ -22,18 +23,25 @@ pub struct MetricsArgs {
 pub fn run(ctx: &Ctx, args: MetricsArgs) -> anyhow::Result<()> {
     let (reg, counters) = ctx.store.read_with_counters()?;
     let listening = crate::probe::listening_ports();
-    let text = metrics::render(&Inputs {
-        registry: &reg,
-        space: crate::allocate::space(&reg, &crate::this_machine()),
-        counters: &counters,
-        listening: listening.as_ref(),
-        leases_live: reg
-            .types
-            .values()
-            .flat_map(|t| &t.leases)
-            .filter(|l| crate::probe::lease_is_live(l))
-            .count() as i64,
-    });
+    let exposition = match ctx.format {
+        crate::cli::Format::Openmetrics => metrics::Exposition::OpenMetrics,
+        _ => metrics::Exposition::Classic,
+    };
+    let text = metrics::render(
+        &Inputs {
+            registry: &reg,
+            space: crate::allocate::space(&reg, &crate::this_machine()),
+            counters: &counters,
+            listening: listening.as_ref(),
+            leases_live: reg
+                .types
+                .values()
+                .flat_map(|t| &t.leases)
+                .filter(|l| crate::probe::lease_is_live(l))
+                .count() as i64,
+        },
+        exposition,
+    );
     match args.output {
         Some(path) => {
             crate::fsx::write_output_if_changed(&path, text.as_bytes())?;

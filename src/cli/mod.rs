@@ -69,7 +69,7 @@ pub struct GlobalArgs {
     /// Path to Cargo.toml (for the workspace commands)
     #[arg(long, global = true, value_name = "PATH")]
     pub manifest_path: Option<PathBuf>,
-    /// Output format (`env` also takes dotenv, shell, fish, powershell, compose)
+    /// Output format (`env` also takes dotenv, shell, fish, powershell, compose; `metrics` openmetrics)
     #[arg(long, global = true, value_enum, default_value_t = Format::Human, value_name = "FORMAT")]
     pub format: Format,
     /// Print no warnings or progress messages
@@ -100,6 +100,7 @@ pub enum Format {
     Fish,
     Powershell,
     Compose,
+    Openmetrics,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -277,25 +278,26 @@ impl<E: Into<anyhow::Error>> From<E> for CliError {
 }
 
 fn execute(cli: Cli) -> Result<(), CliError> {
-    // Commands whose output is a format of its own (Prometheus text, a shell script).
-    if cli.global.format == Format::Json
-        && matches!(cli.command, Command::Metrics(_) | Command::Completions(_))
-    {
-        return Err(CliError::usage(anyhow::anyhow!(
-            "this command has no JSON form; leave out --format json"
-        )));
-    }
-    let env_only = !matches!(cli.global.format, Format::Human | Format::Json);
-    if env_only && !matches!(cli.command, Command::Env(_)) {
-        let name = cli
-            .global
-            .format
-            .to_possible_value()
-            .map(|v| v.get_name().to_owned())
-            .unwrap_or_default();
-        return Err(CliError::usage(anyhow::anyhow!(
+    let format = cli.global.format;
+    let name = format
+        .to_possible_value()
+        .map(|v| v.get_name().to_owned())
+        .unwrap_or_default();
+    let refused = match (&cli.command, format) {
+        (_, Format::Human) => None,
+        (Command::Metrics(_), Format::Openmetrics) => None,
+        // Commands whose output is a format of its own (Prometheus text, a shell script).
+        (Command::Metrics(_) | Command::Completions(_), Format::Json) => {
+            Some("this command has no JSON form; leave out --format json".to_owned())
+        }
+        (_, Format::Openmetrics) => Some("--format openmetrics is only for `metrics`".to_owned()),
+        (_, Format::Json) | (Command::Env(_), _) => None,
+        _ => Some(format!(
             "--format {name} is only for `env`; use human or json"
-        )));
+        )),
+    };
+    if let Some(message) = refused {
+        return Err(CliError::usage(anyhow::anyhow!(message)));
     }
     let dir = paths::registry_dir(cli.global.registry.as_deref())?;
     let ctx = Ctx {

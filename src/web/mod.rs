@@ -434,7 +434,22 @@ async fn audit(
     Ok(Json(json!({ "total": total, "offset": offset, "records": page })).into_response())
 }
 
-async fn metrics(State(state): State<Arc<AppState>>) -> Result<Response, ApiError> {
+/// `/metrics`: OpenMetrics when the scraper asks for it (Prometheus sends
+/// `Accept: application/openmetrics-text`), else the classic text format.
+async fn metrics(
+    State(state): State<Arc<AppState>>,
+    headers: axum::http::HeaderMap,
+) -> Result<Response, ApiError> {
+    let exposition = if headers
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(|v| v.contains("application/openmetrics-text"))
+    {
+        crate::metrics::Exposition::OpenMetrics
+    } else {
+        crate::metrics::Exposition::Classic
+    };
     let store = state.store.clone();
     let text = tokio::task::spawn_blocking(move || {
         let (reg, counters) = store.read_with_counters()?;
@@ -445,24 +460,20 @@ async fn metrics(State(state): State<Arc<AppState>>) -> Result<Response, ApiErro
             .flat_map(|t| &t.leases)
             .filter(|l| crate::probe::lease_is_live(l))
             .count() as i64;
-        Ok::<String, crate::Error>(crate::metrics::render(&crate::metrics::Inputs {
-            registry: &reg,
-            space: crate::allocate::space(&reg, &crate::this_machine()),
-            counters: &counters,
-            listening: listening.as_ref(),
-            leases_live,
-        }))
+        Ok::<String, crate::Error>(crate::metrics::render(
+            &crate::metrics::Inputs {
+                registry: &reg,
+                space: crate::allocate::space(&reg, &crate::this_machine()),
+                counters: &counters,
+                listening: listening.as_ref(),
+                leases_live,
+            },
+            exposition,
+        ))
     })
     .await
     .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))??;
-    Ok((
-        [(
-            header::CONTENT_TYPE,
-            "application/openmetrics-text; version=1.0.0; charset=utf-8",
-        )],
-        text,
-    )
-        .into_response())
+    Ok(([(header::CONTENT_TYPE, exposition.content_type())], text).into_response())
 }
 
 /// The routes, behind the security guard.

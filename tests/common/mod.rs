@@ -173,6 +173,17 @@ pub fn assert_disjoint_with_gaps(
     }
 }
 
+/// A child process of the test, killed (by its pid) and reaped when dropped, also when the
+/// test fails.
+pub struct Reaped(pub std::process::Child);
+
+impl Drop for Reaped {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// A running `cargo styxy ui`, stopped when dropped.
 pub struct Ui {
     pub child: std::process::Child,
