@@ -44,25 +44,12 @@ pub fn write_target(path: &Path) -> PathBuf {
 #[cfg(feature = "cli")]
 pub fn write_output_if_changed(path: &Path, contents: &[u8]) -> Result<bool> {
     let target = write_target(path);
-    check_regular(&target)?;
-    if fs::read(&target).is_ok_and(|old| old == contents) {
+    if holds(&target, contents)? {
         return Ok(false);
     }
-    #[cfg(unix)]
-    let mode = {
-        use std::os::unix::fs::PermissionsExt;
-        fs::metadata(&target).map_or(0o644, |m| m.permissions().mode() & 0o7777)
-    };
+    let mode = fs::metadata(&target).map_or(0o644, |m| mode_of(&m));
     let staged = Staged::new(&target, contents)?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        staged
-            .tmp
-            .as_file()
-            .set_permissions(fs::Permissions::from_mode(mode))
-            .map_err(|e| Error::io("cannot set the mode of", staged.tmp.path().to_path_buf(), e))?;
-    }
+    staged.set_mode(mode)?;
     staged.install()?;
     Ok(true)
 }
@@ -182,6 +169,24 @@ impl Staged {
         Ok(staged)
     }
 
+    /// Gives the file the permission bits `mode` (it is made 0600) before it is put in place.
+    #[cfg(feature = "cli")]
+    pub fn set_mode(&self, mode: u32) -> Result<()> {
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            self.tmp
+                .as_file()
+                .set_permissions(fs::Permissions::from_mode(mode))
+                .map_err(|e| {
+                    Error::io("cannot set the mode of", self.tmp.path().to_path_buf(), e)
+                })?;
+        }
+        #[cfg(not(unix))]
+        let _ = mode;
+        Ok(())
+    }
+
     /// Renames the file into place and makes the rename durable.
     pub fn install(self) -> Result<()> {
         let target = self.target;
@@ -247,11 +252,31 @@ fn replace_with(path: &Path, parts: &[&[u8]], durable: bool) -> Result<PathBuf> 
     Ok(parent_of(path).to_path_buf())
 }
 
+/// Whether the regular file (or nothing) at `path` already holds exactly `contents`.
+fn holds(path: &Path, contents: &[u8]) -> Result<bool> {
+    check_regular(path)?;
+    Ok(fs::read(path).is_ok_and(|old| old == contents))
+}
+
+/// A file's permission bits (0o644 where the OS has none).
+#[cfg(feature = "cli")]
+fn mode_of(m: &fs::Metadata) -> u32 {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        m.permissions().mode() & 0o7777
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = m;
+        0o644
+    }
+}
+
 /// Writes `contents` atomically unless the file already holds exactly that. Returns whether
 /// it wrote, so that watchers (cargo's `rerun-if-changed`) see no change when there is none.
 pub fn write_if_changed(path: &Path, contents: &[u8]) -> Result<bool> {
-    check_regular(path)?;
-    if fs::read(path).is_ok_and(|old| old == contents) {
+    if holds(path, contents)? {
         return Ok(false);
     }
     write_atomic(path, contents).map(|()| true)

@@ -536,7 +536,8 @@ pub fn tidy(
     live: &dyn Fn(&Lease) -> bool,
 ) -> Outcome<()> {
     let mut out = Outcome::default();
-    for o in validate::overlaps(reg) {
+    let overlaps = validate::overlaps(reg);
+    for o in &overlaps {
         out.warnings.push(format!(
             "{} after a hand edit of registry.toml; change one with `cargo styxy type set {} --range A-B`",
             o.describe(),
@@ -544,7 +545,7 @@ pub fn tidy(
         ));
     }
     let mut moved = std::collections::BTreeSet::new();
-    let misplaced: Vec<(String, String, u16)> = validate::misplaced(reg)
+    let misplaced: Vec<(String, String, u16)> = validate::misplaced(reg, &overlaps)
         .into_iter()
         .map(|(n, id, port)| (n.to_owned(), id.to_owned(), port))
         .collect();

@@ -99,11 +99,12 @@ pub fn run(ctx: &Ctx, cmd: ConfigCommand) -> anyhow::Result<()> {
             let reg = ctx.store.read()?;
             // A hand edit may leave instances their type cannot give: reported, and moved
             // by the next write.
-            let misplaced: Vec<String> = crate::registry::validate::misplaced(&reg)
+            let found = crate::registry::validate::overlaps(&reg);
+            let misplaced: Vec<String> = crate::registry::validate::misplaced(&reg, &found)
                 .into_iter()
                 .map(|(t, id, port)| format!("instance {id:?} of {t:?} holds port {port}, which its ranges {} cannot give it (another instance's, or outside them)", reg.types[t].ranges_text()))
                 .collect();
-            let overlaps: Vec<String> = crate::registry::validate::overlaps(&reg)
+            let overlaps: Vec<String> = found
                 .iter()
                 .map(crate::registry::validate::Overlap::describe)
                 .collect();

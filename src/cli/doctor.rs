@@ -103,7 +103,8 @@ fn findings(ctx: &Ctx) -> Vec<Finding> {
             });
         }
     }
-    for o in crate::registry::validate::overlaps(&reg) {
+    let overlaps = crate::registry::validate::overlaps(&reg);
+    for o in &overlaps {
         out.push(Finding {
             check: "overlaps",
             message: format!("{}, after a hand edit", o.describe()),
@@ -113,7 +114,7 @@ fn findings(ctx: &Ctx) -> Vec<Finding> {
             ),
         });
     }
-    for (name, id, port) in crate::registry::validate::misplaced(&reg) {
+    for (name, id, port) in crate::registry::validate::misplaced(&reg, &overlaps) {
         out.push(Finding {
             check: "instances",
             message: format!(

@@ -549,17 +549,16 @@ impl<'s> Guard<'s> {
                 .iter()
                 .filter_map(|(_, id, i)| i.workspace(id).map(str::to_owned)),
         );
-        let nothing = |guard: Self, records| Committed {
-            store,
-            lock: Some(guard.lock),
-            registry: guard.registry,
-            records,
-            roots: BTreeSet::new(),
-            written: false,
-            config_written: false,
-        };
         if !config_changed && !state_changed {
-            return Ok(nothing(self, Vec::new()));
+            return Ok(Committed {
+                store,
+                lock: Some(self.lock),
+                registry: self.registry,
+                records: Vec::new(),
+                roots,
+                written: false,
+                config_written: false,
+            });
         }
         // Overlaps a hand edit left are worked around; a new one is never written.
         let overlaps = validate::overlaps(&self.registry);

@@ -215,12 +215,17 @@ impl<'r> Overlap<'r> {
         }
     }
 
-    /// What a person reads about it: which ports, and how each is given out meanwhile.
-    pub fn describe(&self) -> String {
-        let shared = PortRange::new(
+    /// The ports in both ranges.
+    pub fn shared(&self) -> PortRange {
+        PortRange::new(
             self.a_range.start.max(self.b_range.start),
             self.a_range.end.min(self.b_range.end),
-        );
+        )
+    }
+
+    /// What a person reads about it: which ports, and how each is given out meanwhile.
+    pub fn describe(&self) -> String {
+        let shared = self.shared();
         if self.a == self.b {
             format!(
                 "ranges {} and {} of {:?} overlap (ports {shared})",
@@ -259,16 +264,14 @@ pub fn overlaps(reg: &Registry) -> Vec<Overlap<'_>> {
 /// port as an instance before it (in a `multi` type), or a port that an instance of another
 /// type holds where their ranges overlap (the type first in name order keeps it). A hand edit
 /// leaves these; the next write moves them (`allocate::tidy`), and `config validate` and
-/// `doctor` report them.
-pub fn misplaced(reg: &Registry) -> Vec<(&str, &str, u16)> {
+/// `doctor` report them. `overlaps` are the registry's ([`overlaps`]), which every caller
+/// reports too.
+pub fn misplaced<'r>(reg: &'r Registry, overlaps: &[Overlap<'r>]) -> Vec<(&'r str, &'r str, u16)> {
     // The ports each type must leave to a type before it in name order.
     let mut claimed: BTreeMap<&str, BTreeSet<u16>> = BTreeMap::new();
-    for o in overlaps(reg).iter().filter(|o| o.a != o.b) {
+    for o in overlaps.iter().filter(|o| o.a != o.b) {
         let (first, second) = o.names();
-        let shared = PortRange::new(
-            o.a_range.start.max(o.b_range.start),
-            o.a_range.end.min(o.b_range.end),
-        );
+        let shared = o.shared();
         let ports = reg.types[first]
             .instances
             .values()
@@ -455,7 +458,7 @@ mod tests {
         let b = reg.types.get_mut("b").unwrap();
         b.instances.insert("y".into(), at(2005));
         b.instances.insert("z".into(), at(2006));
-        assert_eq!(misplaced(&reg), [("b", "y", 2005)]);
+        assert_eq!(misplaced(&reg, &overlaps(&reg)), [("b", "y", 2005)]);
     }
 
     #[test]
@@ -468,11 +471,14 @@ mod tests {
         t.instances.insert("i2".into(), at(2000));
         t.instances.insert("i3".into(), at(2100));
         t.instances.insert("i4".into(), at(2001));
-        assert_eq!(misplaced(&reg), [("a", "i2", 2000), ("a", "i3", 2100)]);
+        assert_eq!(
+            misplaced(&reg, &overlaps(&reg)),
+            [("a", "i2", 2000), ("a", "i3", 2100)]
+        );
         assert!(holdings(&reg, ["a"]).is_err());
         reg.types.get_mut("a").unwrap().instance_behavior = InstanceBehavior::Single;
         assert_eq!(
-            misplaced(&reg),
+            misplaced(&reg, &overlaps(&reg)),
             [("a", "i3", 2100)],
             "single types share a port"
         );
