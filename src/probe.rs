@@ -54,15 +54,66 @@ mod tests {
 /// where the OS has no such listing.
 #[cfg(feature = "cli")]
 pub fn listening_ports() -> Option<std::collections::BTreeSet<u16>> {
-    listen_table().map(|rows| rows.into_iter().map(|(port, _)| port).collect())
+    listen_table().map(|rows| rows.into_iter().map(|s| s.port).collect())
 }
 
-/// (port, socket inode) of every listening TCP socket, IPv4 and IPv6: asked of the kernel's
-/// sock_diag netlink interface, which walks only the listening sockets; else (netlink
-/// refused, as some sandboxes do) read from `/proc/net/tcp{,6}`, each read of which walks
-/// the whole socket table (milliseconds on a large machine).
+/// Which of `ports` a client of `localhost:PORT` reaches now: a TCP socket listens on it at
+/// 127.0.0.1, `[::1]` or a wildcard address. With `pids`, each with the pid of the process
+/// holding that socket (the lowest, when a pre-forking server shares it), where the OS tells.
+/// This is the `listening` (and `listener_pid`) of `list`, `check`, `wait` and the dashboard.
 #[cfg(feature = "cli")]
-fn listen_table() -> Option<Vec<(u16, u64)>> {
+pub fn serving(
+    ports: &std::collections::BTreeSet<u16>,
+    pids: bool,
+) -> std::collections::BTreeMap<u16, Option<u32>> {
+    use std::collections::HashMap;
+    let Some(table) = listen_table() else {
+        // No listing on this OS: a bind says whether the port is taken, not by whom.
+        return ports
+            .iter()
+            .filter(|p| is_listening(**p))
+            .map(|p| (*p, None))
+            .collect();
+    };
+    let by_inode: HashMap<u64, u16> = table
+        .into_iter()
+        .filter(|s| s.local && ports.contains(&s.port))
+        .map(|s| (s.inode, s.port))
+        .collect();
+    let mut out: std::collections::BTreeMap<u16, Option<u32>> =
+        by_inode.values().map(|p| (*p, None)).collect();
+    if pids {
+        for (port, pid) in socket_holders(&by_inode) {
+            let held = out.entry(port).or_default();
+            *held = Some(held.map_or(pid, |h| h.min(pid)));
+        }
+    }
+    out
+}
+
+/// A listening TCP socket.
+#[cfg(feature = "cli")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+struct Socket {
+    port: u16,
+    inode: u64,
+    /// Bound to a loopback or wildcard address, so `localhost:PORT` reaches it.
+    local: bool,
+}
+
+/// Whether a socket bound to `addr` takes connections to a loopback address.
+#[cfg(feature = "cli")]
+fn reaches_loopback(addr: std::net::IpAddr) -> bool {
+    let addr = addr.to_canonical();
+    addr.is_loopback() || addr.is_unspecified()
+}
+
+/// Every listening TCP socket, IPv4 and IPv6: asked of the kernel's sock_diag netlink
+/// interface, which walks only the listening sockets; else (netlink refused, as some
+/// sandboxes do) read from `/proc/net/tcp{,6}`, each read of which walks the whole socket
+/// table (milliseconds on a large machine).
+#[cfg(feature = "cli")]
+fn listen_table() -> Option<Vec<Socket>> {
     #[cfg(target_os = "linux")]
     {
         if let Ok(rows) = sock_diag::listening() {
@@ -106,8 +157,8 @@ mod sock_diag {
     /// `struct inet_diag_sockid`.
     const SOCKID: usize = 48;
 
-    /// (port, inode) of the listening sockets of both families.
-    pub fn listening() -> std::io::Result<Vec<(u16, u64)>> {
+    /// The listening sockets of both families.
+    pub fn listening() -> std::io::Result<Vec<super::Socket>> {
         let fd = rustix::net::socket_with(
             AddressFamily::NETLINK,
             SocketType::DGRAM,
@@ -164,12 +215,22 @@ mod sock_diag {
         r
     }
 
-    /// (port, inode) of one `inet_diag_msg`: the port big-endian at 4, the inode after the
-    /// socket id and four 32-bit fields.
-    fn row(msg: &[u8]) -> Option<(u16, u64)> {
+    /// One `inet_diag_msg`: the family at 0, the port big-endian at 4, the local address
+    /// at 8 (4 or 16 bytes), the inode after the socket id and four 32-bit fields.
+    fn row(msg: &[u8]) -> Option<super::Socket> {
+        use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
         let port = u16::from_be_bytes([*msg.get(4)?, *msg.get(5)?]);
+        let addr = msg.get(8..24)?;
+        let addr = match *msg.first()? {
+            AF_INET => IpAddr::from(Ipv4Addr::new(addr[0], addr[1], addr[2], addr[3])),
+            _ => IpAddr::from(Ipv6Addr::from(<[u8; 16]>::try_from(addr).ok()?)),
+        };
         let inode = u32_at(msg.get(4 + SOCKID + 16..)?, 0);
-        Some((port, u64::from(inode)))
+        Some(super::Socket {
+            port,
+            inode: u64::from(inode),
+            local: super::reaches_loopback(addr),
+        })
     }
 
     fn u32_at(b: &[u8], at: usize) -> u32 {
@@ -190,15 +251,36 @@ fn read_table(path: &str) -> Option<String> {
     String::from_utf8(buf).ok()
 }
 
-/// (port, socket inode) of the LISTEN rows of a `/proc/net/tcp{,6}` table.
+/// The LISTEN rows of a `/proc/net/tcp{,6}` table.
 #[cfg(feature = "cli")]
-fn parse_listen_rows(text: &str) -> impl Iterator<Item = (u16, u64)> + '_ {
+fn parse_listen_rows(text: &str) -> impl Iterator<Item = Socket> + '_ {
     text.lines().skip(1).filter_map(|line| {
         let fields: Vec<&str> = line.split_whitespace().collect();
         let (local, state, inode) = (fields.get(1)?, fields.get(3)?, fields.get(9)?);
-        let port = u16::from_str_radix(local.rsplit(':').next()?, 16).ok()?;
-        (*state == "0A").then_some((port, inode.parse().ok()?))
+        let (addr, port) = local.split_once(':')?;
+        let port = u16::from_str_radix(port, 16).ok()?;
+        (*state == "0A").then_some(Socket {
+            port,
+            inode: inode.parse().ok()?,
+            local: reaches_loopback(parse_proc_addr(addr)?),
+        })
     })
+}
+
+/// An address as `/proc/net/tcp{,6}` prints it: 8 or 32 hex digits, each group of 8 a
+/// 32-bit word of the address in network byte order, printed as a host-order number.
+#[cfg(feature = "cli")]
+fn parse_proc_addr(hex: &str) -> Option<std::net::IpAddr> {
+    let mut bytes = Vec::with_capacity(16);
+    for i in (0..hex.len()).step_by(8) {
+        let word = u32::from_str_radix(hex.get(i..i + 8)?, 16).ok()?;
+        bytes.extend_from_slice(&word.to_ne_bytes());
+    }
+    match bytes.len() {
+        4 => Some(std::net::Ipv4Addr::new(bytes[0], bytes[1], bytes[2], bytes[3]).into()),
+        16 => Some(std::net::Ipv6Addr::from(<[u8; 16]>::try_from(bytes).ok()?).into()),
+        _ => None,
+    }
 }
 
 /// A process listening on a port, as far as the OS tells (`/proc` on Linux; only our
@@ -218,20 +300,35 @@ pub fn listeners_of(port: u16) -> Vec<Listener> {
         .unwrap_or_default()
 }
 
-/// The processes behind every listening port that `want` selects, in one pass over `/proc`
-/// (the listening sockets' inodes matched to the links in `/proc/*/fd`).
+/// The processes behind every listening port that `want` selects, in one pass over `/proc`.
 #[cfg(feature = "cli")]
 pub fn listeners_by_port(
     want: impl Fn(u16) -> bool,
 ) -> std::collections::BTreeMap<u16, Vec<Listener>> {
-    use std::collections::{BTreeMap, HashMap};
-    let by_inode: HashMap<u64, u16> = listen_table()
+    let by_inode = listen_table()
         .unwrap_or_default()
         .into_iter()
-        .filter(|(p, _)| want(*p))
-        .map(|(port, inode)| (inode, port))
+        .filter(|s| want(s.port))
+        .map(|s| (s.inode, s.port))
         .collect();
-    let mut out: BTreeMap<u16, Vec<Listener>> = BTreeMap::new();
+    let mut out: std::collections::BTreeMap<u16, Vec<Listener>> = Default::default();
+    let mut commands = std::collections::HashMap::new();
+    for (port, pid) in socket_holders(&by_inode) {
+        let command = commands.entry(pid).or_insert_with(|| command_line(pid));
+        out.entry(port).or_default().push(Listener {
+            pid,
+            command: command.clone(),
+        });
+    }
+    out
+}
+
+/// (port, pid) of every process holding one of the sockets of `by_inode` (inode to port),
+/// each once, in pid order: the sockets' inodes matched to the links in `/proc/*/fd`. Only
+/// our own user's processes are visible unless we are root.
+#[cfg(feature = "cli")]
+fn socket_holders(by_inode: &std::collections::HashMap<u64, u16>) -> Vec<(u16, u32)> {
+    let mut out = Vec::new();
     if by_inode.is_empty() {
         return out;
     }
@@ -264,17 +361,9 @@ pub fn listeners_by_port(
             .collect();
         ports.sort_unstable();
         ports.dedup();
-        if ports.is_empty() {
-            continue;
-        }
-        let command = command_line(pid);
-        for port in ports {
-            out.entry(port).or_default().push(Listener {
-                pid,
-                command: command.clone(),
-            });
-        }
+        out.extend(ports.into_iter().map(|port| (port, pid)));
     }
+    out.sort_by_key(|(_, pid)| *pid);
     out
 }
 
@@ -321,12 +410,45 @@ pub fn flock_holder(ino: u64) -> Option<u32> {
 mod proc_tests {
     use super::*;
 
+    /// A LISTEN row of the table (state 0A) at `addr:port`, with socket inode `inode`.
+    fn row(addr: &str, port: u16, state: &str, inode: u64) -> String {
+        format!(
+            "0: {addr}:{port:04X} 00000000:0000 {state} 00000000:00000000 00:00000000 00000000     0        0 {inode} 1 0000000000000000 100 0 0 10 0\n"
+        )
+    }
+
     #[test]
-    fn parses_listen_rows_only() {
-        let text = "  sl  local_address rem_address   st tx_queue rx_queue\n\
-            0: 0100007F:1F90 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 4242 1 0000000000000000 100 0 0 10 0\n\
-            1: 0100007F:A2C4 0100007F:1F90 01 00000000:00000000 00:00000000 00000000     0        0 4343 1 0000000000000000 20 4 30 10 -1\n";
-        assert_eq!(parse_listen_rows(text).collect::<Vec<_>>(), [(8080, 4242)]);
+    fn parses_listen_rows_only_and_tells_which_reach_loopback() {
+        let v4 = format!(
+            "  sl  local_address rem_address   st tx_queue rx_queue\n{}{}{}{}",
+            row("0100007F", 8080, "0A", 1),
+            row("0100007F", 41668, "01", 2),
+            row("00000000", 8081, "0A", 3),
+            // 192.168.1.5, reached only on that address.
+            row("0501A8C0", 8082, "0A", 4),
+        );
+        let sock = |port, inode, local| Socket { port, inode, local };
+        assert_eq!(
+            parse_listen_rows(&v4).collect::<Vec<_>>(),
+            [sock(8080, 1, true), sock(8081, 3, true), sock(8082, 4, false)]
+        );
+        let v6 = format!(
+            "  sl  local_address rem_address\n{}{}{}{}",
+            row("00000000000000000000000001000000", 9000, "0A", 5),
+            row("00000000000000000000000000000000", 9001, "0A", 6),
+            // ::ffff:127.0.0.1, and fe80::1.
+            row("0000000000000000FFFF00000100007F", 9002, "0A", 7),
+            row("000080FE000000000000000001000000", 9003, "0A", 8),
+        );
+        assert_eq!(
+            parse_listen_rows(&v6).collect::<Vec<_>>(),
+            [
+                sock(9000, 5, true),
+                sock(9001, 6, true),
+                sock(9002, 7, true),
+                sock(9003, 8, false)
+            ]
+        );
     }
 
     /// The netlink listing says what `/proc/net/tcp{,6}` says, inodes included.
@@ -335,7 +457,7 @@ mod proc_tests {
     fn sock_diag_lists_what_proc_lists() {
         let v4 = TcpListener::bind("127.0.0.1:0").unwrap();
         let v6 = TcpListener::bind("[::1]:0").ok();
-        let from_proc = || -> std::collections::BTreeSet<(u16, u64)> {
+        let from_proc = || -> std::collections::BTreeSet<Socket> {
             ["/proc/net/tcp", "/proc/net/tcp6"]
                 .iter()
                 .filter_map(|t| read_table(t))
@@ -343,7 +465,7 @@ mod proc_tests {
                 .collect()
         };
         let before = from_proc();
-        let diag: std::collections::BTreeSet<(u16, u64)> =
+        let diag: std::collections::BTreeSet<Socket> =
             sock_diag::listening().unwrap().into_iter().collect();
         let after = from_proc();
         let mine = [Some(&v4), v6.as_ref()]
@@ -351,7 +473,10 @@ mod proc_tests {
             .flatten()
             .map(|l| l.local_addr().unwrap().port());
         for port in mine {
-            assert!(diag.iter().any(|(p, _)| *p == port), "{port} in {diag:?}");
+            assert!(
+                diag.iter().any(|s| s.port == port && s.local),
+                "{port} in {diag:?}"
+            );
         }
         // Other processes may open or close listeners meanwhile: compare what stayed.
         let stable: std::collections::BTreeSet<_> = before.intersection(&after).copied().collect();
@@ -367,6 +492,13 @@ mod proc_tests {
             let who = listeners_of(port);
             assert!(who.iter().any(|w| w.pid == std::process::id()), "{who:?}");
         }
+        let live = serving(&[port, 1].into(), true);
+        assert_eq!(
+            live.into_iter().collect::<Vec<_>>(),
+            [(port, Some(std::process::id()))]
+        );
+        drop(l);
+        assert!(serving(&[port].into(), false).is_empty());
     }
 }
 

@@ -31,6 +31,10 @@ pub struct InstanceView<'a> {
     pub instance: &'a str,
     pub port: u16,
     pub workspace: Option<&'a str>,
+    /// Whether `localhost:PORT` takes connections now, whoever started the server.
+    pub listening: bool,
+    /// The process listening on it, where the OS tells (our own user's processes).
+    pub listener_pid: Option<u32>,
 }
 
 #[derive(Debug, Serialize)]
@@ -73,10 +77,15 @@ pub fn settings_view(reg: &Registry) -> SettingsView {
 
 /// The listing of `reg`: the types `keep` selects, and the settings in force.
 pub fn listing<'r>(reg: &'r Registry, keep: impl Fn(&str, &ServiceType) -> bool) -> Listing<'r> {
-    let service_types = reg
-        .types
+    let kept: Vec<(&String, &ServiceType)> =
+        reg.types.iter().filter(|(n, t)| keep(n, t)).collect();
+    let ports = kept
         .iter()
-        .filter(|(n, t)| keep(n, t))
+        .flat_map(|(_, t)| t.instances.values().map(|i| i.port))
+        .collect();
+    let serving = crate::probe::serving(&ports, true);
+    let service_types = kept
+        .into_iter()
         .map(|(name, t)| TypeView {
             name,
             ranges: &t.ranges,
@@ -92,6 +101,8 @@ pub fn listing<'r>(reg: &'r Registry, keep: impl Fn(&str, &ServiceType) -> bool)
                     instance: id,
                     port: i.port,
                     workspace: i.workspace(id),
+                    listening: serving.contains_key(&i.port),
+                    listener_pid: serving.get(&i.port).copied().flatten(),
                 })
                 .collect(),
             leases: t

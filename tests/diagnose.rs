@@ -56,6 +56,11 @@ fn check_scan_and_doctor_see_our_listeners_on_both_loopbacks() {
         ),
         (Some("mine"), Some(true), Some(false))
     );
+    assert_eq!(c["listener_pid"], me, "{c}");
+    // `list` says the same of the instance.
+    let listed = home.json(&["list", "mine"]);
+    let a = &listed["service_types"][0]["instances"][0];
+    assert_eq!((&a["listening"], &a["listener_pid"]), (&true.into(), &me.into()), "{a}");
     assert_eq!(c["instances"][0]["instance"], "a");
     assert!(
         c["listeners"]
@@ -98,7 +103,7 @@ fn check_scan_and_doctor_see_our_listeners_on_both_loopbacks() {
     assert_eq!(status(outside).as_deref(), Some("unmanaged"));
     assert_eq!(status(free), None);
 
-    // [::1]: a listener there is listening for `check` too (probed the way a server binds).
+    // [::1]: a listener there is listening for `check` too (`localhost` clients reach it).
     if let Some((_l, p)) = &v6 {
         let c = home.json(&["check", &p.to_string()]);
         assert_eq!(c["listening"], true, "{c}");
@@ -129,11 +134,16 @@ fn doctor_finds_stale_leases_temp_files_and_a_held_lock() {
     let home = home_with_range(27600);
     let healthy = home.ok(&["doctor"]);
     assert!(healthy.contains("is healthy"), "{healthy}");
-    // A lease of a process that is gone (our pid with another start time).
+    // A lease of a process that is gone (our pid with another start time), on a port that
+    // something (this test) still listens on: a server that outlived its `run`.
+    let port = home.json(&["allocate", "--service", "mine", "--instance", "b"])["port"]
+        .as_u64()
+        .unwrap() as u16;
+    let _server = TcpListener::bind(("127.0.0.1", port)).expect("the port allocate found free");
     let mut state: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(home.state()).unwrap()).unwrap();
     state["held"]["mine"]["leases"] = serde_json::json!([
-        { "port": 27600, "pid": std::process::id(), "start_time": 1, "instance": "a" }
+        { "port": port, "pid": std::process::id(), "start_time": 1, "instance": "b" }
     ]);
     std::fs::write(home.state(), state.to_string()).unwrap();
     std::fs::write(home.path().join(".registry.toml.dead1.tmp"), "torn").unwrap();
@@ -153,6 +163,16 @@ fn doctor_finds_stale_leases_temp_files_and_a_held_lock() {
         .map(|f| f["check"].as_str().unwrap())
         .collect();
     assert_eq!(checks, ["leases", "temp-files", "lock"], "{report}");
+    let lease = &report["findings"][0];
+    let me = std::process::id();
+    assert!(
+        lease["message"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("pid {me} still listens on it"))
+            && lease["fix"].as_str().unwrap().contains(&format!("stop pid {me}")),
+        "{lease}"
+    );
     let lock_msg = report["findings"][2]["message"].as_str().unwrap();
     assert!(
         lock_msg.contains(&format!("pid {}", std::process::id())),

@@ -10,9 +10,10 @@ use crate::registry::PortRange;
 /// Who holds a port in the registry, and whether something listens on it now
 ///
 /// With `--format json`: {"port", "service_type", "ranges", "instances": [{"instance",
-/// "workspace"}], "leases": [{"pid", "instance", "live"}], "listening", "listeners":
-/// [{"pid", "command"}], "foreign"}; `foreign` is true when something listens on a port of
-/// our ranges that no instance holds.
+/// "workspace"}], "leases": [{"pid", "instance", "live"}], "listening", "listener_pid",
+/// "listeners": [{"pid", "command"}], "foreign"}; `listening` and `listener_pid` are those of
+/// `list` (`localhost:PORT` takes connections now; the process, where the OS tells), and
+/// `foreign` is true when something listens on a port of our ranges that no instance holds.
 #[derive(Debug, Args)]
 pub struct CheckArgs {
     /// The port to check, 1-65535
@@ -41,6 +42,7 @@ struct Check {
     instances: Vec<Holder>,
     leases: Vec<LeaseView>,
     listening: bool,
+    listener_pid: Option<u32>,
     listeners: Vec<Listener>,
     foreign: bool,
 }
@@ -74,7 +76,9 @@ pub fn run(ctx: &Ctx, args: CheckArgs) -> anyhow::Result<()> {
                 .collect()
         })
         .unwrap_or_default();
-    let listening = crate::probe::is_listening(port);
+    let serving = crate::probe::serving(&[port].into(), true);
+    let listening = serving.contains_key(&port);
+    let listener_pid = serving.get(&port).copied().flatten();
     let listeners = if listening {
         crate::probe::listeners_of(port)
     } else {
@@ -88,6 +92,7 @@ pub fn run(ctx: &Ctx, args: CheckArgs) -> anyhow::Result<()> {
         instances,
         leases,
         listening,
+        listener_pid,
         listeners,
     };
     ctx.print(&view, |out| {

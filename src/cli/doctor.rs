@@ -124,17 +124,33 @@ fn findings(ctx: &Ctx) -> Vec<Finding> {
             fix: "any write moves it to a free port of its type, e.g. `cargo styxy gc`".into(),
         });
     }
-    for (name, t) in &reg.types {
-        for l in t.leases.iter().filter(|l| !crate::probe::lease_is_live(l)) {
-            out.push(Finding {
-                check: "leases",
-                message: format!(
-                    "the lease of pid {} on port {} of {name:?} outlived its process",
-                    l.pid, l.port
-                ),
-                fix: "`cargo styxy gc`".into(),
-            });
-        }
+    let stale: Vec<(&str, &crate::registry::Lease)> = reg
+        .types
+        .iter()
+        .flat_map(|(name, t)| t.leases.iter().map(move |l| (name.as_str(), l)))
+        .filter(|(_, l)| !crate::probe::lease_is_live(l))
+        .collect();
+    // A stale lease whose port still listens: a server that outlived its `run`.
+    let serving = crate::probe::serving(&stale.iter().map(|(_, l)| l.port).collect(), true);
+    for (name, l) in stale {
+        let (still, fix) = match serving.get(&l.port) {
+            None => (String::new(), "`cargo styxy gc`".to_owned()),
+            Some(pid) => {
+                let who = pid.map_or_else(|| "a process".to_owned(), |p| format!("pid {p}"));
+                (
+                    format!(", yet {who} still listens on it"),
+                    format!("stop {who}, then `cargo styxy gc`"),
+                )
+            }
+        };
+        out.push(Finding {
+            check: "leases",
+            message: format!(
+                "the lease of pid {} on port {} of {name:?} outlived its process{still}",
+                l.pid, l.port
+            ),
+            fix,
+        });
     }
     let temps: Vec<String> = std::fs::read_dir(ctx.store.dir())
         .map(|d| {

@@ -6,12 +6,16 @@ use crate::cli::Ctx;
 use crate::registry::model::join_ranges;
 use crate::view::listing;
 
-/// List service types, their ranges, instances and ports, and the settings
+/// List service types, their ranges, instances and ports, whether each port is listening
+/// now, and the settings
 ///
 /// With `--format json`: {"service_types": [{"name", "ranges", "instance_behavior",
 /// "auto_allocated", "origin", "preferred_ports", "description", "instances": [{"instance",
-/// "port", "workspace"}], "leases": [{"port", "pid", "instance"}]}], "settings": {"min_port",
-/// "max_port", "chunk_size", "gap_size", "placement", "max_instances", "auto_allocate"}}.
+/// "port", "workspace", "listening", "listener_pid"}], "leases": [{"port", "pid",
+/// "instance"}]}], "settings": {"min_port", "max_port", "chunk_size", "gap_size",
+/// "placement", "max_instances", "auto_allocate", "audit_max_bytes", "audit_files"}}.
+/// `listening` is true when `localhost:PORT` takes connections now, whoever started the
+/// server; `listener_pid` is its process where the OS tells (null otherwise).
 #[derive(Debug, Args)]
 pub struct ListArgs {
     /// Only types whose name matches this glob, e.g. `shop-*`
@@ -56,18 +60,25 @@ pub fn run(ctx: &Ctx, args: ListArgs) -> anyhow::Result<()> {
                 t.instances.len()
             )?;
             for i in &t.instances {
-                let running: Vec<String> = t
-                    .leases
-                    .iter()
-                    .filter(|l| l.instance == i.instance)
-                    .map(|l| format!("running, pid {}", l.pid))
-                    .collect();
-                let running = if running.is_empty() {
+                let mut status: Vec<String> = Vec::new();
+                if i.listening {
+                    status.push(match i.listener_pid {
+                        Some(pid) => format!("listening, pid {pid}"),
+                        None => "listening".to_owned(),
+                    });
+                }
+                status.extend(
+                    t.leases
+                        .iter()
+                        .filter(|l| l.instance == i.instance)
+                        .map(|l| format!("run by pid {}", l.pid)),
+                );
+                let status = if status.is_empty() {
                     String::new()
                 } else {
-                    format!("  ({})", running.join(", "))
+                    format!("  ({})", status.join("; "))
                 };
-                writeln!(out, "  {:>5}  {}{running}", i.port, i.instance)?;
+                writeln!(out, "  {:>5}  {}{status}", i.port, i.instance)?;
             }
         }
         let s = &listing.settings;
