@@ -158,6 +158,16 @@ pub enum AllocError {
         port: u16,
         instance: String,
     },
+
+    #[error(
+        "{service_type:?} already runs from this checkout: pid {pid} holds port {port} for {instance}; stop it, or pass --reuse to use its port"
+    )]
+    RunningHere {
+        service_type: String,
+        pid: u32,
+        port: u16,
+        instance: String,
+    },
 }
 
 /// A cargo workspace whose services cannot be told: its manifests and metadata tables.

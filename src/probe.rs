@@ -430,7 +430,11 @@ mod proc_tests {
         let sock = |port, inode, local| Socket { port, inode, local };
         assert_eq!(
             parse_listen_rows(&v4).collect::<Vec<_>>(),
-            [sock(8080, 1, true), sock(8081, 3, true), sock(8082, 4, false)]
+            [
+                sock(8080, 1, true),
+                sock(8081, 3, true),
+                sock(8082, 4, false)
+            ]
         );
         let v6 = format!(
             "  sl  local_address rem_address\n{}{}{}{}",
@@ -510,6 +514,19 @@ pub fn process_start_time(pid: u32) -> Option<u64> {
     // The command name (field 2) is in parentheses and may hold spaces: count after it.
     let after = &stat[stat.rfind(')')? + 1..];
     after.split_whitespace().nth(19)?.parse().ok()
+}
+
+/// Whether process `pid` is stopped (by SIGSTOP, SIGTSTP or a terminal read): state `T` in
+/// `/proc/<pid>/stat`.
+#[cfg(feature = "cli")]
+pub fn is_stopped(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|stat| {
+            let after = stat.get(stat.rfind(')')? + 1..)?;
+            after.split_whitespace().next().map(|s| s == "T")
+        })
+        .unwrap_or(false)
 }
 
 /// Whether the process a lease names is still running.

@@ -77,8 +77,7 @@ pub fn settings_view(reg: &Registry) -> SettingsView {
 
 /// The listing of `reg`: the types `keep` selects, and the settings in force.
 pub fn listing<'r>(reg: &'r Registry, keep: impl Fn(&str, &ServiceType) -> bool) -> Listing<'r> {
-    let kept: Vec<(&String, &ServiceType)> =
-        reg.types.iter().filter(|(n, t)| keep(n, t)).collect();
+    let kept: Vec<(&String, &ServiceType)> = reg.types.iter().filter(|(n, t)| keep(n, t)).collect();
     let ports = kept
         .iter()
         .flat_map(|(_, t)| t.instances.values().map(|i| i.port))

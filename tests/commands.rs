@@ -420,17 +420,17 @@ fn runs_bare_and_as_a_cargo_subcommand() {
 #[test]
 fn a_hand_edit_is_seen_at_once_and_moves_the_instances_it_leaves_outside() {
     let home = Home::new();
-    home.without_builtins("[types.edited]\nranges = [[20000, 20009]]\n");
+    home.without_builtins("[types.edited]\nranges = [[20700, 20709]]\n");
     for i in ["a", "b", "c"] {
         home.ok(&["allocate", "--service", "edited", "--instance", i]);
     }
-    // By hand: the range starts two ports up, so "a" (20000) and "b" (20001) fall outside.
+    // By hand: the range starts two ports up, so "a" (20700) and "b" (20701) fall outside.
     let text = home
         .config()
-        .replace("[[20000, 20009]]", "[[20002, 20011]]");
+        .replace("[[20700, 20709]]", "[[20702, 20711]]");
     std::fs::write(home.registry(), &text).unwrap();
     let list = home.json(&["list", "edited"]);
-    assert_eq!(list["service_types"][0]["ranges"][0][0], 20002);
+    assert_eq!(list["service_types"][0]["ranges"][0][0], 20702);
     let v = home.json(&["config", "validate"]);
     assert_eq!(v["to_move"].as_array().map(Vec::len), Some(2), "{v}");
     let doctor = home.run(&["doctor", "--format", "json"]);
@@ -442,7 +442,7 @@ fn a_hand_edit_is_seen_at_once_and_moves_the_instances_it_leaves_outside() {
         .filter(|f| f["check"] == "instances")
         .count();
     assert_eq!(moves, 2, "{report}");
-    // The next write moves them into the new range, keeps "c", and never hands out 20002.
+    // The next write moves them into the new range, keeps "c", and never hands out 20702.
     let out = home
         .cmd(&[
             "allocate",
@@ -458,14 +458,14 @@ fn a_hand_edit_is_seen_at_once_and_moves_the_instances_it_leaves_outside() {
     let err = String::from_utf8(out.stderr).unwrap();
     assert!(out.status.success(), "{err}");
     let g: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(g["port"], 20005);
-    assert!(err.contains("from port 20000 to 20003"), "{err}");
+    assert_eq!(g["port"], 20705);
+    assert!(err.contains("from port 20700 to 20703"), "{err}");
     let ports: std::collections::BTreeMap<String, u64> = home
         .holders("edited")
         .into_iter()
         .map(|(id, port, _)| (id, port))
         .collect();
-    let want = [("a", 20003), ("b", 20004), ("c", 20002), ("d", 20005)];
+    let want = [("a", 20703), ("b", 20704), ("c", 20702), ("d", 20705)];
     assert_eq!(ports, want.map(|(i, p)| (i.to_owned(), p)).into());
     let moved = home.json(&["audit", "--event", "INSTANCE_MOVED"]);
     assert_eq!(moved.as_array().map(Vec::len), Some(2), "{moved}");

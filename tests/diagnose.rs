@@ -60,7 +60,11 @@ fn check_scan_and_doctor_see_our_listeners_on_both_loopbacks() {
     // `list` says the same of the instance.
     let listed = home.json(&["list", "mine"]);
     let a = &listed["service_types"][0]["instances"][0];
-    assert_eq!((&a["listening"], &a["listener_pid"]), (&true.into(), &me.into()), "{a}");
+    assert_eq!(
+        (&a["listening"], &a["listener_pid"]),
+        (&true.into(), &me.into()),
+        "{a}"
+    );
     assert_eq!(c["instances"][0]["instance"], "a");
     assert!(
         c["listeners"]
@@ -170,7 +174,10 @@ fn doctor_finds_stale_leases_temp_files_and_a_held_lock() {
             .as_str()
             .unwrap()
             .contains(&format!("pid {me} still listens on it"))
-            && lease["fix"].as_str().unwrap().contains(&format!("stop pid {me}")),
+            && lease["fix"]
+                .as_str()
+                .unwrap()
+                .contains(&format!("stop pid {me}")),
         "{lease}"
     );
     let lock_msg = report["findings"][2]["message"].as_str().unwrap();

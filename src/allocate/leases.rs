@@ -42,8 +42,9 @@ pub fn retain(reg: &mut Registry, keep: &dyn Fn(&str, &ServiceType, &Lease) -> b
     events
 }
 
-/// Records that process `lease.pid` runs with `lease.port` of `service_type`. A `single`
-/// type refuses a second live holder (another process), naming the holder.
+/// Records that process `lease.pid` runs with `lease.port` of `service_type`. A second live
+/// holder (another process) of the same instance is refused, and of a `single` type any
+/// second holder, naming the holder.
 pub fn take(
     reg: &mut Registry,
     service_type: &str,
@@ -57,6 +58,19 @@ pub fn take(
             hint: "assign the workspace first with `cargo styxy assign`".into(),
         });
     };
+    // One port, one server: the same instance never runs twice.
+    if let Some(holder) = t
+        .leases
+        .iter()
+        .find(|l| l.pid != lease.pid && l.instance == lease.instance)
+    {
+        return Err(AllocError::RunningHere {
+            service_type: service_type.to_owned(),
+            pid: holder.pid,
+            port: holder.port,
+            instance: holder.instance.clone(),
+        });
+    }
     if t.instance_behavior == InstanceBehavior::Single
         && let Some(holder) = t.leases.iter().find(|l| l.pid != lease.pid)
     {
@@ -145,10 +159,21 @@ mod tests {
     }
 
     #[test]
-    fn multi_takes_many() {
+    fn multi_takes_one_per_instance() {
         let mut r = reg(InstanceBehavior::Multi);
         take(&mut r, "s", lease(1), &|_| true).unwrap();
         take(&mut r, "s", lease(2), &|_| true).unwrap();
+        assert_eq!(r.types["s"].leases.len(), 2);
+        // A second process for the instance of pid 1.
+        let again = Lease { pid: 3, ..lease(1) };
+        let err = take(&mut r, "s", again.clone(), &|_| true).unwrap_err();
+        assert!(
+            matches!(err, AllocError::RunningHere { pid: 1, .. }),
+            "{err}"
+        );
+        // The same process again replaces its own lease; a dead holder is dropped.
+        take(&mut r, "s", lease(1), &|_| true).unwrap();
+        take(&mut r, "s", again, &|l| l.pid != 1).unwrap();
         assert_eq!(r.types["s"].leases.len(), 2);
     }
 }

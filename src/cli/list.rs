@@ -6,8 +6,7 @@ use crate::cli::Ctx;
 use crate::registry::model::join_ranges;
 use crate::view::listing;
 
-/// List service types, their ranges, instances and ports, whether each port is listening
-/// now, and the settings
+/// List service types, instances and ports (listening now or not), and the settings
 ///
 /// With `--format json`: {"service_types": [{"name", "ranges", "instance_behavior",
 /// "auto_allocated", "origin", "preferred_ports", "description", "instances": [{"instance",

@@ -21,6 +21,7 @@ mod scan;
 mod types;
 #[cfg(feature = "web")]
 mod ui;
+mod wait;
 mod workspace;
 
 use std::ffi::OsString;
@@ -116,6 +117,7 @@ pub enum Command {
     Env(env::EnvArgs),
     Port(port::PortArgs),
     Run(run::RunArgs),
+    Wait(wait::WaitArgs),
     Allocate(allocate::AllocateArgs),
     Release(release::ReleaseArgs),
     List(list::ListArgs),
@@ -212,6 +214,9 @@ pub fn main() -> ExitCode {
 /// runs it) and a bare `cargo-styxy <cmd>`.
 pub fn run(args: impl IntoIterator<Item = OsString>) -> ExitCode {
     let mut args: Vec<OsString> = args.into_iter().collect();
+    if args.get(1).is_some_and(|a| a == run::CHILD) {
+        return run::child(&args[2..]);
+    }
     if args.get(1).is_none_or(|a| a != "styxy") {
         args.insert(1.min(args.len()), "styxy".into());
     }
@@ -317,6 +322,7 @@ fn execute(cli: Cli) -> Result<(), CliError> {
                 code => Err(CliError::child(code)),
             };
         }
+        Command::Wait(args) => wait::run(&ctx, args, manifest),
         Command::Check(args) => check::run(&ctx, args),
         Command::Scan(args) => scan::run(&ctx, args),
         Command::Gc(args) => gc::run(&ctx, args),

@@ -3,7 +3,7 @@
 use clap::Args;
 
 use crate::cli::Ctx;
-use crate::cli::workspace::{self, Selection};
+use crate::cli::workspace;
 
 /// Print the port of one service of the workspace, nothing else
 ///
@@ -17,30 +17,7 @@ pub struct PortArgs {
 pub fn run(ctx: &Ctx, args: PortArgs, manifest: Option<&std::path::Path>) -> anyhow::Result<()> {
     let manifest = workspace::manifest(manifest)?;
     let ws = workspace::load(ctx, &manifest)?;
-    let all = workspace::select(&ws, &Selection::default())?;
-    let matching: Vec<_> = all
-        .iter()
-        .filter(|s| s.answers_to(&args.service))
-        .cloned()
-        .collect();
-    match matching.len() {
-        1 => {}
-        0 => anyhow::bail!(
-            "no service {:?} in the workspace at {}; its services are {}",
-            args.service,
-            ws.root.display(),
-            all.iter().map(|s| s.label()).collect::<Vec<_>>().join(", ")
-        ),
-        _ => anyhow::bail!(
-            "{:?} names several services ({}); use `package/bin` or the env name",
-            args.service,
-            matching
-                .iter()
-                .map(|s| s.label())
-                .collect::<Vec<_>>()
-                .join(", ")
-        ),
-    }
-    let port = workspace::ports(ctx, &ws, &matching)?[0];
+    let service = workspace::named(&ws, &args.service)?;
+    let port = workspace::ports(ctx, &ws, std::slice::from_ref(&service))?[0];
     ctx.print(&port, |out| writeln!(out, "{port}"))
 }

@@ -1,4 +1,15 @@
-//! `run`: `cargo run` a bin of the workspace on its own port, holding a lease while it runs.
+//! `run`: `cargo run` a bin of the workspace on its own port, holding a lease while it runs,
+//! and behaving in a terminal as `cargo run` does.
+//!
+//! cargo is started in our own process group, so the terminal's Ctrl-C, Ctrl-Z and hangup
+//! reach cargo and the bin (which cargo `exec`s into) directly, and the bin may read the
+//! terminal. What a process sends to `run` alone is passed on; what the terminal sent is not,
+//! since the bin got it too. On Linux the child is started through a small trampoline
+//! (`cargo-styxy __styxy-run-child`) that asks the kernel to kill it when `run` dies, so a
+//! server never outlives the lease that `run` holds for it, even after SIGKILL.
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
 
 use clap::Args;
 
@@ -10,24 +21,102 @@ use crate::registry::Lease;
 
 /// `cargo run` a bin with the workspace's port variables and `PORT` set to its own port
 ///
-/// Holds a lease (pid, start time, port) in the registry while the bin runs, so `list`
-/// shows it and a second run of a single-instance service is refused. SIGINT, SIGTERM and
-/// SIGHUP are passed on to cargo and the bin; `run` exits with the bin's status.
+/// Behaves in a terminal as `cargo run` does: the bin reads stdin, Ctrl-C, Ctrl-Z and `fg`
+/// act on it, and closing the terminal ends it. Holds a lease (pid, start time, port) in the
+/// registry while the bin runs, so `list` shows it; a second run of the service from the same
+/// checkout, or of a single-instance service from any, is refused. SIGINT, SIGTERM and SIGHUP
+/// sent to `run` are passed on to the bin, and if `run` is killed the bin is killed with it.
+/// Exits with the bin's status (128+N when a signal ended it).
+///
+/// The Cargo Options below, and `-q`, `-v` and `--color`, are passed on to cargo; the
+/// arguments after `--` go to the bin.
 #[derive(Debug, Args)]
 pub struct RunArgs {
     #[command(flatten)]
     pub selection: Selection,
-    /// If the service is single-instance and already running, print its port and exit 0
+    /// If the service already runs (or its port listens), print its port and exit 0
     #[arg(long)]
     pub reuse: bool,
+    #[command(flatten)]
+    pub cargo: CargoFlags,
     /// Arguments for the bin (after `--`)
     #[arg(last = true, value_name = "ARGS")]
     pub args: Vec<String>,
 }
 
+/// The flags of `cargo run` that `run` passes on to cargo (with `-q`, `-v` and `--color`).
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Cargo Options")]
+pub struct CargoFlags {
+    /// Build the bin with the release profile (cargo's `--release`)
+    #[arg(short, long, conflicts_with = "profile")]
+    pub release: bool,
+    /// Build the bin with the given profile (cargo's `--profile`)
+    #[arg(long, value_name = "PROFILE-NAME")]
+    pub profile: Option<String>,
+    #[command(flatten)]
+    pub features: clap_cargo::Features,
+    /// Directory for all generated artifacts (cargo's `--target-dir`)
+    #[arg(long, value_name = "DIRECTORY")]
+    pub target_dir: Option<PathBuf>,
+    /// Build for the target triple (cargo's `--target`)
+    #[arg(long, value_name = "TRIPLE")]
+    pub target: Option<String>,
+    /// Assert that `Cargo.lock` will remain unchanged (cargo's `--locked`)
+    #[arg(long)]
+    pub locked: bool,
+    /// Run without accessing the network (cargo's `--offline`)
+    #[arg(long)]
+    pub offline: bool,
+    /// Equivalent to specifying both --locked and --offline (cargo's `--frozen`)
+    #[arg(long)]
+    pub frozen: bool,
+}
+
+impl CargoFlags {
+    /// The flags as cargo's arguments, with our `-q`/`-v` and `--color` passed on too.
+    fn to_args(&self, ctx: &Ctx) -> Vec<OsString> {
+        let mut out: Vec<OsString> = Vec::new();
+        let mut flag = |on: bool, name: &str| {
+            if on {
+                out.push(name.into());
+            }
+        };
+        flag(self.release, "--release");
+        flag(self.features.all_features, "--all-features");
+        flag(self.features.no_default_features, "--no-default-features");
+        flag(self.locked, "--locked");
+        flag(self.offline, "--offline");
+        flag(self.frozen, "--frozen");
+        flag(ctx.quiet, "--quiet");
+        for _ in 0..ctx.verbose {
+            flag(true, "--verbose");
+        }
+        let mut valued = |name: &str, value: Option<OsString>| {
+            if let Some(v) = value {
+                out.push(name.into());
+                out.push(v);
+            }
+        };
+        valued("--profile", self.profile.clone().map(Into::into));
+        valued("--target-dir", self.target_dir.clone().map(Into::into));
+        valued("--target", self.target.clone().map(Into::into));
+        if !self.features.features.is_empty() {
+            valued("--features", Some(self.features.features.join(" ").into()));
+        }
+        let color = match anstream::ColorChoice::global() {
+            anstream::ColorChoice::Always | anstream::ColorChoice::AlwaysAnsi => Some("always"),
+            anstream::ColorChoice::Never => Some("never"),
+            anstream::ColorChoice::Auto => None,
+        };
+        valued("--color", color.map(Into::into));
+        out
+    }
+}
+
 /// Runs the bin with its ports; returns its exit status, which `cargo styxy run` passes on
 /// as its own.
-pub fn run(ctx: &Ctx, args: RunArgs, manifest: Option<&std::path::Path>) -> anyhow::Result<u8> {
+pub fn run(ctx: &Ctx, args: RunArgs, manifest: Option<&Path>) -> anyhow::Result<u8> {
     let manifest = workspace::manifest(manifest)?;
     let ws = workspace::load(ctx, &manifest)?;
     let all = crate::workspace::services(&ws)?;
@@ -73,6 +162,11 @@ pub fn run(ctx: &Ctx, args: RunArgs, manifest: Option<&std::path::Path>) -> anyh
         instance: service.instance.clone(),
         since: Some(humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string()),
     };
+    let reuse = |holder: String| -> anyhow::Result<u8> {
+        ctx.note(&format!("{holder}; reusing its port"));
+        ctx.print(&port, |out| writeln!(out, "{port}"))?;
+        Ok(0)
+    };
     {
         let (mut guard, mut events) = ctx.lock()?;
         match leases::take(
@@ -82,85 +176,126 @@ pub fn run(ctx: &Ctx, args: RunArgs, manifest: Option<&std::path::Path>) -> anyh
             &crate::probe::lease_is_live,
         ) {
             Ok(out) => {
+                // A server started another way (or one that outlived a lease) holds the port:
+                // the bin would only fail to bind it.
+                if let Some(listener) = crate::probe::serving(&[port].into(), true).get(&port) {
+                    drop(guard);
+                    let who = listener.map_or_else(
+                        || "a process the OS does not name".to_owned(),
+                        |p| format!("pid {p} ({})", crate::probe::command_line(p)),
+                    );
+                    if args.reuse {
+                        return reuse(format!("{who} listens on port {port}"));
+                    }
+                    anyhow::bail!(
+                        "port {port} of {} is already listening, by {who}, not under `cargo styxy run`; stop it, or pass --reuse to use it",
+                        service.label()
+                    );
+                }
                 events.extend(out.events);
                 guard.commit(&events)?;
             }
-            Err(AllocError::SingleInUse { port, pid, .. }) if args.reuse => {
+            Err(AllocError::SingleInUse { pid, .. } | AllocError::RunningHere { pid, .. })
+                if args.reuse =>
+            {
                 drop(guard);
-                ctx.note(&format!("already running as pid {pid}; reusing its port"));
-                ctx.print(&port, |out| writeln!(out, "{port}"))?;
-                return Ok(0);
+                return reuse(format!("already running as pid {pid}"));
             }
             Err(e) => return Err(e.into()),
         }
     }
     // No lock is held from here on: cargo may build for minutes.
-    let status = spawn_and_wait(
-        &manifest,
-        &service.package,
-        &bin,
-        &args.args,
-        &all,
-        &ports,
-        port,
+    let mut cargo_args: Vec<OsString> = vec![
+        "run".into(),
+        "--manifest-path".into(),
+        manifest.into(),
+        "-p".into(),
+        service.package.clone().into(),
+        "--bin".into(),
+        bin.into(),
+    ];
+    cargo_args.extend(args.cargo.to_args(ctx));
+    if !args.args.is_empty() {
+        cargo_args.push("--".into());
+        cargo_args.extend(args.args.iter().map(Into::into));
+    }
+    let mut env: Vec<(String, String)> = vec![("PORT".into(), port.to_string())];
+    env.extend(
+        all.iter()
+            .zip(&ports)
+            .map(|(s, p)| (s.env.clone(), p.to_string())),
     );
+    let status = spawn_and_wait(cargo_args, env);
     let (mut guard, mut events) = ctx.lock()?;
     events.extend(leases::end(&mut guard.registry, &service.service_type, pid));
     guard.commit(&events)?;
     status
 }
 
-/// Runs `cargo run` in its own process group, passing our termination signals on to the
-/// whole group (cargo does not pass them to the bin), and returns the exit code.
-fn spawn_and_wait(
-    manifest: &std::path::Path,
-    package: &str,
-    bin: &str,
-    args: &[String],
-    services: &[crate::workspace::Service],
-    ports: &[u16],
-    port: u16,
-) -> anyhow::Result<u8> {
-    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+/// The first argument of the trampoline `run` starts cargo through (see [`child`]).
+pub const CHILD: &str = "__styxy-run-child";
+
+/// Runs `cargo run` in our process group and returns its exit code, passing on what a
+/// process (not the terminal) signals to us, and continuing a stopped bin so that it gets
+/// the signal.
+fn spawn_and_wait(cargo_args: Vec<OsString>, env: Vec<(String, String)>) -> anyhow::Result<u8> {
+    use signal_hook::consts::{SIGHUP, SIGINT, SIGQUIT, SIGTERM};
+    use signal_hook::iterator::SignalsInfo;
+    use signal_hook::iterator::exfiltrator::WithOrigin;
+    use signal_hook::low_level::siginfo::Cause;
 
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let mut cargo_args: Vec<String> = vec![
-        "run".into(),
-        "--manifest-path".into(),
-        manifest.display().to_string(),
-        "-p".into(),
-        package.into(),
-        "--bin".into(),
-        bin.into(),
-    ];
-    if !args.is_empty() {
-        cargo_args.push("--".into());
-        cargo_args.extend(args.iter().cloned());
+    // On Linux, through the trampoline: `/proc/self/exe` is this very binary even when it
+    // was replaced on disk meanwhile (`cargo install` during a run).
+    let (program, args): (OsString, Vec<OsString>) = if cfg!(target_os = "linux") {
+        let mut args = vec![CHILD.into(), std::process::id().to_string().into(), cargo];
+        args.extend(cargo_args);
+        ("/proc/self/exe".into(), args)
+    } else {
+        (cargo, cargo_args)
+    };
+    // Caught before the child exists, so none is lost in between, and so that a Ctrl-C
+    // ends the bin, not us before we have ended its lease.
+    let mut signals = SignalsInfo::<WithOrigin>::new([SIGINT, SIGQUIT, SIGTERM, SIGHUP])?;
+    let mut expr = duct::cmd(program, args).unchecked();
+    for (k, v) in env {
+        expr = expr.env(k, v);
     }
-    // Catch the signals before the child exists, so none is lost in between.
-    let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP])?;
-    let mut expr = duct::cmd(cargo, cargo_args)
-        .unchecked()
-        .env("PORT", port.to_string());
-    for (s, p) in services.iter().zip(ports) {
-        expr = expr.env(&s.env, p.to_string());
-    }
-    let expr = expr.before_spawn(|command| {
-        std::os::unix::process::CommandExt::process_group(command, 0);
-        Ok(())
-    });
     let handle = expr.start()?;
-    let group = handle
+    let child = handle
         .pids()
         .first()
         .and_then(|p| i32::try_from(*p).ok())
         .and_then(rustix::process::Pid::from_raw);
+    // The child is not reaped before `wait` below, so its pid names it until then; a pidfd
+    // keeps naming it exactly, where the kernel has them.
+    #[cfg(target_os = "linux")]
+    let pidfd = child
+        .and_then(|c| rustix::process::pidfd_open(c, rustix::process::PidfdFlags::empty()).ok());
+    #[cfg(not(target_os = "linux"))]
+    let pidfd: Option<std::os::fd::OwnedFd> = None;
     let closer = signals.handle();
     let forwarder = std::thread::spawn(move || {
-        for sig in signals.forever() {
-            if let (Some(group), Some(sig)) = (group, rustix::process::Signal::from_named_raw(sig))
-            {
-                let _ = rustix::process::kill_process_group(group, sig);
+        for origin in signals.forever() {
+            // The terminal signals its whole foreground process group: the bin has it.
+            if !matches!(origin.cause, Cause::Sent(_)) {
+                continue;
+            }
+            let (Some(child), Some(sig)) = (
+                child,
+                rustix::process::Signal::from_named_raw(origin.signal),
+            ) else {
+                continue;
+            };
+            let send = |sig| match &pidfd {
+                #[cfg(target_os = "linux")]
+                Some(fd) => rustix::process::pidfd_send_signal(fd, sig),
+                _ => rustix::process::kill_process(child, sig),
+            };
+            let _ = send(sig);
+            // A stopped process keeps a signal pending until it is continued.
+            if crate::probe::is_stopped(child.as_raw_pid().unsigned_abs()) {
+                let _ = send(rustix::process::Signal::CONT);
             }
         }
     });
@@ -175,4 +310,35 @@ fn spawn_and_wait(
             u8::try_from(128 + signal).unwrap_or(255)
         }
     })
+}
+
+/// The trampoline (`cargo-styxy __styxy-run-child PARENT PROGRAM ARGS…`, Linux only): asks
+/// the kernel to SIGKILL this process when `run` (pid PARENT) dies, then `exec`s PROGRAM
+/// (cargo). The request survives the `exec`s into cargo and from cargo into the bin, so
+/// whatever ends `run`, the bin does not outlive its lease.
+pub fn child(args: &[OsString]) -> std::process::ExitCode {
+    use std::os::unix::process::CommandExt;
+    let (Some(parent), Some(program)) = (
+        args.first()
+            .and_then(|p| p.to_str()?.parse::<i32>().ok())
+            .and_then(rustix::process::Pid::from_raw),
+        args.get(1),
+    ) else {
+        eprintln!("error: {CHILD} is for `cargo styxy run` only");
+        return std::process::ExitCode::from(crate::cli::USAGE_FAILURE);
+    };
+    #[cfg(target_os = "linux")]
+    if let Err(e) =
+        rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::KILL))
+    {
+        eprintln!("warning: the bin may outlive `cargo styxy run`: {e}");
+    }
+    // `run` died before the request was made: nothing would kill us later.
+    if rustix::process::getppid() != Some(parent) {
+        return std::process::ExitCode::from(crate::cli::EXIT_FAILURE);
+    }
+    let e = std::process::Command::new(program).args(&args[2..]).exec();
+    eprintln!("error: cannot run {}: {e}", Path::new(program).display());
+    // As a shell says a command it cannot run.
+    std::process::ExitCode::from(127)
 }

@@ -144,6 +144,33 @@ pub fn select(ws: &Workspace, sel: &Selection) -> anyhow::Result<Vec<Service>> {
     Ok(picked)
 }
 
+/// The one service of the workspace that `query` names: its type, bin, `package/bin`, or
+/// env name. None or several is an error naming the services there are.
+pub fn named(ws: &Workspace, query: &str) -> anyhow::Result<Service> {
+    let all = select(ws, &Selection::default())?;
+    let mut matching: Vec<Service> = all
+        .iter()
+        .filter(|s| s.answers_to(query))
+        .cloned()
+        .collect();
+    match matching.len() {
+        1 => Ok(matching.remove(0)),
+        0 => anyhow::bail!(
+            "no service {query:?} in the workspace at {}; its services are {}",
+            ws.root.display(),
+            all.iter().map(|s| s.label()).collect::<Vec<_>>().join(", ")
+        ),
+        _ => anyhow::bail!(
+            "{query:?} names several services ({}); use `package/bin` or the env name",
+            matching
+                .iter()
+                .map(|s| s.label())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    }
+}
+
 /// Assigns `services` under the lock, printing the warnings.
 pub fn assign(ctx: &Ctx, ws: &Workspace, services: &[Service]) -> anyhow::Result<Vec<Assigned>> {
     let root = crate::workspace::root_id(&ws.root)?;

@@ -1,0 +1,150 @@
+//! `wait SERVICE…`: block until services of the checkout listen on their ports, for scripts
+//! and agents that start a server and must not talk to it before it is up.
+
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+
+use clap::Args;
+use serde::Serialize;
+
+use crate::cli::Ctx;
+use crate::cli::workspace;
+
+/// Wait until services of the workspace listen on their ports
+///
+/// Exits 0 as soon as `localhost:PORT` takes connections for every SERVICE of this
+/// checkout, whoever started it (`cargo styxy run`, a Procfile, by hand); else 1 after the
+/// timeout, naming what never came up. Nothing connects to the service: the OS's listing of
+/// listening sockets is read every 20 ms.
+///
+/// With `--format json`: {"services": [{"service", "service_type", "port", "listening",
+/// "waited_ms"}]}, also on a timeout (`waited_ms` is null for a service that never listened).
+#[derive(Debug, Args)]
+pub struct WaitArgs {
+    /// The services: service types, bins, `package/bin`s or env names (`API_PORT`)
+    #[arg(required = true, value_name = "SERVICE")]
+    pub services: Vec<String>,
+    /// How long to wait: seconds (`30`, `0.5`) or a duration (`30s`, `2m`, `1m30s`)
+    #[arg(long, default_value = "30s", value_parser = duration_arg, value_name = "DURATION")]
+    pub timeout: Duration,
+}
+
+#[derive(Debug, Serialize)]
+struct Waited {
+    services: Vec<Service>,
+}
+
+#[derive(Debug, Serialize)]
+struct Service {
+    service: String,
+    service_type: String,
+    port: u16,
+    listening: bool,
+    /// Milliseconds from the start of `wait` until the port listened.
+    waited_ms: Option<u64>,
+}
+
+/// How often the listening sockets are listed: well under a human's notice, and a listing
+/// costs the kernel a walk of the listening sockets only (tens of microseconds).
+const POLL: Duration = Duration::from_millis(20);
+
+pub fn run(ctx: &Ctx, args: WaitArgs, manifest: Option<&std::path::Path>) -> anyhow::Result<()> {
+    let start = Instant::now();
+    let manifest = workspace::manifest(manifest)?;
+    let ws = workspace::load(ctx, &manifest)?;
+    let services = args
+        .services
+        .iter()
+        .map(|name| workspace::named(&ws, name))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let ports = workspace::ports(ctx, &ws, &services)?;
+    let mut waited: Vec<Option<Duration>> = vec![None; ports.len()];
+    let deadline = start + args.timeout;
+    loop {
+        let pending: BTreeSet<u16> = ports
+            .iter()
+            .zip(&waited)
+            .filter(|(_, w)| w.is_none())
+            .map(|(p, _)| *p)
+            .collect();
+        let up = crate::probe::serving(&pending, false);
+        for (port, w) in ports.iter().zip(&mut waited) {
+            if w.is_none() && up.contains_key(port) {
+                *w = Some(start.elapsed());
+            }
+        }
+        let now = Instant::now();
+        if waited.iter().all(Option::is_some) || now >= deadline {
+            break;
+        }
+        std::thread::sleep(POLL.min(deadline - now));
+    }
+    let view = Waited {
+        services: args
+            .services
+            .iter()
+            .zip(&services)
+            .zip(ports.iter().zip(&waited))
+            .map(|((name, s), (port, w))| Service {
+                service: name.clone(),
+                service_type: s.service_type.clone(),
+                port: *port,
+                listening: w.is_some(),
+                waited_ms: w.map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
+            })
+            .collect(),
+    };
+    ctx.print(&view, |out| {
+        for s in view.services.iter().filter(|s| s.listening) {
+            let after = Duration::from_millis(s.waited_ms.unwrap_or(0));
+            writeln!(
+                out,
+                "{} listens on port {} (after {:.1} s)",
+                s.service,
+                s.port,
+                after.as_secs_f64()
+            )?;
+        }
+        Ok(())
+    })?;
+    let never: Vec<String> = view
+        .services
+        .iter()
+        .filter(|s| !s.listening)
+        .map(|s| format!("{} (port {})", s.service, s.port))
+        .collect();
+    if !never.is_empty() {
+        anyhow::bail!(
+            "{} never listened on localhost within {}; is it started? (`cargo styxy list` shows what runs)",
+            never.join(", "),
+            humantime::format_duration(args.timeout)
+        );
+    }
+    Ok(())
+}
+
+/// clap value parser for a timeout: seconds, or a duration humantime reads.
+fn duration_arg(s: &str) -> Result<Duration, String> {
+    let wrong = || format!("{s:?} is not a duration; use seconds (`30`) or `30s`, `2m`, `1m30s`");
+    if let Ok(secs) = s.parse::<f64>() {
+        return Duration::try_from_secs_f64(secs).map_err(|_| wrong());
+    }
+    humantime::parse_duration(s).map_err(|_| wrong())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timeouts_read_as_seconds_or_durations() {
+        let ok = |s: &str| duration_arg(s).unwrap();
+        assert_eq!(ok("30"), Duration::from_secs(30));
+        assert_eq!(ok("0.5"), Duration::from_millis(500));
+        assert_eq!(ok("2m"), Duration::from_secs(120));
+        assert_eq!(ok("1m30s"), Duration::from_secs(90));
+        for bad in ["", "-1", "soon", "NaN", "inf", "1e400"] {
+            assert!(duration_arg(bad).is_err(), "{bad}");
+        }
+    }
+}
