@@ -1,6 +1,7 @@
 //! The dashboard in a real headless Chromium (Debian's `chromium` and `chromium-driver`,
 //! which `.ci/run` installs), driven over WebDriver: the map draws a band per service type
-//! (checked on the screenshot's pixels), a type added through the form reaches the registry,
+//! (checked on the screenshot's pixels) and marks a listening instance, a type added through
+//! the form reaches the registry,
 //! a CLI allocation appears without a reload, the audit view filters, and an invalid setting
 //! shows its error inline.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -101,8 +102,13 @@ fn count_colour(png_bytes: &[u8], rgb: [u8; 3]) -> usize {
 async fn the_dashboard_works_in_a_real_browser() {
     let (chromium, chromedriver) = (tool("chromium"), tool("chromedriver"));
     let home = Home::new();
-    home.ok(&["allocate", "--service", "alpha", "--instance", "one"]);
+    let alpha = home.json(&["allocate", "--service", "alpha", "--instance", "one"])["port"]
+        .as_u64()
+        .unwrap();
     home.ok(&["allocate", "--service", "beta", "--instance", "one"]);
+    // alpha's server is up (this test listens on its port): the map marks it listening.
+    let _alpha_server = std::net::TcpListener::bind(("127.0.0.1", alpha as u16))
+        .expect("the port allocate found free");
 
     let ui = home.start_ui(9895, &[], &[]);
     let url = ui.url.clone();
@@ -161,6 +167,30 @@ async fn the_dashboard_works_in_a_real_browser() {
         .await
         .unwrap();
     assert_eq!(missing, json!([]), "types without a band");
+    let marked = client
+        .execute(
+            "return [...document.querySelectorAll('#map line.instance.listening')].map(l => [l.dataset.port, l.textContent]);",
+            vec![],
+        )
+        .await
+        .unwrap();
+    let me = std::process::id();
+    // The dashboard's own port listens too: it is an instance of `coordination`.
+    let ui_pid = ui.child.id();
+    assert_eq!(
+        marked,
+        json!([
+            [
+                alpha.to_string(),
+                format!("{alpha} one (listening, pid {me})")
+            ],
+            [
+                ui.port.to_string(),
+                format!("{} cargo-styxy ui (listening, pid {ui_pid})", ui.port)
+            ]
+        ]),
+        "the listening instances' marks"
+    );
 
     // The screenshot shows them: pixels in the band colours.
     let shot = client.screenshot().await.unwrap();
