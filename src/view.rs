@@ -14,10 +14,10 @@ pub struct Listing<'a> {
 
 #[derive(Debug, Serialize)]
 pub struct TypeView<'a> {
-    pub name: &'a str,
+    pub service_type: &'a str,
     pub ranges: &'a [PortRange],
     pub instance_behavior: InstanceBehavior,
-    pub auto_allocated: bool,
+    /// `builtin`, `user` or `auto` (auto-allocated).
     pub origin: &'static str,
     pub preferred_ports: &'a [u16],
     pub description: Option<&'a str>,
@@ -37,6 +37,7 @@ pub struct InstanceView<'a> {
     pub listener_pid: Option<u32>,
 }
 
+/// A live lease of `cargo styxy run`, in `list` and `check` alike.
 #[derive(Debug, Serialize)]
 pub struct LeaseView<'a> {
     pub port: u16,
@@ -86,10 +87,9 @@ pub fn listing<'r>(reg: &'r Registry, keep: impl Fn(&str, &ServiceType) -> bool)
     let service_types = kept
         .into_iter()
         .map(|(name, t)| TypeView {
-            name,
+            service_type: name,
             ranges: &t.ranges,
             instance_behavior: t.instance_behavior,
-            auto_allocated: t.origin == crate::registry::Origin::Auto,
             origin: t.origin.as_str(),
             preferred_ports: &t.preferred_ports,
             description: t.description.as_deref(),

@@ -294,7 +294,7 @@ fn metrics_parse_and_agree_with_list() {
         .iter()
         .map(|t| {
             (
-                t["name"].as_str().unwrap(),
+                t["service_type"].as_str().unwrap(),
                 t["instances"].as_array().unwrap().len() as f64,
             )
         })

@@ -157,7 +157,7 @@ async fn the_dashboard_works_in_a_real_browser() {
         .as_array()
         .unwrap()
         .iter()
-        .map(|t| t["name"].as_str().unwrap().to_owned())
+        .map(|t| t["service_type"].as_str().unwrap().to_owned())
         .collect();
     let missing = client
         .execute(

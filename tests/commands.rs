@@ -39,9 +39,12 @@ fn allocate_is_stable_and_shows_in_list() {
     let types = list["service_types"].as_array().unwrap();
     assert_eq!(types.len(), 1);
     let t = &types[0];
-    assert_eq!(t["name"], "shop-api");
+    assert_eq!(t["service_type"], "shop-api");
     assert_eq!(t["origin"], "auto");
-    assert_eq!(t["auto_allocated"], true);
+    assert!(
+        t.get("auto_allocated").is_none(),
+        "only allocate and assign say it: {t}"
+    );
     assert_eq!(t["leases"], serde_json::json!([]));
     let instances: Vec<(&str, u64)> = t["instances"]
         .as_array()
@@ -191,7 +194,7 @@ fn config_path_and_validate() {
     home.ok(&["allocate", "--service", "x", "--instance", "i"]);
     let v = home.json(&["config", "validate"]);
     assert_eq!(
-        (v["valid"].as_bool(), v["service_types"].as_u64()),
+        (v["valid"].as_bool(), v["service_type_count"].as_u64()),
         (Some(true), Some(18))
     );
 }
@@ -723,7 +726,7 @@ x = { port = 20000 }
         for t in list["service_types"].as_array().unwrap() {
             for i in t["instances"].as_array().unwrap() {
                 out.push((
-                    t["name"].as_str().unwrap().to_owned(),
+                    t["service_type"].as_str().unwrap().to_owned(),
                     i["instance"].as_str().unwrap().to_owned(),
                     i["port"].as_u64().unwrap(),
                 ));

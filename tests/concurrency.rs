@@ -173,7 +173,7 @@ fn writers_killed_at_random_instants_never_tear_the_registry() {
             .as_array()
             .unwrap()
             .iter()
-            .find(|t| t["name"] == service.as_str())
+            .find(|t| t["service_type"] == service.as_str())
             .unwrap_or_else(|| panic!("acknowledged {service} lost"));
         assert_eq!(t["instances"][0]["port"].as_u64(), Some(*port));
     }

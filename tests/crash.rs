@@ -76,7 +76,7 @@ fn listed(home: &Home) -> BTreeMap<(String, String), u64> {
         for i in t["instances"].as_array().unwrap() {
             out.insert(
                 (
-                    t["name"].as_str().unwrap().to_owned(),
+                    t["service_type"].as_str().unwrap().to_owned(),
                     i["instance"].as_str().unwrap().to_owned(),
                 ),
                 i["port"].as_u64().unwrap(),

@@ -276,7 +276,7 @@ fn gc_drops_gone_checkouts_and_lost_services_and_dry_run_changes_nothing() {
         .unwrap()
         .iter()
         .flat_map(|t| {
-            let name = t["name"].as_str().unwrap().to_owned();
+            let name = t["service_type"].as_str().unwrap().to_owned();
             t["instances"]
                 .as_array()
                 .unwrap()

@@ -504,7 +504,7 @@ fn the_event_stream_sends_changes_made_by_any_process() {
             .as_array()
             .unwrap()
             .iter()
-            .any(|t| t["name"] == "from-cli")
+            .any(|t| t["service_type"] == "from-cli")
     );
     // Another process changes the registry; the stream sends the new state unasked.
     home.ok(&["allocate", "--service", "from-cli", "--instance", "x"]);
@@ -514,7 +514,7 @@ fn the_event_stream_sends_changes_made_by_any_process() {
             .as_array()
             .unwrap()
             .iter()
-            .any(|t| t["name"] == "from-cli"),
+            .any(|t| t["service_type"] == "from-cli"),
         "{next}"
     );
 }

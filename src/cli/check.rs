@@ -6,14 +6,17 @@ use serde::Serialize;
 use crate::cli::{Ctx, port_arg};
 use crate::probe::Listener;
 use crate::registry::PortRange;
+use crate::view::{InstanceView, LeaseView};
 
 /// Who holds a port in the registry, and whether something listens on it now
 ///
 /// With `--format json`: {"port", "service_type", "ranges", "instances": [{"instance",
-/// "workspace"}], "leases": [{"pid", "instance", "live"}], "listening", "listener_pid",
-/// "listeners": [{"pid", "command"}], "foreign"}; `listening` and `listener_pid` are those of
-/// `list` (`localhost:PORT` takes connections now; the process, where the OS tells), and
-/// `foreign` is true when something listens on a port of our ranges that no instance holds.
+/// "port", "workspace", "listening", "listener_pid"}], "leases": [{"port", "pid",
+/// "instance"}], "listening", "listener_pid", "listeners": [{"pid", "command"}], "foreign"},
+/// in `list`'s words: `listening` when `localhost:PORT` takes connections now,
+/// `listener_pid` its process where the OS tells, `leases` the live leases of `run` (a stale
+/// one is `doctor`'s). `foreign` is true when something listens on a port of our ranges that
+/// no instance holds.
 #[derive(Debug, Args)]
 pub struct CheckArgs {
     /// The port to check, 1-65535
@@ -22,25 +25,12 @@ pub struct CheckArgs {
 }
 
 #[derive(Debug, Serialize)]
-struct Holder {
-    instance: String,
-    workspace: Option<String>,
-}
-
-#[derive(Debug, Serialize)]
-struct LeaseView {
-    pid: u32,
-    instance: String,
-    live: bool,
-}
-
-#[derive(Debug, Serialize)]
-struct Check {
+struct Check<'a> {
     port: u16,
-    service_type: Option<String>,
-    ranges: Vec<PortRange>,
-    instances: Vec<Holder>,
-    leases: Vec<LeaseView>,
+    service_type: Option<&'a str>,
+    ranges: &'a [PortRange],
+    instances: Vec<InstanceView<'a>>,
+    leases: Vec<LeaseView<'a>>,
     listening: bool,
     listener_pid: Option<u32>,
     listeners: Vec<Listener>,
@@ -51,14 +41,20 @@ pub fn run(ctx: &Ctx, args: CheckArgs) -> anyhow::Result<()> {
     let reg = ctx.store.read()?;
     let port = args.port;
     let owner = reg.owner_of(port);
-    let instances: Vec<Holder> = owner
+    let serving = crate::probe::serving(&[port].into(), true);
+    let listening = serving.contains_key(&port);
+    let listener_pid = serving.get(&port).copied().flatten();
+    let instances: Vec<InstanceView> = owner
         .map(|(_, t)| {
             t.instances
                 .iter()
                 .filter(|(_, i)| i.port == port)
-                .map(|(id, i)| Holder {
-                    instance: id.clone(),
-                    workspace: i.workspace(id).map(str::to_owned),
+                .map(|(id, i)| InstanceView {
+                    instance: id,
+                    port,
+                    workspace: i.workspace(id),
+                    listening,
+                    listener_pid,
                 })
                 .collect()
         })
@@ -67,18 +63,15 @@ pub fn run(ctx: &Ctx, args: CheckArgs) -> anyhow::Result<()> {
         .map(|(_, t)| {
             t.leases
                 .iter()
-                .filter(|l| l.port == port)
+                .filter(|l| l.port == port && crate::probe::lease_is_live(l))
                 .map(|l| LeaseView {
+                    port,
                     pid: l.pid,
-                    instance: l.instance.clone(),
-                    live: crate::probe::lease_is_live(l),
+                    instance: &l.instance,
                 })
                 .collect()
         })
         .unwrap_or_default();
-    let serving = crate::probe::serving(&[port].into(), true);
-    let listening = serving.contains_key(&port);
-    let listener_pid = serving.get(&port).copied().flatten();
     let listeners = if listening {
         crate::probe::listeners_of(port)
     } else {
@@ -86,8 +79,8 @@ pub fn run(ctx: &Ctx, args: CheckArgs) -> anyhow::Result<()> {
     };
     let view = Check {
         port,
-        service_type: owner.map(|(n, _)| n.to_owned()),
-        ranges: owner.map(|(_, t)| t.ranges.clone()).unwrap_or_default(),
+        service_type: owner.map(|(n, _)| n),
+        ranges: owner.map(|(_, t)| t.ranges.as_slice()).unwrap_or_default(),
         foreign: listening && owner.is_some() && instances.is_empty(),
         instances,
         leases,
@@ -108,8 +101,7 @@ pub fn run(ctx: &Ctx, args: CheckArgs) -> anyhow::Result<()> {
             writeln!(out, "  held by instance {}", h.instance)?;
         }
         for l in &view.leases {
-            let state = if l.live { "running" } else { "stale" };
-            writeln!(out, "  lease: pid {} ({state}) for {}", l.pid, l.instance)?;
+            writeln!(out, "  run by pid {} for {}", l.pid, l.instance)?;
         }
         if !view.listening {
             writeln!(out, "  nothing listens on it now")?;

@@ -58,8 +58,8 @@ struct Show {
 struct Validated {
     file: PathBuf,
     valid: bool,
-    service_types: usize,
-    instances: usize,
+    service_type_count: usize,
+    instance_count: usize,
     /// Instances a hand edit left on ports their type cannot give them.
     to_move: Vec<String>,
     /// Ranges a hand edit left overlapping.
@@ -111,8 +111,8 @@ pub fn run(ctx: &Ctx, cmd: ConfigCommand) -> anyhow::Result<()> {
             let view = Validated {
                 file: file.clone(),
                 valid: true,
-                service_types: reg.types.len(),
-                instances: reg.types.values().map(|t| t.instances.len()).sum(),
+                service_type_count: reg.types.len(),
+                instance_count: reg.types.values().map(|t| t.instances.len()).sum(),
                 to_move: misplaced.clone(),
                 overlaps: overlaps.clone(),
             };
@@ -127,8 +127,8 @@ pub fn run(ctx: &Ctx, cmd: ConfigCommand) -> anyhow::Result<()> {
                     out,
                     "{} is valid: {} service types, {} instances",
                     file.display(),
-                    view.service_types,
-                    view.instances
+                    view.service_type_count,
+                    view.instance_count
                 )
             })
         }

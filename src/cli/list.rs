@@ -8,8 +8,8 @@ use crate::view::listing;
 
 /// List service types, instances and ports (listening now or not), and the settings
 ///
-/// With `--format json`: {"service_types": [{"name", "ranges", "instance_behavior",
-/// "auto_allocated", "origin", "preferred_ports", "description", "instances": [{"instance",
+/// With `--format json`: {"service_types": [{"service_type", "ranges", "instance_behavior",
+/// "origin", "preferred_ports", "description", "instances": [{"instance",
 /// "port", "workspace", "listening", "listener_pid"}], "leases": [{"port", "pid",
 /// "instance"}]}], "settings": {"min_port", "max_port", "chunk_size", "gap_size",
 /// "placement", "max_instances", "auto_allocate", "audit_max_bytes", "audit_files"}}.
@@ -39,7 +39,7 @@ pub fn run(ctx: &Ctx, args: ListArgs) -> anyhow::Result<()> {
         let width = listing
             .service_types
             .iter()
-            .map(|t| t.name.len())
+            .map(|t| t.service_type.len())
             .max()
             .unwrap_or(4)
             .max(4);
@@ -52,7 +52,7 @@ pub fn run(ctx: &Ctx, args: ListArgs) -> anyhow::Result<()> {
             writeln!(
                 out,
                 "{:width$}  {:<13}  {:<6}  {:<7}  {}",
-                t.name,
+                t.service_type,
                 join_ranges(t.ranges),
                 t.instance_behavior.as_str(),
                 t.origin,

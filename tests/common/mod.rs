@@ -127,7 +127,7 @@ impl Home {
         for t in list["service_types"].as_array().unwrap() {
             for r in t["ranges"].as_array().unwrap() {
                 out.push((
-                    t["name"].as_str().unwrap().to_owned(),
+                    t["service_type"].as_str().unwrap().to_owned(),
                     r[0].as_u64().unwrap() as u16,
                     r[1].as_u64().unwrap() as u16,
                 ));
@@ -187,6 +187,8 @@ impl Drop for Reaped {
 /// A running `cargo styxy ui`, stopped when dropped.
 pub struct Ui {
     pub child: std::process::Child,
+    /// The line it printed when it started serving, as JSON.
+    pub started: serde_json::Value,
     pub url: String,
     pub port: u16,
     pub token: String,
@@ -223,6 +225,7 @@ impl Home {
         let v: serde_json::Value = serde_json::from_str(&line).expect("ui prints its URL as JSON");
         let url = v["url"].as_str().unwrap().to_owned();
         Ui {
+            started: v.clone(),
             child,
             token: url.split("token=").nth(1).unwrap().to_owned(),
             port: v["port"].as_u64().unwrap() as u16,
