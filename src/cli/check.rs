@@ -94,7 +94,7 @@ pub fn run(ctx: &Ctx, args: CheckArgs) -> anyhow::Result<()> {
             Some(t) => writeln!(
                 out,
                 "port {port}: in the range of {t:?} ({})",
-                crate::registry::model::join_ranges(&view.ranges)
+                crate::registry::model::join_ranges(view.ranges)
             )?,
         }
         for h in &view.instances {
