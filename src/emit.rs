@@ -34,11 +34,7 @@ pub fn env(format: EnvFormat, vars: &[(String, u16)]) -> String {
     vars.sort();
     let mut out = String::new();
     if format == EnvFormat::Json {
-        let map: serde_json::Map<String, serde_json::Value> = vars
-            .into_iter()
-            .map(|(k, v)| (k, serde_json::Value::from(v)))
-            .collect();
-        let mut s = serde_json::to_string_pretty(&map).unwrap_or_default();
+        let mut s = serde_json::to_string(&json_map(&vars)).unwrap_or_default();
         s.push('\n');
         return s;
     }
@@ -54,6 +50,16 @@ pub fn env(format: EnvFormat, vars: &[(String, u16)]) -> String {
         };
     }
     out
+}
+
+/// `vars` as one JSON object, `{"KEY": port}`, sorted by name.
+#[cfg(feature = "cli")]
+pub fn json_map(vars: &[(String, u16)]) -> serde_json::Map<String, serde_json::Value> {
+    let mut vars = vars.to_vec();
+    vars.sort();
+    vars.into_iter()
+        .map(|(k, v)| (k, serde_json::Value::from(v)))
+        .collect()
 }
 
 /// The Rust module a build script writes to `$OUT_DIR/styxy_ports.rs`.

@@ -40,7 +40,7 @@ struct ServiceView<'a> {
 pub fn run(ctx: &Ctx, args: AssignArgs, manifest: Option<&std::path::Path>) -> anyhow::Result<()> {
     let manifest = workspace::manifest(manifest)?;
     let ws = workspace::load(ctx, &manifest)?;
-    let services = workspace::select(&ws, &args.selection)?;
+    let services = workspace::select(&ws, &args.selection, &manifest)?;
     let assigned = workspace::assign(ctx, &ws, &services)?;
     let view = Assignment {
         workspace: crate::workspace::root_id(&ws.root)?,

@@ -15,7 +15,8 @@ use crate::emit::{self, EnvFormat};
 /// `fish`, `powershell`, `compose` (docker compose's `.env`) and `json` ({"KEY": port}).
 #[derive(Debug, Args)]
 pub struct EnvArgs {
-    /// Write to FILE (atomically, and only when its content changes) instead of stdout
+    /// Write to FILE (atomically, and only when its content changes) instead of stdout; `-`
+    /// is stdout
     #[arg(short, long, value_name = "FILE")]
     pub output: Option<PathBuf>,
     #[command(flatten)]
@@ -25,7 +26,7 @@ pub struct EnvArgs {
 pub fn run(ctx: &Ctx, args: EnvArgs, manifest: Option<&std::path::Path>) -> anyhow::Result<()> {
     let manifest = workspace::manifest(manifest)?;
     let ws = workspace::load(ctx, &manifest)?;
-    let services = workspace::select(&ws, &args.selection)?;
+    let services = workspace::select(&ws, &args.selection, &manifest)?;
     let ports = workspace::ports(ctx, &ws, &services)?;
     let vars: Vec<(String, u16)> = services.iter().map(|s| s.env.clone()).zip(ports).collect();
     let format = match ctx.format {
@@ -39,13 +40,15 @@ pub fn run(ctx: &Ctx, args: EnvArgs, manifest: Option<&std::path::Path>) -> anyh
         Format::Openmetrics => anyhow::bail!("--format openmetrics is only for `metrics`"),
     };
     let text = emit::env(format, &vars);
-    match args.output {
+    match args.output.filter(|p| p.as_os_str() != "-") {
         Some(path) => {
             let wrote = crate::fsx::write_output_if_changed(&path, text.as_bytes())?;
             let what = if wrote { "wrote" } else { "unchanged:" };
             ctx.note(&format!("{what} {}", path.display()));
             Ok(())
         }
+        // Indented on a terminal, as every command's JSON.
+        None if format == EnvFormat::Json => ctx.print(&emit::json_map(&vars), |_| Ok(())),
         None => {
             use std::io::Write;
             let mut out = std::io::stdout().lock();

@@ -120,7 +120,7 @@ pub fn run(ctx: &Ctx, args: RunArgs, manifest: Option<&Path>) -> anyhow::Result<
     let manifest = workspace::manifest(manifest)?;
     let ws = workspace::load(ctx, &manifest)?;
     let all = crate::workspace::services(&ws)?;
-    let picked: Vec<_> = workspace::select(&ws, &args.selection)?
+    let picked: Vec<_> = workspace::select(&ws, &args.selection, &manifest)?
         .into_iter()
         .filter(|s| s.bin.is_some())
         .collect();

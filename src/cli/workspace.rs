@@ -86,18 +86,31 @@ pub fn load(ctx: &Ctx, manifest: &Path) -> anyhow::Result<Workspace> {
             metadata: p.metadata.clone(),
         })
         .collect();
+    // Cargo older than 1.71 does not say: then every member, as before.
+    let default_members = if meta.workspace_default_members.is_available() {
+        meta.workspace_default_packages()
+            .into_iter()
+            .map(|p| p.name.to_string())
+            .collect()
+    } else {
+        Vec::new()
+    };
     let ws = Workspace {
         root,
         packages,
         metadata: meta.workspace_metadata.clone(),
+        default_members,
     };
     cache::store(ctx.store.dir(), manifest, &ws);
     Ok(ws)
 }
 
-/// The workspace's services, narrowed by the selection. Asking for a package or bin that is
-/// not there is an error naming what is.
-pub fn select(ws: &Workspace, sel: &Selection) -> anyhow::Result<Vec<Service>> {
+/// The workspace's services, narrowed by the selection as cargo narrows its packages:
+/// `--workspace` (minus `--exclude`), else `-p`, else the package of `manifest` when it is a
+/// member's (`--manifest-path member/Cargo.toml`, or run in a member's directory), else the
+/// workspace's default members. Asking for a package or bin that is not there is an error
+/// naming what is.
+pub fn select(ws: &Workspace, sel: &Selection, manifest: &Path) -> anyhow::Result<Vec<Service>> {
     if !sel.workspace.exclude.is_empty() && !sel.workspace.workspace {
         anyhow::bail!("--exclude can only be used together with --workspace (as with cargo)");
     }
@@ -125,10 +138,29 @@ pub fn select(ws: &Workspace, sel: &Selection) -> anyhow::Result<Vec<Service>> {
         patterns(&sel.workspace.package)?,
         patterns(&sel.workspace.exclude)?,
     );
+    // `manifest` is canonical; cargo's paths are absolute but may go through a symlink.
+    let current = (manifest != ws.root.join("Cargo.toml"))
+        .then(|| {
+            ws.packages.iter().find(|p| {
+                p.manifest_path == manifest
+                    || std::fs::canonicalize(&p.manifest_path).is_ok_and(|c| c == manifest)
+            })
+        })
+        .flatten();
+    let in_selection = |package: &str| -> bool {
+        if sel.workspace.workspace {
+            !excluded.iter().any(|p| p.matches(package))
+        } else if !packages.is_empty() {
+            packages.iter().any(|p| p.matches(package))
+        } else if let Some(current) = current {
+            current.name == package
+        } else {
+            ws.default_members.is_empty() || ws.default_members.iter().any(|m| m == package)
+        }
+    };
     let picked: Vec<Service> = all
         .into_iter()
-        .filter(|s| packages.is_empty() || packages.iter().any(|p| p.matches(&s.package)))
-        .filter(|s| !excluded.iter().any(|p| p.matches(&s.package)))
+        .filter(|s| in_selection(&s.package))
         .filter(|s| sel.bin.is_empty() || s.bin.as_ref().is_some_and(|b| sel.bin.contains(b)))
         .collect();
     if picked.is_empty() {
@@ -147,7 +179,7 @@ pub fn select(ws: &Workspace, sel: &Selection) -> anyhow::Result<Vec<Service>> {
 /// The one service of the workspace that `query` names: its type, bin, `package/bin`, or
 /// env name. None or several is an error naming the services there are.
 pub fn named(ws: &Workspace, query: &str) -> anyhow::Result<Service> {
-    let all = select(ws, &Selection::default())?;
+    let all = workspace::services(ws)?;
     let mut matching: Vec<Service> = all
         .iter()
         .filter(|s| s.answers_to(query))

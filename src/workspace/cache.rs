@@ -14,8 +14,13 @@ use crate::workspace::Workspace;
 /// The directory in the registry that holds the cache.
 pub const CACHE_DIR: &str = "cache";
 
+/// The entries' format: an entry of another is rebuilt (one written before
+/// `default_members` would select every member).
+const FORMAT: u32 = 2;
+
 #[derive(Debug, Serialize, Deserialize)]
 struct Entry {
+    format: u32,
     manifest: PathBuf,
     stamps: Vec<(PathBuf, u128)>,
     workspace: Workspace,
@@ -76,8 +81,9 @@ pub fn load(registry_dir: &Path, manifest: &Path) -> Option<Workspace> {
     crate::fsx::check_regular(&path).ok()?;
     let text = std::fs::read_to_string(path).ok()?;
     let entry: Entry = serde_json::from_str(&text).ok()?;
-    let fresh =
-        entry.manifest == manifest && entry.stamps.iter().all(|(path, was)| stamp(path) == *was);
+    let fresh = entry.format == FORMAT
+        && entry.manifest == manifest
+        && entry.stamps.iter().all(|(path, was)| stamp(path) == *was);
     fresh.then_some(entry.workspace)
 }
 
@@ -91,6 +97,7 @@ pub fn store(registry_dir: &Path, manifest: &Path, ws: &Workspace) {
         })
         .collect();
     let entry = Entry {
+        format: FORMAT,
         manifest: manifest.to_path_buf(),
         stamps,
         workspace: ws.clone(),

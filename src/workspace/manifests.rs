@@ -122,6 +122,7 @@ pub fn discover(package_dir: &Path) -> Result<(Workspace, Vec<PathBuf>)> {
             root,
             packages,
             metadata,
+            default_members: Vec::new(),
         },
         read,
     ))

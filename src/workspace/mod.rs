@@ -37,6 +37,11 @@ pub struct Workspace {
     /// `[workspace.metadata]`, as JSON.
     #[serde(default)]
     pub metadata: serde_json::Value,
+    /// The packages cargo selects at the root with no `-p` (`cargo metadata`'s
+    /// `workspace_default_members`: `default-members`, else the root package, else every
+    /// member). Empty when not known (a build script reads the manifests, not cargo).
+    #[serde(default)]
+    pub default_members: Vec<String>,
 }
 
 /// The instance id of a checkout: its path, which must be UTF-8 (a lossy conversion would
@@ -364,6 +369,7 @@ mod tests {
             root: PathBuf::from("/ws"),
             packages,
             metadata,
+            default_members: Vec::new(),
         }
     }
 
