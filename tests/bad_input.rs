@@ -132,7 +132,12 @@ const CASES: &[(&[&str], i32, &str)] = &[
     (
         &["rule", "add", "x-*", "--placement", "sideways"],
         2,
-        "unknown placement",
+        "[possible values: after, before, smart]",
+    ),
+    (
+        &["rule", "add", "x-*", "--instance", "many"],
+        2,
+        "[possible values: single, multi]",
     ),
     (&["rule", "add", "x-*", "--chunk-size", "0"], 2, "0"),
     (

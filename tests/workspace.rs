@@ -582,29 +582,6 @@ fn init_adds_the_build_integration_once() {
 }
 
 #[test]
-fn completions_for_every_shell() {
-    let home = Home::new();
-    for shell in ["bash", "zsh", "fish", "powershell", "elvish"] {
-        let out = home.ok(&["completions", shell]);
-        assert!(
-            out.contains("cargo-styxy") && out.contains("allocate"),
-            "{shell}"
-        );
-        // A reader that is gone (`| head -1`) ends it quietly, as for every command.
-        let (reader, writer) = std::io::pipe().unwrap();
-        drop(reader);
-        let out = home
-            .cmd(&["completions", shell])
-            .stdout(writer)
-            .output()
-            .unwrap();
-        let err = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(0), "{shell}: {err}");
-        assert!(err.is_empty(), "{shell}: {err}");
-    }
-}
-
-#[test]
 fn release_workspace_frees_this_checkout_only() {
     let home = Home::new();
     let (one, two) = (shop(), shop());

@@ -18,13 +18,13 @@ pub enum RuleCommand {
         #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
         chunk_size: Option<u16>,
         /// Where new ranges go
-        #[arg(long, value_name = "P", value_parser = placement_arg)]
+        #[arg(long, value_name = "P", value_parser = placement_arg())]
         placement: Option<Placement>,
         /// Place new ranges at or above this port when there is room
         #[arg(long, value_name = "PORT", value_parser = port_arg)]
         preferred_start: Option<u16>,
-        /// single or multi
-        #[arg(long, value_name = "B", value_parser = behavior_arg)]
+        /// Whether a new type's instances share one port (single) or get one each (multi)
+        #[arg(long, value_name = "B", value_parser = behavior_arg())]
         instance: Option<InstanceBehavior>,
         /// Place new ranges inside this zone (from `[strategies.NAME.zones]`)
         #[arg(long, value_name = "ZONE")]
@@ -40,23 +40,20 @@ pub enum RuleCommand {
     List,
 }
 
-fn placement_arg(s: &str) -> Result<Placement, String> {
-    Placement::parse(s).ok_or_else(|| {
-        format!(
-            "unknown placement {s:?}; use one of {}",
-            Placement::NAMES.join(", ")
-        )
-    })
+/// `--placement`: one of [`Placement::NAMES`], which help and completions list.
+fn placement_arg() -> impl clap::builder::TypedValueParser<Value = Placement> {
+    use clap::builder::TypedValueParser;
+    clap::builder::PossibleValuesParser::new(Placement::NAMES)
+        .map(|s| Placement::parse(&s).unwrap_or_default())
 }
 
-fn behavior_arg(s: &str) -> Result<InstanceBehavior, String> {
-    match s {
-        "single" => Ok(InstanceBehavior::Single),
-        "multi" => Ok(InstanceBehavior::Multi),
-        _ => Err(format!(
-            "unknown instance behavior {s:?}; use single or multi"
-        )),
-    }
+/// `--instance`: `single` or `multi`.
+fn behavior_arg() -> impl clap::builder::TypedValueParser<Value = InstanceBehavior> {
+    use clap::builder::TypedValueParser;
+    clap::builder::PossibleValuesParser::new(["single", "multi"]).map(|s| match s.as_str() {
+        "single" => InstanceBehavior::Single,
+        _ => InstanceBehavior::Multi,
+    })
 }
 
 #[derive(Debug, Serialize)]
