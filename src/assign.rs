@@ -47,6 +47,7 @@ pub fn assign(
             instance: &s.instance,
             workspace: Some(root),
             port: s.pinned_port,
+            strict: s.strict,
             requested_by: Some(&requested_by),
             instance_behavior: s.instance_behavior,
             service: Some(&label),

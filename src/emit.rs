@@ -27,38 +27,101 @@ pub enum EnvFormat {
     Compose,
 }
 
+/// The value of one env variable: a port, or text (a service's URL, the compose project
+/// name), which [`crate::workspace`] has checked needs no quoting in a dotenv file.
+#[cfg(feature = "cli")]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Value {
+    Port(u16),
+    Text(String),
+}
+
+/// The variables of `services` with their `ports`: each port, and each URL beside it.
+#[cfg(feature = "cli")]
+pub fn vars(services: &[Service], ports: &[u16]) -> Vec<(String, Value)> {
+    let mut out = Vec::new();
+    for (s, port) in services.iter().zip(ports) {
+        out.push((s.env.clone(), Value::Port(*port)));
+        if let (Some(name), Some(url)) = (s.url_env(), s.url_with(*port)) {
+            out.push((name, Value::Text(url)));
+        }
+    }
+    out
+}
+
+/// `COMPOSE_PROJECT_NAME` for the checkout at `root`: its directory's name made valid for
+/// compose (`[a-z0-9][a-z0-9_-]*`) and a hash of its whole path, so that two worktrees of
+/// one repository, whose directories may share a name, keep their containers and volumes
+/// apart, and one checkout keeps its name from run to run.
+#[cfg(feature = "cli")]
+pub fn compose_project_name(root: &std::path::Path) -> String {
+    let base: String = root
+        .file_name()
+        .map(|n| n.to_string_lossy().to_lowercase())
+        .unwrap_or_default()
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' || c == '-' {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    let base = base.trim_start_matches(['-', '_']);
+    let base: String = base.chars().take(40).collect();
+    let hash = crate::fsx::fnv1a(root.as_os_str().as_encoded_bytes()) & 0xff_ffff;
+    if base.is_empty() {
+        format!("styxy-{hash:06x}")
+    } else {
+        format!("{base}-{hash:06x}")
+    }
+}
+
 /// `vars` in `format`, sorted by name.
 #[cfg(feature = "cli")]
-pub fn env(format: EnvFormat, vars: &[(String, u16)]) -> String {
+pub fn env(format: EnvFormat, vars: &[(String, Value)]) -> String {
     let mut vars = vars.to_vec();
     vars.sort();
-    let mut out = String::new();
     if format == EnvFormat::Json {
         let mut s = serde_json::to_string(&json_map(&vars)).unwrap_or_default();
         s.push('\n');
         return s;
     }
+    let mut out = String::new();
     out.push_str(HEADER);
     out.push('\n');
     for (k, v) in vars {
+        // Text is quoted where a shell would read it (`&`, `?`, `*` in a URL); dotenv and
+        // compose take it as written (it holds nothing they would read otherwise).
+        let (plain, quoted) = match &v {
+            Value::Port(p) => (p.to_string(), p.to_string()),
+            Value::Text(t) => (t.clone(), format!("'{t}'")),
+        };
         let _ = match format {
-            EnvFormat::Dotenv | EnvFormat::Compose => writeln!(out, "{k}={v}"),
-            EnvFormat::Shell => writeln!(out, "export {k}={v}"),
-            EnvFormat::Fish => writeln!(out, "set -gx {k} {v}"),
-            EnvFormat::Powershell => writeln!(out, "$env:{k} = \"{v}\""),
+            EnvFormat::Dotenv | EnvFormat::Compose => writeln!(out, "{k}={plain}"),
+            EnvFormat::Shell => writeln!(out, "export {k}={quoted}"),
+            EnvFormat::Fish => writeln!(out, "set -gx {k} {quoted}"),
+            EnvFormat::Powershell => writeln!(out, "$env:{k} = \"{plain}\""),
             EnvFormat::Json => Ok(()),
         };
     }
     out
 }
 
-/// `vars` as one JSON object, `{"KEY": port}`, sorted by name.
+/// `vars` as one JSON object, `{"KEY": port, "KEY_URL": "text"}`, sorted by name.
 #[cfg(feature = "cli")]
-pub fn json_map(vars: &[(String, u16)]) -> serde_json::Map<String, serde_json::Value> {
+pub fn json_map(vars: &[(String, Value)]) -> serde_json::Map<String, serde_json::Value> {
     let mut vars = vars.to_vec();
     vars.sort();
     vars.into_iter()
-        .map(|(k, v)| (k, serde_json::Value::from(v)))
+        .map(|(k, v)| {
+            let v = match v {
+                Value::Port(p) => serde_json::Value::from(p),
+                Value::Text(t) => serde_json::Value::from(t),
+            };
+            (k, v)
+        })
         .collect()
 }
 
@@ -76,6 +139,12 @@ pub fn rust(workspace: &str, ports: &[(Service, u16)]) -> String {
             "/// Port of {what} (service type `{}`).\n#[allow(dead_code)]\npub const {}: u16 = {port};",
             s.service_type, s.env
         );
+        if let (Some(name), Some(url)) = (s.url_env(), s.url_with(*port)) {
+            let _ = writeln!(
+                out,
+                "/// URL of {what}.\n#[allow(dead_code)]\npub const {name}: &str = {url:?};"
+            );
+        }
     }
     out.push_str(
         "/// Every service of the workspace: (service type, port).\n#[allow(dead_code)]\npub const SERVICES: &[(&str, u16)] = &[\n",
@@ -93,7 +162,10 @@ mod tests {
 
     #[test]
     fn formats() {
-        let vars = vec![("B_PORT".to_owned(), 2), ("A_PORT".to_owned(), 1)];
+        let vars = vec![
+            ("B_PORT".to_owned(), Value::Port(2)),
+            ("A_PORT".to_owned(), Value::Port(1)),
+        ];
         assert_eq!(
             env(EnvFormat::Dotenv, &vars),
             format!("{HEADER}\nA_PORT=1\nB_PORT=2\n")
@@ -103,5 +175,62 @@ mod tests {
         assert!(env(EnvFormat::Powershell, &vars).contains("$env:A_PORT = \"1\"\n"));
         let json: serde_json::Value = serde_json::from_str(&env(EnvFormat::Json, &vars)).unwrap();
         assert_eq!(json["B_PORT"], 2);
+    }
+
+    #[test]
+    fn a_url_is_a_constant_beside_its_port() {
+        let service = Service {
+            package: "shop-api".into(),
+            bin: Some("shop-api".into()),
+            service_type: "shop-api".into(),
+            instance: "/ws".into(),
+            env: "SHOP_API_PORT".into(),
+            pinned_port: None,
+            strict: false,
+            url: Some("http://127.0.0.1:{port}/api".into()),
+            instance_behavior: None,
+            joins_type: false,
+            zone: None,
+        };
+        let module = rust("/ws", &[(service, 11550)]);
+        assert!(
+            module.contains("pub const SHOP_API_PORT: u16 = 11550;"),
+            "{module}"
+        );
+        assert!(
+            module.contains("pub const SHOP_API_URL: &str = \"http://127.0.0.1:11550/api\";"),
+            "{module}"
+        );
+    }
+
+    #[test]
+    fn text_is_quoted_where_a_shell_reads_it() {
+        let url = "http://127.0.0.1:1/a?b=1&c=*".to_owned();
+        let vars = vec![("A_URL".to_owned(), Value::Text(url.clone()))];
+        assert!(env(EnvFormat::Dotenv, &vars).contains(&format!("\nA_URL={url}\n")));
+        assert!(env(EnvFormat::Shell, &vars).contains(&format!("export A_URL='{url}'\n")));
+        assert!(env(EnvFormat::Fish, &vars).contains(&format!("set -gx A_URL '{url}'\n")));
+        assert_eq!(json_map(&vars)["A_URL"], url);
+    }
+
+    #[test]
+    fn compose_project_names_are_valid_stable_and_per_checkout() {
+        use std::path::Path;
+        let valid = |n: &str| {
+            n.chars()
+                .next()
+                .is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+                && n.chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-')
+        };
+        let a = compose_project_name(Path::new("/src/a/Shop Front.v2"));
+        let b = compose_project_name(Path::new("/src/b/Shop Front.v2"));
+        assert!(a.starts_with("shop-front-v2-") && valid(&a), "{a}");
+        assert!(valid(&b) && a != b, "{a} {b}");
+        assert_eq!(a, compose_project_name(Path::new("/src/a/Shop Front.v2")));
+        for odd in ["/", "/_.-", "/ünï"] {
+            let n = compose_project_name(Path::new(odd));
+            assert!(valid(&n), "{odd}: {n}");
+        }
     }
 }

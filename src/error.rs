@@ -160,6 +160,15 @@ pub enum AllocError {
     },
 
     #[error(
+        "port {port} is pinned with `strict = true` for {service}, but {holder}; free it, or drop `strict` to take another port"
+    )]
+    PinTaken {
+        service: String,
+        port: u16,
+        holder: String,
+    },
+
+    #[error(
         "{service_type:?} already runs from this checkout: pid {pid} holds port {port} for {instance}; stop it, or pass --reuse to use its port"
     )]
     RunningHere {

@@ -512,29 +512,160 @@ fn bad_workspaces_get_clear_errors_and_change_nothing() {
     assert!(err.contains("--format dotenv is only for `env`"), "{err}");
 }
 
-#[test]
-fn a_pinned_port_is_taken_when_free() {
-    let home = Home::new();
-    let ws = workspace(&[
+/// A one-bin checkout whose bin `pinned` pins `port` in the new type `service`, with `extra`
+/// metadata lines.
+fn pinned_checkout(service: &str, port: u16, extra: &str) -> tempfile::TempDir {
+    workspace(&[
         (
             "Cargo.toml",
-            "[package]\nname = \"pinned\"\nversion = \"0.1.0\"\nedition = \"2024\"\n\n\
-             [package.metadata.styxy.bins.pinned]\ntype = \"api\"\nport = 8080\n",
+            &format!(
+                "[package]\nname = \"pinned\"\nversion = \"0.1.0\"\nedition = \"2024\"\n\n\
+                 [package.metadata.styxy.bins.pinned]\nservice = \"{service}\"\nport = {port}\n{extra}"
+            ),
         ),
         ("src/main.rs", MAIN),
-    ]);
-    let (_, ports) = assigned(&home, ws.path());
-    assert_eq!(ports["PINNED_PORT"], ("api".to_owned(), 8080));
-    // A copy of the checkout cannot have 8080 too: it gets a warning and another port.
-    let copy = tempfile::tempdir().unwrap();
-    for f in ["Cargo.toml", "src/main.rs"] {
-        std::fs::create_dir_all(copy.path().join("src")).unwrap();
-        std::fs::copy(ws.path().join(f), copy.path().join(f)).unwrap();
-    }
+    ])
+}
+
+#[test]
+fn a_pinned_port_is_taken_when_free_and_strict_never_takes_another() {
+    let home = Home::new();
+    // Ports nothing listens on now: this machine may run a dev server on 8080.
+    let pin = common::free_span_from(30600, 20);
+    let first = pinned_checkout("pinned-api", pin, "");
+    let (_, ports) = assigned(&home, first.path());
+    assert_eq!(
+        ports["PINNED_PORT"],
+        ("pinned-api".to_owned(), u64::from(pin))
+    );
+
+    // A second checkout cannot have the port too: a warning and another port...
+    let copy = pinned_checkout("pinned-api", pin, "");
     let out = home.run(&["assign", "--manifest-path", &manifest(copy.path())]);
     assert!(out.status.success());
     let err = String::from_utf8(out.stderr).unwrap();
-    assert!(err.contains("warning:") && err.contains("8080"), "{err}");
+    assert!(
+        err.contains("warning:") && err.contains(&pin.to_string()),
+        "{err}"
+    );
+    // ...or, with strict = true, an error naming the holder, and nothing assigned.
+    let strict = pinned_checkout("pinned-api", pin, "strict = true\n");
+    let err = home.fails(&["assign", "--manifest-path", &manifest(strict.path())], 1);
+    let holder = std::fs::canonicalize(first.path()).unwrap();
+    assert!(
+        err.contains(&format!(
+            "port {pin} is pinned with `strict = true` for pinned"
+        )) && err.contains(&format!(
+            "instance {:?} of \"pinned-api\" holds it",
+            holder.display().to_string()
+        )),
+        "{err}"
+    );
+    assert_eq!(
+        home.holders("pinned-api").len(),
+        2,
+        "the strict checkout got a port"
+    );
+
+    // A port something else listens on: the same refusal, naming that.
+    let busy = pin + 15;
+    let _listener = std::net::TcpListener::bind(("127.0.0.1", busy)).expect("a free port");
+    let taken = pinned_checkout("pinned-web", busy, "strict = true\n");
+    let err = home.fails(&["assign", "--manifest-path", &manifest(taken.path())], 1);
+    assert!(err.contains("something listens on it now"), "{err}");
+    assert!(
+        home.json(&["audit", "--event", "ALLOCATION_FAILED"])
+            .as_array()
+            .unwrap()
+            .len()
+            >= 2
+    );
+
+    // strict without a pinned port means nothing: refused as a metadata error.
+    let dir = workspace(&[
+        (
+            "Cargo.toml",
+            "[package]\nname = \"pinned\"\nversion = \"0.1.0\"\nedition = \"2024\"\n\n\
+             [package.metadata.styxy.bins.pinned]\nstrict = true\n",
+        ),
+        ("src/main.rs", MAIN),
+    ]);
+    let err = home.fails(&["assign", "--manifest-path", &manifest(dir.path())], 1);
+    assert!(
+        err.contains("strict = true") && err.contains("needs a pinned port"),
+        "{err}"
+    );
+}
+
+#[test]
+fn url_variables_and_a_compose_project_name_per_checkout() {
+    let home = Home::new();
+    let checkout = || {
+        workspace(&[
+            (
+                "Cargo.toml",
+                "[package]\nname = \"shop-api\"\nversion = \"0.1.0\"\nedition = \"2024\"\n\n\
+                 [package.metadata.styxy.bins.shop-api]\nurl = \"http://127.0.0.1:{port}/api?v=1&x=*\"\n",
+            ),
+            ("src/main.rs", MAIN),
+        ])
+    };
+    let (a, b) = (checkout(), checkout());
+    let (_, ports) = assigned(&home, a.path());
+    let port = ports["SHOP_API_PORT"].1;
+    let url = format!("http://127.0.0.1:{port}/api?v=1&x=*");
+    let env = |ws: &Path, format: &str| {
+        home.ok(&["env", "--manifest-path", &manifest(ws), "--format", format])
+    };
+    assert!(env(a.path(), "dotenv").contains(&format!("\nSHOP_API_URL={url}\n")));
+    let json: serde_json::Value = serde_json::from_str(&env(a.path(), "json")).unwrap();
+    assert_eq!(
+        (&json["SHOP_API_PORT"], &json["SHOP_API_URL"]),
+        (&port.into(), &url.clone().into())
+    );
+    // A real shell reads the URL as written (`&` and `*` are quoted).
+    let file = a.path().join("ports.sh");
+    std::fs::write(&file, env(a.path(), "shell")).unwrap();
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(r#". "$1" && printf %s "$SHOP_API_URL""#)
+        .arg("sh")
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), url);
+
+    // compose: a project name of this checkout's own, valid for compose, stable.
+    let name = |ws: &Path| -> String {
+        env(ws, "compose")
+            .lines()
+            .find_map(|l| l.strip_prefix("COMPOSE_PROJECT_NAME=").map(str::to_owned))
+            .expect("COMPOSE_PROJECT_NAME")
+    };
+    let (na, nb) = (name(a.path()), name(b.path()));
+    for n in [&na, &nb] {
+        assert!(
+            n.starts_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
+                && n.chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-'),
+            "{n}"
+        );
+    }
+    assert_ne!(na, nb);
+    assert_eq!(na, name(a.path()));
+    assert!(!env(a.path(), "dotenv").contains("COMPOSE_PROJECT_NAME"));
+
+    // A template the env files could not hold as written is refused, naming the key.
+    let bad = workspace(&[
+        (
+            "Cargo.toml",
+            "[package]\nname = \"bad\"\nversion = \"0.1.0\"\nedition = \"2024\"\n\n\
+             [package.metadata.styxy.bins.bad]\nurl = \"http://x:{port}/$HOME\"\n",
+        ),
+        ("src/main.rs", MAIN),
+    ]);
+    let err = home.fails(&["env", "--manifest-path", &manifest(bad.path())], 1);
+    assert!(err.contains("url = ") && err.contains("'$'"), "{err}");
 }
 
 #[test]

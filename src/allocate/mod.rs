@@ -72,6 +72,8 @@ pub struct Request<'a> {
     /// A wished-for port: taken when free (and, for a new type, its range starts there);
     /// otherwise a warning and the normal slot.
     pub port: Option<u16>,
+    /// The wished-for port or an error naming what holds it, never another port.
+    pub strict: bool,
     /// Recorded on a type this request creates.
     pub requested_by: Option<&'a str>,
     /// Instance behaviour of a type this request creates (a rule may also set it).
@@ -268,6 +270,18 @@ pub fn allocate(
     if let Some(t) = reg.types.get(name)
         && let Some(held) = t.instances.get(req.instance)
     {
+        if req.strict
+            && let Some(p) = req.port.filter(|p| *p != held.port)
+        {
+            return Err(pin_taken(
+                req,
+                p,
+                format!(
+                    "instance {:?} of {name:?} holds port {} already; release it with `cargo styxy release --service {name} --instance {}` to move it",
+                    req.instance, held.port, req.instance
+                ),
+            ));
+        }
         if let Some(p) = req.port.filter(|p| *p != held.port) {
             warnings.push(format!(
                 "instance {:?} of {name:?} already holds port {}, not {p}; release it first to move it",
@@ -305,6 +319,11 @@ pub fn allocate(
             .map(str::to_owned)
             .or_else(|| rule_for(reg, name).and_then(|(_, r)| r.zone.clone()));
         let (range, placement, chunk) = new_range(reg, machine, name, req.port, zone.as_deref())?;
+        if req.strict
+            && let Some(p) = req.port.filter(|p| range.start != *p)
+        {
+            return Err(pin_taken(req, p, holder_of(reg, machine, name, p)));
+        }
         if let Some(p) = req.port.filter(|p| range.start != *p) {
             warnings.push(format!(
                 "port {p} is not free for a new range of {name:?}; using {range} instead"
@@ -341,7 +360,13 @@ pub fn allocate(
         }
     }
     let elsewhere = reg.held_elsewhere(name);
-    let port = match slots::pick(&reg.types[name], req.port, &elsewhere, machine.probe) {
+    let picked = slots::pick(&reg.types[name], req.port, &elsewhere, machine.probe);
+    if req.strict
+        && let Some(p) = req.port.filter(|p| picked != Some(*p))
+    {
+        return Err(pin_taken(req, p, holder_of(reg, machine, name, p)));
+    }
+    let port = match picked {
         Some(p) => p,
         None => {
             let zone = reg.types[name].zone.clone();
@@ -400,12 +425,46 @@ pub fn failure_event(req: &Request<'_>, error: &AllocError) -> Option<Event> {
             | AllocError::NoRoom { .. }
             | AllocError::ZoneFull { .. }
             | AllocError::UnknownType { .. }
+            | AllocError::PinTaken { .. }
     )
     .then(|| Event::AllocationFailed {
         service_type: req.service_type.to_owned(),
         instance: req.instance.to_owned(),
         error: error.to_string(),
     })
+}
+
+/// The refusal of a strict pin.
+fn pin_taken(req: &Request<'_>, port: u16, holder: String) -> AllocError {
+    AllocError::PinTaken {
+        service: req.service.unwrap_or(req.service_type).to_owned(),
+        port,
+        holder,
+    }
+}
+
+/// What keeps `port` from an instance of `name`: another instance, a listener, or the
+/// type's ranges.
+fn holder_of(reg: &Registry, machine: &Machine<'_>, name: &str, port: u16) -> String {
+    let held = reg.types.iter().find_map(|(n, t)| {
+        t.instances
+            .iter()
+            .find(|(_, i)| i.port == port)
+            .map(|(id, _)| format!("instance {id:?} of {n:?} holds it"))
+    });
+    if let Some(held) = held {
+        return held;
+    }
+    if machine.probe.is_listening(port) {
+        return format!("something listens on it now (`cargo styxy check {port}` names it)");
+    }
+    match (reg.types.get(name), reg.owner_of(port)) {
+        (_, Some((other, t))) if other != name => {
+            format!("it lies in {other:?}'s ranges {}", t.ranges_text())
+        }
+        (Some(t), _) => format!("it is outside {name:?}'s ranges {}", t.ranges_text()),
+        _ => "a range cannot start there (below min_port, in the ephemeral range, or too close to another range)".to_owned(),
+    }
 }
 
 fn full_error(name: &str, t: &ServiceType) -> AllocError {

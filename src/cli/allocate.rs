@@ -46,6 +46,7 @@ pub fn run(ctx: &Ctx, args: AllocateArgs) -> anyhow::Result<()> {
     let (mut guard, mut events) = ctx.lock()?;
     let machine = crate::this_machine();
     let request = Request {
+        strict: false,
         service_type: &args.service,
         instance: &instance,
         workspace: workspace.as_deref(),

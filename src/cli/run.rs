@@ -221,9 +221,12 @@ pub fn run(ctx: &Ctx, args: RunArgs, manifest: Option<&Path>) -> anyhow::Result<
     }
     let mut env: Vec<(String, String)> = vec![("PORT".into(), port.to_string())];
     env.extend(
-        all.iter()
-            .zip(&ports)
-            .map(|(s, p)| (s.env.clone(), p.to_string())),
+        crate::emit::vars(&all, &ports)
+            .into_iter()
+            .map(|(k, v)| match v {
+                crate::emit::Value::Port(p) => (k, p.to_string()),
+                crate::emit::Value::Text(t) => (k, t),
+            }),
     );
     let status = spawn_and_wait(cargo_args, env);
     let (mut guard, mut events) = ctx.lock()?;

@@ -68,6 +68,10 @@ pub struct Service {
     pub env: String,
     /// A team-pinned port (`port = …`).
     pub pinned_port: Option<u16>,
+    /// `strict = true`: the pinned port or an error, never another port.
+    pub strict: bool,
+    /// `url = "http://127.0.0.1:{port}/api"`: a URL variable beside the port's.
+    pub url: Option<String>,
     /// `instance = "single" | "multi"`, for a type the service creates.
     pub instance_behavior: Option<InstanceBehavior>,
     /// Joined with `type = …`: the type must exist already.
@@ -84,6 +88,23 @@ impl Service {
             Some(b) => format!("{}/{b}", self.package),
             None => self.service_type.clone(),
         }
+    }
+
+    /// The name of its URL variable, if it has a `url`: the env name with `_PORT` replaced
+    /// by `_URL` (`SHOP_API_URL`), else with `_URL` added.
+    pub fn url_env(&self) -> Option<String> {
+        self.url.as_ref()?;
+        Some(match self.env.strip_suffix("_PORT") {
+            Some(stem) => format!("{stem}_URL"),
+            None => format!("{}_URL", self.env),
+        })
+    }
+
+    /// Its URL with `port` in it, if it has a `url`.
+    pub fn url_with(&self, port: u16) -> Option<String> {
+        self.url
+            .as_ref()
+            .map(|u| u.replace("{port}", &port.to_string()))
     }
 
     /// Whether `query` names this service: its type, bin, `package/bin`, or env name.
@@ -115,9 +136,31 @@ struct BinMeta {
     #[serde(rename = "type")]
     join: Option<String>,
     port: Option<i64>,
+    #[serde(default)]
+    strict: bool,
+    url: Option<String>,
     instance: Option<String>,
     #[serde(default)]
     skip: bool,
+}
+
+/// A `url` template: `{port}` in a URL whose other characters need no quoting in any env
+/// flavour (no space, quote, `$`, `#`, backslash or backtick), so that every dotenv parser,
+/// compose and the shells read it as written.
+fn check_url(url: &str) -> std::result::Result<(), String> {
+    if !url.contains("{port}") {
+        return Err("has no `{port}` to put the port in".into());
+    }
+    let rest = url.replace("{port}", "");
+    if let Some(bad) = rest
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || "-._~:/?&=%+@,;!*()[]".contains(*c)))
+    {
+        return Err(format!(
+            "holds {bad:?}; a URL template may hold letters, digits, `{{port}}` and -._~:/?&=%+@,;!*()[]"
+        ));
+    }
+    Ok(())
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -261,6 +304,17 @@ pub fn services(ws: &Workspace) -> Result<Vec<Service>> {
                     )
                 })?),
             };
+            if m.strict && pinned_port.is_none() {
+                return Err(meta_error(
+                    p,
+                    &key("strict = true"),
+                    "needs a pinned port: add `port = …`",
+                ));
+            }
+            if let Some(url) = &m.url {
+                check_url(url)
+                    .map_err(|reason| meta_error(p, &key(&format!("url = {url:?}")), reason))?;
+            }
             let instance_behavior = match m.instance.as_deref() {
                 None => None,
                 Some("single") => Some(InstanceBehavior::Single),
@@ -285,6 +339,8 @@ pub fn services(ws: &Workspace) -> Result<Vec<Service>> {
                 instance,
                 env,
                 pinned_port,
+                strict: m.strict,
+                url: m.url.clone(),
                 instance_behavior,
                 joins_type: m.join.is_some(),
                 zone: meta.zone.clone().or_else(|| ws_zone.clone()),
@@ -309,6 +365,8 @@ pub fn services(ws: &Workspace) -> Result<Vec<Service>> {
                 instance: root.clone(),
                 env,
                 pinned_port: None,
+                strict: false,
+                url: None,
                 instance_behavior: None,
                 joins_type: false,
                 zone: meta.zone.clone().or_else(|| ws_zone.clone()),
