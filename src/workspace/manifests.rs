@@ -1,6 +1,7 @@
 //! A workspace read from its manifests alone, for build scripts: a build script that runs
 //! `cargo metadata` can deadlock on cargo's own locks. Follows cargo's rules for the
-//! workspace root, `members`/`exclude` globs and bin auto-discovery.
+//! workspace root and `members`/`exclude` globs; the bins are cargo's, as the `cargo_toml`
+//! crate infers them (`[[bin]]` paths, `src/bin/NAME/main.rs`, `autobins`).
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -109,7 +110,7 @@ pub fn discover(package_dir: &Path) -> Result<(Workspace, Vec<PathBuf>)> {
             read.push(manifest.clone());
             read_toml(&manifest)?
         };
-        if let Some(p) = package(&dir, &manifest, &table)? {
+        if let Some(p) = package(&manifest, &table, &root_manifest, &root_table)? {
             packages.push(p);
         }
     }
@@ -128,50 +129,43 @@ pub fn discover(package_dir: &Path) -> Result<(Workspace, Vec<PathBuf>)> {
     ))
 }
 
-/// The package in `dir`, with its bins found as cargo finds them.
-fn package(dir: &Path, manifest: &Path, table: &toml::Table) -> Result<Option<Package>> {
+/// The package of `manifest` (parsed as `table`), with its bins as cargo finds them;
+/// `None` for a virtual manifest. Fields inherited from the workspace (`edition.workspace =
+/// true`, which bin inference reads) come from the root's manifest.
+fn package(
+    manifest: &Path,
+    table: &toml::Table,
+    root_manifest: &Path,
+    root_table: &toml::Table,
+) -> Result<Option<Package>> {
     let Some(pkg) = table.get("package").and_then(|p| p.as_table()) else {
         return Ok(None); // A virtual manifest.
     };
-    let name = pkg
-        .get("name")
-        .and_then(|n| n.as_str())
-        .ok_or_else(|| {
-            Error::from(WorkspaceError::Manifest {
-                path: manifest.to_path_buf(),
-                reason: "package.name is missing".into(),
-            })
-        })?
-        .to_owned();
-    let mut bins: Vec<String> = table
-        .get("bin")
-        .and_then(|b| b.as_array())
-        .map(|a| {
-            a.iter()
-                .filter_map(|b| b.get("name").and_then(|n| n.as_str()).map(str::to_owned))
-                .collect()
+    let invalid = |path: &Path, e: &dyn std::fmt::Display| {
+        Error::from(WorkspaceError::Manifest {
+            path: path.to_path_buf(),
+            reason: e.to_string(),
         })
-        .unwrap_or_default();
-    let autobins = pkg
-        .get("autobins")
-        .and_then(|a| a.as_bool())
-        .unwrap_or(true);
-    if autobins {
-        if dir.join("src/main.rs").is_file() {
-            bins.push(name.clone());
-        }
-        if let Ok(entries) = fs::read_dir(dir.join("src/bin")) {
-            for e in entries.flatten() {
-                let path = e.path();
-                let stem = path.file_stem().map(|s| s.to_string_lossy().into_owned());
-                match stem {
-                    Some(s) if path.extension().is_some_and(|x| x == "rs") => bins.push(s),
-                    Some(s) if path.join("main.rs").is_file() => bins.push(s),
-                    _ => {}
-                }
-            }
-        }
-    }
+    };
+    let parse = |path: &Path, t: &toml::Table| -> Result<cargo_toml::Manifest> {
+        toml::Value::Table(t.clone())
+            .try_into()
+            .map_err(|e| invalid(path, &e))
+    };
+    let mut parsed = parse(manifest, table)?;
+    let root = (manifest != root_manifest && root_table.contains_key("workspace"))
+        .then(|| parse(root_manifest, root_table))
+        .transpose()?;
+    let root_dir = root_manifest.parent().unwrap_or(Path::new("/"));
+    parsed
+        .complete_from_path_and_workspace(manifest, root.as_ref().map(|r| (r, root_dir)))
+        .map_err(|e| invalid(manifest, &e))?;
+    let name = parsed
+        .package
+        .as_ref()
+        .map(|p| p.name.clone())
+        .ok_or_else(|| invalid(manifest, &"package.name is missing"))?;
+    let mut bins: Vec<String> = parsed.bin.iter().filter_map(|b| b.name.clone()).collect();
     bins.sort();
     bins.dedup();
     Ok(Some(Package {
@@ -180,4 +174,147 @@ fn package(dir: &Path, manifest: &Path, table: &toml::Table) -> Result<Option<Pa
         bins,
         metadata: to_json(pkg.get("metadata")),
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Writes `files` under a new temp dir.
+    fn tree(files: &[(&str, &str)]) -> tempfile::TempDir {
+        let dir = tempfile::tempdir().expect("temp dir");
+        for (path, text) in files {
+            let p = dir.path().join(path);
+            fs::create_dir_all(p.parent().expect("a parent")).expect("mkdir");
+            fs::write(p, text).expect("write");
+        }
+        dir
+    }
+
+    /// (package, bins) of every member, as `cargo metadata` says (a test may run cargo; a
+    /// build script may not).
+    fn cargo_says(root: &Path) -> Vec<(String, Vec<String>)> {
+        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+        let out = std::process::Command::new(cargo)
+            .args([
+                "metadata",
+                "--no-deps",
+                "--format-version",
+                "1",
+                "--offline",
+            ])
+            .current_dir(root)
+            .output()
+            .expect("cargo metadata");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let meta: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+        let mut packages: Vec<(String, Vec<String>)> = meta["packages"]
+            .as_array()
+            .expect("packages")
+            .iter()
+            .map(|p| {
+                let mut bins: Vec<String> = p["targets"]
+                    .as_array()
+                    .expect("targets")
+                    .iter()
+                    .filter(|t| {
+                        t["kind"]
+                            .as_array()
+                            .is_some_and(|k| k.iter().any(|k| k == "bin"))
+                    })
+                    .map(|t| t["name"].as_str().unwrap_or_default().to_owned())
+                    .collect();
+                bins.sort();
+                (p["name"].as_str().unwrap_or_default().to_owned(), bins)
+            })
+            .collect();
+        packages.sort();
+        packages
+    }
+
+    fn we_say(root: &Path) -> Vec<(String, Vec<String>)> {
+        let (ws, _) = discover(root).expect("discover");
+        let mut packages: Vec<(String, Vec<String>)> =
+            ws.packages.into_iter().map(|p| (p.name, p.bins)).collect();
+        packages.sort();
+        packages
+    }
+
+    const MAIN: &str = "fn main() {}\n";
+
+    /// The bins the build script finds are the bins cargo finds, in the cases where a
+    /// re-implementation of cargo's inference goes wrong.
+    #[test]
+    fn bins_are_what_cargo_metadata_says() {
+        let ws = tree(&[
+            (
+                "Cargo.toml",
+                "[workspace]\nmembers = [\"renamed\", \"dirs\", \"noauto\", \"featured\", \"inherits\"]\n\
+                 resolver = \"3\"\n[workspace.package]\nedition = \"2024\"\n",
+            ),
+            // src/main.rs claimed by a [[bin]] of another name: no `renamed` bin.
+            (
+                "renamed/Cargo.toml",
+                "[package]\nname = \"renamed\"\nversion = \"0.1.0\"\nedition = \"2024\"\n\n\
+                 [[bin]]\nname = \"renamed-cli\"\npath = \"src/main.rs\"\n",
+            ),
+            ("renamed/src/main.rs", MAIN),
+            // src/bin/NAME/main.rs and src/bin/NAME.rs, and a [[bin]] named after one.
+            (
+                "dirs/Cargo.toml",
+                "[package]\nname = \"dirs\"\nversion = \"0.1.0\"\nedition = \"2024\"\n\n\
+                 [[bin]]\nname = \"single\"\n",
+            ),
+            ("dirs/src/main.rs", MAIN),
+            ("dirs/src/bin/tool/main.rs", MAIN),
+            ("dirs/src/bin/single.rs", MAIN),
+            ("dirs/src/bin/notes.txt", "not a target\n"),
+            // autobins = false: only what is declared.
+            (
+                "noauto/Cargo.toml",
+                "[package]\nname = \"noauto\"\nversion = \"0.1.0\"\nedition = \"2024\"\nautobins = false\n\n\
+                 [[bin]]\nname = \"only\"\npath = \"src/only.rs\"\n",
+            ),
+            ("noauto/src/main.rs", MAIN),
+            ("noauto/src/only.rs", MAIN),
+            ("noauto/src/bin/ignored.rs", MAIN),
+            // A bin behind required-features is a target all the same.
+            (
+                "featured/Cargo.toml",
+                "[package]\nname = \"featured\"\nversion = \"0.1.0\"\nedition = \"2024\"\n\n\
+                 [features]\nextra = []\n\n[[bin]]\nname = \"gated\"\npath = \"src/gated.rs\"\n\
+                 required-features = [\"extra\"]\n",
+            ),
+            ("featured/src/main.rs", MAIN),
+            ("featured/src/gated.rs", MAIN),
+            // edition from the workspace: bin inference reads it.
+            (
+                "inherits/Cargo.toml",
+                "[package]\nname = \"inherits\"\nversion = \"0.1.0\"\nedition.workspace = true\n",
+            ),
+            ("inherits/src/main.rs", MAIN),
+        ]);
+        let cargo = cargo_says(ws.path());
+        assert_eq!(
+            cargo,
+            [
+                (
+                    "dirs".to_owned(),
+                    vec!["dirs".to_owned(), "single".into(), "tool".into()]
+                ),
+                ("featured".into(), vec!["featured".into(), "gated".into()]),
+                ("inherits".into(), vec!["inherits".into()]),
+                ("noauto".into(), vec!["only".into()]),
+                ("renamed".into(), vec!["renamed-cli".into()]),
+            ],
+            "the fixture is what cargo says it is"
+        );
+        assert_eq!(we_say(ws.path()), cargo);
+        // From a member, as a build script runs.
+        assert_eq!(we_say(&ws.path().join("renamed")), cargo);
+    }
 }
