@@ -261,7 +261,9 @@ fn metrics_parse_and_agree_with_list() {
     let home = Home::new();
     // No built-in types: only our own ranges, so foreign listeners are the test's alone.
     home.without_builtins("");
-    home.ok(&["type", "add", "mine", "--range", "20000-20009"]);
+    // A span nothing listens on now: the foreign listener below is the only one there.
+    let s = common::free_span_from(30900, 10);
+    home.ok(&["type", "add", "mine", "--range", &format!("{s}-{}", s + 9)]);
     home.ok(&["allocate", "--service", "mine", "--instance", "a"]);
     for i in 0..3 {
         home.ok(&[
@@ -278,9 +280,9 @@ fn metrics_parse_and_agree_with_list() {
         1,
     );
     // A foreign listener inside our range: a port of `mine` that no instance holds.
-    let foreign = (20001..=20009)
+    let foreign = (s + 1..=s + 9)
         .find_map(|p| TcpListener::bind(("127.0.0.1", p)).ok())
-        .expect("a free port in 20001-20009");
+        .expect("a free port of `mine`");
 
     let list = home.json(&["list"]);
     let types = list["service_types"].as_array().unwrap();

@@ -121,24 +121,30 @@ fn release_frees_and_removes_empty_auto_types() {
 #[test]
 fn type_add_set_rm() {
     let home = Home::new();
+    // A span nothing listens on now (a developer's machine may run servers anywhere).
+    let s = common::free_span_from(31700, 21);
+    let r = |a: u16, b: u16| format!("{}-{}", s + a, s + b);
     home.ok(&[
         "type",
         "add",
         "mine",
         "--range",
-        "20000-20009",
+        &r(0, 9),
         "--preferred",
-        "20005",
+        &(s + 5).to_string(),
     ]);
     let g = home.json(&["allocate", "--service", "mine", "--instance", "a"]);
-    assert_eq!(g["port"], 20005);
-    let err = home.fails(&["type", "add", "clash", "--range", "20009-20020"], 1);
-    assert!(err.contains("overlaps 20000-20009 of \"mine\""), "{err}");
-    let err = home.fails(&["type", "set", "mine", "--range", "20006-20009"], 1);
-    assert!(err.contains("holds port 20005"), "{err}");
-    home.ok(&["type", "set", "mine", "--range", "20000-20019", "--single"]);
+    assert_eq!(g["port"], s + 5);
+    let err = home.fails(&["type", "add", "clash", "--range", &r(9, 20)], 1);
+    assert!(
+        err.contains(&format!("overlaps {} of \"mine\"", r(0, 9))),
+        "{err}"
+    );
+    let err = home.fails(&["type", "set", "mine", "--range", &r(6, 9)], 1);
+    assert!(err.contains(&format!("holds port {}", s + 5)), "{err}");
+    home.ok(&["type", "set", "mine", "--range", &r(0, 19), "--single"]);
     let b = home.json(&["allocate", "--service", "mine", "--instance", "b"]);
-    assert_eq!(b["port"], 20005, "single types share the port");
+    assert_eq!(b["port"], s + 5, "single types share the port");
     let err = home.fails(&["type", "rm", "mine"], 1);
     assert!(err.contains("--force"), "{err}");
     home.ok(&["type", "rm", "mine", "--force"]);
@@ -157,6 +163,8 @@ fn type_add_set_rm() {
 #[test]
 fn rules_and_settings_steer_auto_allocation() {
     let home = Home::new();
+    // Spans nothing listens on now: the rule's preferred start, and one for `smart`.
+    let preferred = common::free_span_from(31800, 20);
     home.ok(&[
         "rule",
         "add",
@@ -164,12 +172,15 @@ fn rules_and_settings_steer_auto_allocation() {
         "--chunk-size",
         "20",
         "--preferred-start",
-        "20000",
+        &preferred.to_string(),
     ]);
     let rules = home.json(&["rule", "list"]);
     assert_eq!(rules["metrics-*"]["chunk_size"], 20);
     let g = home.json(&["allocate", "--service", "metrics-db", "--instance", "i"]);
-    assert_eq!(g["ranges"], serde_json::json!([[20000, 20019]]));
+    assert_eq!(
+        g["ranges"],
+        serde_json::json!([[preferred, preferred + 19]])
+    );
     home.ok(&["rule", "rm", "metrics-*"]);
     assert_eq!(home.json(&["rule", "list"]), serde_json::json!({}));
 
@@ -178,9 +189,14 @@ fn rules_and_settings_steer_auto_allocation() {
     let show = home.json(&["config", "show"]);
     assert_eq!(show["settings"]["placement"], "smart");
     assert_eq!(show["settings"]["chunk_size"], 5);
-    // smart fills the first gap: 10000-… lies below the `ai` range.
+    // smart fills the first gap that fits: below a type higher up in the span, where
+    // `after` would go past it.
+    let low = common::free_span_from(31850, 30);
+    home.ok(&["config", "set", "min_port", &low.to_string()]);
+    let above = format!("{}-{}", low + 20, low + 29);
+    home.ok(&["type", "add", "higher-up", "--range", &above]);
     let g = home.json(&["allocate", "--service", "z", "--instance", "i"]);
-    assert_eq!(g["ranges"], serde_json::json!([[10000, 10004]]));
+    assert_eq!(g["ranges"], serde_json::json!([[low, low + 4]]));
     home.ok(&["config", "set", "auto_allocate", "false"]);
     let err = home.fails(&["allocate", "--service", "unknown", "--instance", "i"], 1);
     assert!(err.contains("type add unknown"), "{err}");
@@ -423,17 +439,19 @@ fn runs_bare_and_as_a_cargo_subcommand() {
 #[test]
 fn a_hand_edit_is_seen_at_once_and_moves_the_instances_it_leaves_outside() {
     let home = Home::new();
-    home.without_builtins("[types.edited]\nranges = [[20700, 20709]]\n");
+    let s = u64::from(common::free_span_from(31900, 12));
+    home.without_builtins(&format!("[types.edited]\nranges = [[{s}, {}]]\n", s + 9));
     for i in ["a", "b", "c"] {
         home.ok(&["allocate", "--service", "edited", "--instance", i]);
     }
-    // By hand: the range starts two ports up, so "a" (20700) and "b" (20701) fall outside.
-    let text = home
-        .config()
-        .replace("[[20700, 20709]]", "[[20702, 20711]]");
+    // By hand: the range starts two ports up, so "a" (s) and "b" (s + 1) fall outside.
+    let text = home.config().replace(
+        &format!("[[{s}, {}]]", s + 9),
+        &format!("[[{}, {}]]", s + 2, s + 11),
+    );
     std::fs::write(home.registry(), &text).unwrap();
     let list = home.json(&["list", "edited"]);
-    assert_eq!(list["service_types"][0]["ranges"][0][0], 20702);
+    assert_eq!(list["service_types"][0]["ranges"][0][0], s + 2);
     let v = home.json(&["config", "validate"]);
     assert_eq!(v["to_move"].as_array().map(Vec::len), Some(2), "{v}");
     let doctor = home.run(&["doctor", "--format", "json"]);
@@ -445,7 +463,7 @@ fn a_hand_edit_is_seen_at_once_and_moves_the_instances_it_leaves_outside() {
         .filter(|f| f["check"] == "instances")
         .count();
     assert_eq!(moves, 2, "{report}");
-    // The next write moves them into the new range, keeps "c", and never hands out 20702.
+    // The next write moves them into the new range, keeps "c", and never hands out s + 2.
     let out = home
         .cmd(&[
             "allocate",
@@ -461,14 +479,17 @@ fn a_hand_edit_is_seen_at_once_and_moves_the_instances_it_leaves_outside() {
     let err = String::from_utf8(out.stderr).unwrap();
     assert!(out.status.success(), "{err}");
     let g: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(g["port"], 20705);
-    assert!(err.contains("from port 20700 to 20703"), "{err}");
+    assert_eq!(g["port"], s + 5);
+    assert!(
+        err.contains(&format!("from port {s} to {}", s + 3)),
+        "{err}"
+    );
     let ports: std::collections::BTreeMap<String, u64> = home
         .holders("edited")
         .into_iter()
         .map(|(id, port, _)| (id, port))
         .collect();
-    let want = [("a", 20703), ("b", 20704), ("c", 20702), ("d", 20705)];
+    let want = [("a", s + 3), ("b", s + 4), ("c", s + 2), ("d", s + 5)];
     assert_eq!(ports, want.map(|(i, p)| (i.to_owned(), p)).into());
     let moved = home.json(&["audit", "--event", "INSTANCE_MOVED"]);
     assert_eq!(moved.as_array().map(Vec::len), Some(2), "{moved}");

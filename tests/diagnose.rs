@@ -33,14 +33,17 @@ fn listen_on(
 
 #[test]
 fn check_scan_and_doctor_see_our_listeners_on_both_loopbacks() {
-    let start = 27300;
+    // A span nothing listens on now, and where the instance's own service can bind.
+    let start = common::free_span_from(30300, 10);
     let home = home_with_range(start);
     // The instance's own service, a foreign squatter inside the range, and one outside.
     let _service = TcpListener::bind(("127.0.0.1", start)).expect("port free for the test");
     let (_squatter, foreign) = listen_on(start + 3..=start + 9, |p| {
         TcpListener::bind(("127.0.0.1", p))
     });
-    let (_outside, outside) = listen_on(27400..27500, |p| TcpListener::bind(("127.0.0.1", p)));
+    let (_outside, outside) = listen_on(start + 100..start + 200, |p| {
+        TcpListener::bind(("127.0.0.1", p))
+    });
     let v6 = TcpListener::bind((Ipv6Addr::LOCALHOST, 0)).ok().map(|l| {
         let p = l.local_addr().unwrap().port();
         (l, p)
@@ -94,7 +97,8 @@ fn check_scan_and_doctor_see_our_listeners_on_both_loopbacks() {
         (Some(false), Some(0))
     );
 
-    let scan = home.json(&["scan", "--start", &start.to_string(), "--end", "27499"]);
+    let end = (start + 199).to_string();
+    let scan = home.json(&["scan", "--start", &start.to_string(), "--end", &end]);
     let status = |p: u16| {
         scan.as_array()
             .unwrap()
@@ -135,7 +139,7 @@ fn check_scan_and_doctor_see_our_listeners_on_both_loopbacks() {
 
 #[test]
 fn doctor_finds_stale_leases_temp_files_and_a_held_lock() {
-    let home = home_with_range(27600);
+    let home = home_with_range(common::free_span_from(30700, 10));
     let healthy = home.ok(&["doctor"]);
     assert!(healthy.contains("is healthy"), "{healthy}");
     // A lease of a process that is gone (our pid with another start time), on a port that
