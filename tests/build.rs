@@ -149,11 +149,13 @@ fn build_constants_follow_this_checkouts_ports_and_nothing_else() {
 
     // A change of this checkout's own ports does, and the constants follow.
     home.ok(&["release", "--service", "postgres"]);
-    home.ok(&["type", "add", "postgres", "--range", "25000-25009"]);
+    let postgres = common::free_span_from(30500, 10);
+    let range = format!("{postgres}-{}", postgres + 9);
+    home.ok(&["type", "add", "postgres", "--range", &range]);
     home.ok(&["assign", "--manifest-path", m]);
     let log = build(&home, ws.path());
     assert!(!fresh(&log, "shop-cli"), "{log}");
-    assert_eq!(compiled_ports()["postgres"], 25000);
+    assert_eq!(compiled_ports()["postgres"], postgres);
     assert_eq!(
         compiled_ports()["shop-api"],
         compiled["shop-api"],

@@ -218,31 +218,46 @@ fn config_path_and_validate() {
 #[test]
 fn a_hand_written_comment_survives_every_write() {
     let home = Home::new();
-    let original = r#"# my ports, hand-kept
+    // Ranges in a span nothing listens on now, so that no allocation below moves.
+    let s = common::free_span_from(30400, 60);
+    let original = format!(
+        r#"# my ports, hand-kept
 [settings] # tuned for this laptop
-min_port = 20000 # above my VMs
+min_port = {s} # above my VMs
 chunk_size = 10
 gap_size = 5 # tight
 
 [types]
-inline = { ranges = [[22000, 22009]] } # inline
+inline = {{ ranges = [[{inline}, {inline_end}]] }} # inline
 
 # the shop
 [types.shop]
-ranges = [[20000, 20009]] # do not move
+ranges = [[{s}, {shop_end}]] # do not move
 description = "the shop" # who it is for
 
 [types.legacy] # inline table
-ranges = [[21000, 21009]]
+ranges = [[{legacy}, {legacy_end}]]
 
 [rules."ops-*"] # ops team
 chunk_size = 20
-"#;
-    std::fs::write(home.registry(), original).unwrap();
+"#,
+        shop_end = s + 9,
+        legacy = s + 20,
+        legacy_end = s + 29,
+        inline = s + 40,
+        inline_end = s + 49,
+    );
+    std::fs::write(home.registry(), &original).unwrap();
     home.ok(&["allocate", "--service", "shop", "--instance", "new"]);
     home.ok(&["allocate", "--service", "legacy", "--instance", "a"]);
     home.ok(&["allocate", "--service", "legacy", "--instance", "b"]);
-    home.ok(&["type", "set", "inline", "--range", "22000-22019"]);
+    home.ok(&[
+        "type",
+        "set",
+        "inline",
+        "--range",
+        &format!("{}-{}", s + 40, s + 59),
+    ]);
     home.ok(&["type", "set", "shop", "--description", "our shop"]);
     home.ok(&["allocate", "--service", "fresh", "--instance", "x"]);
     home.ok(&["config", "set", "gap_size", "6"]);
