@@ -368,8 +368,8 @@ fn metrics_parse_and_agree_with_list() {
     assert_eq!(mode, 0o644);
 }
 
-/// The real node_exporter (Debian's prometheus-node-exporter) on a file written by
-/// `metrics -o`: no scrape error, and the counters arrive typed `counter`.
+/// The real node_exporter (Debian's prometheus-node-exporter), as another user, on a file
+/// written by `metrics -o`: no scrape error, and the counters arrive typed `counter`.
 #[test]
 fn node_exporters_textfile_collector_reads_metrics_o() {
     const EXPORTER: &str = "/usr/bin/prometheus-node-exporter";
@@ -387,6 +387,26 @@ fn node_exporters_textfile_collector_reads_metrics_o() {
         "-o",
         dir.path().join("styxy.prom").to_str().unwrap(),
     ]);
+    // The collector runs as a user of its own: as root, run it as `nobody` (setpriv execs
+    // it, so its pid is the one this test kills), in a directory it may enter, so that the
+    // file's own mode is what lets it read. A non-root developer runs it as themselves.
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let as_nobody = rustix::process::geteuid().is_root();
+    let (program, prefix): (&str, &[&str]) = if as_nobody {
+        (
+            "/usr/bin/setpriv",
+            &[
+                "--reuid=nobody",
+                "--regid=nogroup",
+                "--clear-groups",
+                EXPORTER,
+            ],
+        )
+    } else {
+        eprintln!("not root: node_exporter runs as this user");
+        (EXPORTER, &[])
+    };
 
     // A port the OS picks, then handed to the exporter; retried if another process takes it
     // in between.
@@ -396,7 +416,8 @@ fn node_exporters_textfile_collector_reads_metrics_o() {
             .local_addr()
             .unwrap()
             .port();
-        let child = std::process::Command::new(EXPORTER)
+        let child = std::process::Command::new(program)
+            .args(prefix)
             .args([
                 "--collector.disable-defaults",
                 "--collector.textfile",
