@@ -213,6 +213,7 @@ pub fn main() -> ExitCode {
 /// Runs the tool with `args` (`argv[0]` first). Accepts `cargo-styxy styxy <cmd>` (as cargo
 /// runs it) and a bare `cargo-styxy <cmd>`.
 pub fn run(args: impl IntoIterator<Item = OsString>) -> ExitCode {
+    completions::complete_if_asked();
     let mut args: Vec<OsString> = args.into_iter().collect();
     if args.get(1).is_some_and(|a| a == run::CHILD) {
         return run::child(&args[2..]);
