@@ -654,6 +654,39 @@ fn url_variables_and_a_compose_project_name_per_checkout() {
     assert_ne!(na, nb);
     assert_eq!(na, name(a.path()));
     assert!(!env(a.path(), "dotenv").contains("COMPOSE_PROJECT_NAME"));
+    // The real docker compose reads the file: the port and the URL interpolated as written.
+    let project = tempfile::tempdir().unwrap();
+    home.ok(&[
+        "env",
+        "--manifest-path",
+        &manifest(a.path()),
+        "--format",
+        "compose",
+        "-o",
+        project.path().join(".env").to_str().unwrap(),
+    ]);
+    std::fs::write(
+        project.path().join("compose.yaml"),
+        "services:\n  api:\n    image: busybox\n    ports: [\"127.0.0.1:${SHOP_API_PORT}:8080\"]\n    \
+         environment:\n      API_URL: ${SHOP_API_URL}\n",
+    )
+    .unwrap();
+    let out = Command::new("docker-compose")
+        .arg("config")
+        .current_dir(project.path())
+        .output()
+        .expect("docker-compose is installed (.ci/run installs Debian's docker-compose)");
+    let config = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        config.contains(&format!("127.0.0.1:{port}:8080"))
+            && config.contains(&format!("API_URL: {url}")),
+        "{config}"
+    );
 
     // A template the env files could not hold as written is refused, naming the key.
     let bad = workspace(&[
