@@ -468,3 +468,42 @@ fn http_get(port: u16, path: &str) -> Option<String> {
     let status = head.split_whitespace().nth(1)?;
     (head.starts_with("HTTP/1.") && status == "200").then(|| body.to_owned())
 }
+
+/// `promtool check metrics` (Debian's prometheus package) finds nothing to say about what
+/// `metrics` prints: valid, typed, and clean of its lint problems.
+#[test]
+fn promtool_finds_the_metrics_clean() {
+    const PROMTOOL: &str = "/usr/bin/promtool";
+    assert!(
+        std::path::Path::new(PROMTOOL).exists(),
+        "{PROMTOOL} is missing: install Debian's prometheus (bash .ci/run does)"
+    );
+    let home = Home::new();
+    for i in ["a", "b"] {
+        home.ok(&["allocate", "--service", "checked", "--instance", i]);
+    }
+    let text = home.ok(&["metrics"]);
+    let mut child = std::process::Command::new(PROMTOOL)
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.status.success() && said.trim().is_empty(),
+        "{said}\n{text}"
+    );
+}
