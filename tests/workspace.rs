@@ -298,6 +298,24 @@ fn cargo_conventions_for_flags_colors_and_formats() {
         "CARGO_TERM_COLOR=always colors a piped error"
     );
     assert!(!colored(Some("never")), "--color never wins");
+    // In cargo's own colours: the `error` prefix is styled as cargo styles its own.
+    let prefix = |stderr: &[u8]| {
+        let text = String::from_utf8_lossy(stderr).into_owned();
+        text.split_once(": ")
+            .map(|(p, _)| p.to_owned())
+            .unwrap_or(text)
+    };
+    let ours = home
+        .cmd(&["release", "--service", "nope", "--color", "always"])
+        .output()
+        .unwrap();
+    let cargo = Command::new(env!("CARGO"))
+        .args(["--color", "always", "locate-project", "--manifest-path"])
+        .arg(home.path().join("none/Cargo.toml"))
+        .output()
+        .unwrap();
+    assert_eq!(prefix(&ours.stderr), prefix(&cargo.stderr));
+    assert!(prefix(&ours.stderr).contains('\x1b'));
 }
 
 #[test]

@@ -30,7 +30,6 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anstream::eprintln;
-use anstyle::{AnsiColor, Effects, Style};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use serde::Serialize;
 
@@ -152,7 +151,7 @@ impl Ctx {
     /// Prints a warning on stderr unless `-q`.
     pub fn warn(&self, message: &str) {
         if !self.quiet {
-            let style = AnsiColor::Yellow.on_default().effects(Effects::BOLD);
+            let style = clap_cargo::style::WARN;
             eprintln!("{style}warning{style:#}: {message}");
         }
     }
@@ -356,9 +355,8 @@ fn is_broken_pipe(e: &anyhow::Error) -> bool {
 
 /// One `error: …` line, with the causes the message does not already say.
 fn report(e: &anyhow::Error) {
-    let style = Style::new()
-        .fg_color(Some(AnsiColor::Red.into()))
-        .effects(Effects::BOLD);
+    // cargo's own colours, as clap_cargo has them.
+    let style = clap_cargo::style::ERROR;
     let mut line = e.to_string();
     for cause in e.chain().skip(1) {
         let cause = cause.to_string();
