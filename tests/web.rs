@@ -111,6 +111,8 @@ fn routes_answer_with_the_token() {
     let page = ui.req("GET", "/", &[&cookie_header], None);
     assert_eq!(page.status, 200);
     assert!(page.body.contains("<svg id=\"map\""));
+    // Its icon is inline: no /favicon.ico request ends in an error.
+    assert!(page.body.contains("<link rel=\"icon\" href=\"data:image/svg+xml,"));
 
     let state = ui.req("GET", "/api/state", &[&auth], None).json();
     assert!(state["service_types"].as_array().unwrap().len() >= 17);
@@ -566,4 +568,120 @@ fn a_symlinked_token_file_is_refused_not_written_through() {
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(err.contains("symlink"), "{err}");
     assert_eq!(std::fs::read_to_string(victim.path()).unwrap(), "precious");
+}
+
+/// Reads of the registry (`openat` of a file in `dir`) in an strace log so far.
+fn registry_reads(log: &std::path::Path, dir: &std::path::Path) -> usize {
+    let dir = dir.display().to_string();
+    std::fs::read_to_string(log)
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| l.contains("openat(") && l.contains(&dir))
+        .count()
+}
+
+#[test]
+fn an_idle_dashboard_reads_nothing_until_a_page_watches() {
+    let home = Home::new();
+    let trace = tempfile::tempdir().unwrap();
+    let log = trace.path().join("ui.strace");
+    // Under strace from the start (a tracer may always trace its own child).
+    let mut strace = std::process::Command::new("strace")
+        .args(["-f", "-qq", "-e", "trace=openat", "-o"])
+        .arg(&log)
+        .arg(common::BIN)
+        .args(["styxy", "ui", "--format", "json", "--port", "9875"])
+        .env("STYXY_HOME", home.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("strace is installed (.ci/run installs it)");
+    let mut line = String::new();
+    BufReader::new(strace.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let started: serde_json::Value = serde_json::from_str(&line).expect("ui prints its URL");
+    let ui_pid = std::fs::read_to_string(format!("/proc/{0}/task/{0}/children", strace.id()))
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .parse::<u32>()
+        .unwrap();
+    // Stopped (by pid) and reaped whatever happens below: the ui first, then strace.
+    struct Stop(u32, std::process::Child);
+    impl Drop for Stop {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("kill")
+                .arg(self.0.to_string())
+                .status();
+            let _ = self.1.wait();
+        }
+    }
+    let _stop = Stop(ui_pid, strace);
+
+    // Serving: it answers (a request without the token, which reads nothing).
+    let port = started["port"].as_u64().unwrap() as u16;
+    let answer = send(
+        (Ipv4Addr::LOCALHOST, port),
+        &format!("GET / HTTP/1.1\r\nHost: localhost:{port}\r\nConnection: close\r\n\r\n"),
+    );
+    assert_eq!(answer.status, 401);
+    // No page: nothing is read, however long it stays open (the old server read the
+    // registry every 400 ms).
+    let idle_from = registry_reads(&log, home.path());
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(
+        registry_reads(&log, home.path()),
+        idle_from,
+        "the idle dashboard read the registry"
+    );
+
+    // A page opens the event stream: now it watches the registry.
+    let token = started["url"]
+        .as_str()
+        .unwrap()
+        .split("token=")
+        .nth(1)
+        .unwrap();
+    let mut s = TcpStream::connect((Ipv4Addr::LOCALHOST, port)).unwrap();
+    write!(
+        s,
+        "GET /api/events HTTP/1.1\r\nHost: localhost:{port}\r\nAuthorization: Bearer {token}\r\n\r\n"
+    )
+    .unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    let mut first = String::new();
+    let mut reader = BufReader::new(s);
+    while !first.starts_with("data: ") {
+        first.clear();
+        reader.read_line(&mut first).unwrap();
+    }
+    let watching_from = registry_reads(&log, home.path());
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while registry_reads(&log, home.path()) == watching_from {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "a watched dashboard never looked at the registry"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn a_second_ui_prints_the_running_ones_url() {
+    let home = Home::new();
+    let ui = home.start_ui(9877, &[], &[]);
+    let out = home
+        .cmd(&["ui", "--format", "json", "--port", &ui.port.to_string()])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    let again: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(again["url"], ui.url.as_str());
+    assert!(
+        err.contains(&format!("already runs (pid {})", ui.child.id())),
+        "{err}"
+    );
 }

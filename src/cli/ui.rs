@@ -12,7 +12,8 @@ use crate::cli::{Ctx, Format, port_arg};
 ///
 /// The port is the dashboard's own instance of the `coordination` type, so it is the same
 /// on every start. The URL carries a token made anew at each start (also in `ui.token` in
-/// the registry, 0600); the page trades it for a cookie. Runs until Ctrl-C.
+/// the registry, 0600); the page trades it for a cookie. Runs until Ctrl-C. If the
+/// dashboard already runs, prints its URL instead and exits 0.
 #[derive(Debug, Args)]
 pub struct UiArgs {
     /// Port wanted (in the `coordination` range; else a warning and the usual one)
@@ -43,32 +44,34 @@ pub fn run(ctx: &Ctx, args: UiArgs) -> anyhow::Result<()> {
         }
         out.value.port
     };
-    let v4 = TcpListener::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, port))).map_err(|e| {
-        anyhow::anyhow!(
-            "cannot listen on 127.0.0.1:{port} ({e}); is another `cargo styxy ui` running? See `cargo styxy check {port}`"
-        )
-    })?;
+    let token_file = ctx.store.dir().join("ui.token");
+    let v4 = match TcpListener::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, port))) {
+        Ok(l) => l,
+        Err(e) => {
+            // Another `ui` of this registry serves there: its URL, not an error.
+            if let Some((pid, token)) = running_ui(port, &token_file) {
+                let pid = if pid > 0 {
+                    format!(" (pid {pid})")
+                } else {
+                    String::new()
+                };
+                ctx.warn(&format!("the dashboard already runs{pid}; this is its URL"));
+                print_url(ctx, port, &token, &token_file)?;
+                return Ok(());
+            }
+            anyhow::bail!(
+                "cannot listen on 127.0.0.1:{port} ({e}), and it is not a `cargo styxy ui` of this registry; see `cargo styxy check {port}`"
+            );
+        }
+    };
     let mut listeners = vec![v4];
     match TcpListener::bind(SocketAddr::from((Ipv6Addr::LOCALHOST, port))) {
         Ok(v6) => listeners.push(v6),
         Err(e) => ctx.note(&format!("not listening on [::1]:{port}: {e}")),
     }
     let token = crate::web::security::new_token()?;
-    let token_file = ctx.store.dir().join("ui.token");
     crate::fsx::write_atomic(&token_file, token.as_bytes())?;
-    let url = format!("http://127.0.0.1:{port}/?token={token}");
-    {
-        let mut out = std::io::stdout().lock();
-        match ctx.format {
-            Format::Json => writeln!(
-                out,
-                "{}",
-                serde_json::json!({ "url": url, "port": port, "token_file": token_file })
-            )?,
-            _ => writeln!(out, "{url}")?,
-        }
-        out.flush()?;
-    }
+    let url = print_url(ctx, port, &token, &token_file)?;
     ctx.note("serving the dashboard; Ctrl-C stops it");
     if args.open {
         let browser = std::env::var("BROWSER").unwrap_or_else(|_| "xdg-open".into());
@@ -80,4 +83,52 @@ pub fn run(ctx: &Ctx, args: UiArgs) -> anyhow::Result<()> {
     }
     crate::web::serve(ctx.store.clone(), token, port, listeners)?;
     Ok(())
+}
+
+/// Prints the dashboard's URL (one JSON line with `--format json`) and returns it.
+fn print_url(
+    ctx: &Ctx,
+    port: u16,
+    token: &str,
+    token_file: &std::path::Path,
+) -> anyhow::Result<String> {
+    let url = format!("http://127.0.0.1:{port}/?token={token}");
+    let mut out = std::io::stdout().lock();
+    match ctx.format {
+        Format::Json => writeln!(
+            out,
+            "{}",
+            serde_json::json!({ "url": url, "port": port, "token_file": token_file })
+        )?,
+        _ => writeln!(out, "{url}")?,
+    }
+    out.flush()?;
+    Ok(url)
+}
+
+/// The pid and token of the `cargo styxy ui` of this registry that listens on `port`, if
+/// that is what listens there: the server there takes the token this registry's `ui.token`
+/// holds (a dashboard of another registry on the same port would refuse it).
+fn running_ui(port: u16, token_file: &std::path::Path) -> Option<(u32, String)> {
+    use std::io::{BufRead, Write as _};
+    crate::fsx::check_regular(token_file).ok()?;
+    let token = std::fs::read_to_string(token_file).ok()?.trim().to_owned();
+    let timeout = std::time::Duration::from_secs(2);
+    let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+    let mut s = std::net::TcpStream::connect_timeout(&addr, timeout).ok()?;
+    s.set_read_timeout(Some(timeout)).ok()?;
+    write!(
+        s,
+        "GET /api/state HTTP/1.1\r\nHost: localhost:{port}\r\nAuthorization: Bearer {token}\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut status = String::new();
+    std::io::BufReader::new(s).read_line(&mut status).ok()?;
+    if status.split_whitespace().nth(1) != Some("200") {
+        return None;
+    }
+    let pid = crate::probe::listeners_of(port)
+        .first()
+        .map_or(0, |l| l.pid);
+    Some((pid, token))
 }

@@ -36,6 +36,22 @@ pub struct AppState {
     pub port: u16,
     /// The latest dashboard state as JSON; the event stream sends every new one.
     pub state: tokio::sync::watch::Sender<String>,
+    /// Woken when a page subscribes to the event stream: with none open, nothing polls.
+    pub watched: tokio::sync::Notify,
+}
+
+/// Reads the registry afresh into `state.state` (for a page that asks while nobody watched).
+async fn refresh(state: &AppState) {
+    let store = state.store.clone();
+    if let Ok(fresh) = tokio::task::spawn_blocking(move || snapshot(&store).to_string()).await {
+        state.state.send_if_modified(|s| {
+            let changed = *s != fresh;
+            if changed {
+                *s = fresh;
+            }
+            changed
+        });
+    }
 }
 
 /// The whole picture the map and tables draw: the listing, rules, zones, the managed span,
@@ -138,6 +154,7 @@ async fn index(State(_): State<Arc<AppState>>, req: Request) -> Response {
 }
 
 async fn api_state(State(state): State<Arc<AppState>>) -> Response {
+    refresh(&state).await;
     let body = state.state.borrow().clone();
     ([(header::CONTENT_TYPE, "application/json")], body).into_response()
 }
@@ -145,7 +162,9 @@ async fn api_state(State(state): State<Arc<AppState>>) -> Response {
 async fn events(
     State(state): State<Arc<AppState>>,
 ) -> Sse<impl futures_util::Stream<Item = Result<SseEvent, Infallible>>> {
+    refresh(&state).await;
     let rx = state.state.subscribe();
+    state.watched.notify_one();
     let stream = futures_util::stream::unfold((rx, true), |(mut rx, first)| async move {
         if !first && rx.changed().await.is_err() {
             return None;
@@ -509,30 +528,26 @@ pub fn serve(
         .enable_all()
         .build()?;
     runtime.block_on(async move {
-        let (tx, _) = tokio::sync::watch::channel(snapshot(&store).to_string());
+        // Filled when a page first asks (`refresh`): nothing is read before.
+        let (tx, _) = tokio::sync::watch::channel(String::new());
         let state = Arc::new(AppState {
             store,
             token,
             port,
             state: tx,
+            watched: tokio::sync::Notify::new(),
         });
+        // Polls the registry while a page watches, and sleeps while none does.
         let watcher = state.clone();
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_millis(400));
             loop {
-                tick.tick().await;
-                let store = watcher.store.clone();
-                if let Ok(fresh) =
-                    tokio::task::spawn_blocking(move || snapshot(&store).to_string()).await
-                {
-                    watcher.state.send_if_modified(|s| {
-                        let changed = *s != fresh;
-                        if changed {
-                            *s = fresh;
-                        }
-                        changed
-                    });
+                if watcher.state.receiver_count() == 0 {
+                    watcher.watched.notified().await;
+                    tick.reset();
                 }
+                tick.tick().await;
+                refresh(&watcher).await;
             }
         });
         let app = router(state);
