@@ -112,7 +112,10 @@ fn routes_answer_with_the_token() {
     assert_eq!(page.status, 200);
     assert!(page.body.contains("<svg id=\"map\""));
     // Its icon is inline: no /favicon.ico request ends in an error.
-    assert!(page.body.contains("<link rel=\"icon\" href=\"data:image/svg+xml,"));
+    assert!(
+        page.body
+            .contains("<link rel=\"icon\" href=\"data:image/svg+xml,")
+    );
 
     let state = ui.req("GET", "/api/state", &[&auth], None).json();
     assert!(state["service_types"].as_array().unwrap().len() >= 17);
@@ -684,4 +687,68 @@ fn a_second_ui_prints_the_running_ones_url() {
         err.contains(&format!("already runs (pid {})", ui.child.id())),
         "{err}"
     );
+}
+
+#[test]
+fn slow_clients_cannot_starve_a_normal_request() {
+    let home = Home::new();
+    // The dashboard with 256 open files at most, as on a tight system.
+    let mut child = std::process::Command::new("sh")
+        .args([
+            "-c",
+            r#"ulimit -n 256 && exec "$0" "$@""#,
+            common::BIN,
+            "styxy",
+            "ui",
+            "--format",
+            "json",
+            "--port",
+            "9873",
+        ])
+        .env("STYXY_HOME", home.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let _ui = common::Reaped(child);
+    let started: serde_json::Value = serde_json::from_str(&line).expect("ui prints its URL");
+    let port = started["port"].as_u64().unwrap() as u16;
+    let token = started["url"]
+        .as_str()
+        .unwrap()
+        .split("token=")
+        .nth(1)
+        .unwrap()
+        .to_owned();
+    let addr = std::net::SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+
+    // 300 clients that send half a request and then nothing, more than it has files for.
+    let slow: Vec<TcpStream> = (0..300)
+        .filter_map(|_| {
+            let mut s = TcpStream::connect_timeout(&addr, Duration::from_millis(500)).ok()?;
+            s.write_all(b"GET /api/state HTTP/1.1\r\nHost: local")
+                .ok()?;
+            Some(s)
+        })
+        .collect();
+    assert!(slow.len() > 128, "only {} slow clients got in", slow.len());
+
+    // A normal request is still answered: the slow ones time out and make room.
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(90))).unwrap();
+    write!(
+        s,
+        "GET /api/state HTTP/1.1\r\nHost: localhost:{port}\r\nAuthorization: Bearer {token}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut status = String::new();
+    BufReader::new(s)
+        .read_line(&mut status)
+        .expect("an answer before the read timeout");
+    assert!(status.starts_with("HTTP/1.1 200"), "{status:?}");
+    drop(slow);
 }

@@ -516,6 +516,48 @@ pub fn router(state: Arc<AppState>) -> Router {
         .with_state(state)
 }
 
+/// Connections served at once, on all listeners: well under a default limit of 1,024 open
+/// files (or a tight 256), so that slow clients cannot take the last file descriptor.
+const MAX_CONNECTIONS: usize = 128;
+
+/// How long a client may take to send a request's headers; a connection that sends none
+/// in time is closed, and its slot goes to the next.
+const HEADER_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Accepts connections while a slot is free (at the cap, new clients wait in the kernel's
+/// queue until one ends) and serves each over HTTP/1 with a header-read timeout.
+async fn accept(
+    listener: tokio::net::TcpListener,
+    app: Router,
+    slots: Arc<tokio::sync::Semaphore>,
+) {
+    use hyper_util::rt::{TokioIo, TokioTimer};
+    loop {
+        let Ok(slot) = slots.clone().acquire_owned().await else {
+            return;
+        };
+        let stream = match listener.accept().await {
+            Ok((stream, _)) => stream,
+            // Out of file descriptors, or a connection reset before it was accepted: the
+            // next accept may well succeed once a connection ends.
+            Err(_) => {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let service = hyper_util::service::TowerToHyperService::new(app.clone());
+        tokio::spawn(async move {
+            let _slot = slot;
+            let connection = hyper::server::conn::http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(HEADER_TIMEOUT)
+                .serve_connection(TokioIo::new(stream), service);
+            // A client that goes away, or never finishes its headers, ends only its own.
+            let _ = connection.await;
+        });
+    }
+}
+
 /// Serves the dashboard on `listeners` until Ctrl-C or SIGTERM, watching the registry so
 /// that every open page updates within half a second of any process's change.
 pub fn serve(
@@ -551,11 +593,12 @@ pub fn serve(
             }
         });
         let app = router(state);
+        let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
         let mut servers = Vec::new();
         for l in listeners {
             l.set_nonblocking(true)?;
             let l = tokio::net::TcpListener::from_std(l)?;
-            servers.push(tokio::spawn(axum::serve(l, app.clone()).into_future()));
+            servers.push(tokio::spawn(accept(l, app.clone(), slots.clone())));
         }
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
         tokio::select! {
