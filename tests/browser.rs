@@ -252,6 +252,90 @@ async fn the_dashboard_works_in_a_real_browser() {
         "{err}"
     );
 
+    // Typing into a range while another process changes the registry: the text and the
+    // focus survive the live update, and the row says what changed underneath.
+    let field =
+        r#"#types-table tr[data-type="from-browser"] input[aria-label="ranges of from-browser"]"#;
+    type_into(&client, field, "23000-23019").await;
+    let revision = |client: &fantoccini::Client| {
+        let client = client.clone();
+        async move {
+            client
+                .execute("return +document.body.dataset.revision;", vec![])
+                .await
+                .unwrap()
+                .as_u64()
+                .unwrap()
+        }
+    };
+    let seen = revision(&client).await;
+    home.ok(&["type", "set", "from-browser", "--range", "23000-23014"]);
+    until(
+        &client,
+        "the live update",
+        &format!("+document.body.dataset.revision > {seen}"),
+    )
+    .await;
+    let kept = client
+        .execute(
+            &format!(
+                "const f = document.querySelector('{field}'); return [f.value, document.activeElement === f, f.closest('tr').querySelector('.row-note').textContent];"
+            ),
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(kept[0], "23000-23019", "{kept}");
+    assert_eq!(kept[1], true, "the field lost its focus: {kept}");
+    assert!(
+        kept[2].as_str().unwrap().contains("now 23000-23014"),
+        "{kept}"
+    );
+    // A rejected save shows its error beside the field, not at the top of the table.
+    type_into(&client, field, "9-1").await;
+    click(
+        &client,
+        r#"#types-table tr[data-type="from-browser"] td.actions button"#,
+    )
+    .await;
+    let err = until(
+        &client,
+        "the row's error",
+        r#"document.querySelector('#types-table tr[data-type="from-browser"] .row-error').textContent"#,
+    )
+    .await;
+    assert!(err.as_str().unwrap().contains("9-1"), "{err}");
+    assert_eq!(
+        home.json(&["list", "from-browser"])["service_types"][0]["ranges"],
+        json!([[23000, 23014]])
+    );
+    // Remove asks first, saying what goes with the type; one click removes nothing.
+    let remove = r#"#types-table tr[data-type="from-cli"] button.danger"#;
+    click(&client, remove).await;
+    let ask = until(
+        &client,
+        "the confirmation",
+        r#"document.querySelector('#types-table tr[data-type="from-cli"] .confirm')?.textContent"#,
+    )
+    .await;
+    assert!(
+        ask.as_str()
+            .unwrap()
+            .contains("Remove from-cli and its 1 instance"),
+        "{ask}"
+    );
+    let still = home.json(&["list", "from-cli"]);
+    assert_eq!(still["service_types"].as_array().unwrap().len(), 1);
+    click(&client, remove).await;
+    until(
+        &client,
+        "the removed row",
+        r#"!document.querySelector('#types-table tr[data-type="from-cli"]')"#,
+    )
+    .await;
+    let gone = home.json(&["list", "from-cli"]);
+    assert!(gone["service_types"].as_array().unwrap().is_empty());
+
     // The audit view filters.
     click(&client, "nav button[data-tab=audit]").await;
     type_into(&client, "#audit-form input[name=service]", "from-cli").await;
@@ -259,10 +343,15 @@ async fn the_dashboard_works_in_a_real_browser() {
     let rows = until(
         &client,
         "the filtered audit",
-        "(() => { const r = [...document.querySelectorAll('#audit-table tbody tr')].map(tr => tr.children[2].textContent); return r.length === 2 && r; })()",
+        "(() => { const r = [...document.querySelectorAll('#audit-table tbody tr')].map(tr => tr.children[2].textContent); return r.length >= 2 && r; })()",
     )
     .await;
-    assert_eq!(rows, json!(["from-cli", "from-cli"]));
+    // Its allocation, and its removal above.
+    let rows = rows.as_array().unwrap();
+    assert!(
+        rows.len() >= 3 && rows.iter().all(|r| r == "from-cli"),
+        "{rows:?}"
+    );
 
     // An invalid setting is refused with its error inline, and nothing is saved.
     let before = home.read();
