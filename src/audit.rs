@@ -219,7 +219,8 @@ pub struct Filter {
     pub event: Option<String>,
     /// A glob on the service type.
     pub service: Option<glob::Pattern>,
-    pub instance: Option<String>,
+    /// A glob on the instance id, as on the service type.
+    pub instance: Option<glob::Pattern>,
     /// Free text, matched case-insensitively against the whole record.
     pub text: Option<String>,
 }
@@ -238,7 +239,7 @@ impl Filter {
             && self
                 .instance
                 .as_ref()
-                .is_none_or(|i| r.instance.as_deref() == Some(i.as_str()))
+                .is_none_or(|p| r.instance.as_deref().is_some_and(|i| p.matches(i)))
             && self.since.is_none_or(|s| t.is_some_and(|t| t >= s))
             && self.until.is_none_or(|u| t.is_some_and(|t| t <= u))
             && self.text.as_ref().is_none_or(|q| {

@@ -178,6 +178,16 @@ fn filters_combine_and_reach_into_rotated_files() {
         1
     );
     assert!(events(&home, &["--until", "1h", "--instance", "i0"]).is_empty());
+    // --instance is a glob, as --service is.
+    assert_eq!(
+        events(
+            &home,
+            &["--instance", "i1*", "--event", "INSTANCE_ASSIGNED"]
+        )
+        .len(),
+        3,
+        "i1, i10, i11"
+    );
     assert!(events(&home, &["--since", "2999-01-01T00:00:00Z"]).is_empty());
     let err = home.fails(&["audit", "--since", "yesterday-ish"], 2);
     assert!(err.contains("neither an RFC 3339 time"), "{err}");

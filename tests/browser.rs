@@ -352,6 +352,50 @@ async fn the_dashboard_works_in_a_real_browser() {
         rows.len() >= 3 && rows.iter().all(|r| r == "from-cli"),
         "{rows:?}"
     );
+    // One page of records: neither "older" nor "newer" leads anywhere.
+    let paging = client
+        .execute(
+            "return [document.querySelector('#audit-next').disabled, document.querySelector('#audit-prev').disabled];",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(paging, json!([true, true]));
+    // A filter that cannot be read: its error, and no stale rows under it.
+    type_into(&client, "#audit-form input[name=since]", "yesterday-ish").await;
+    click(&client, "#audit-form button[type=submit]").await;
+    let err = until(
+        &client,
+        "the audit filter error",
+        "document.querySelector('#audit-error').textContent",
+    )
+    .await;
+    assert!(err.as_str().unwrap().contains("yesterday-ish"), "{err}");
+    let left = client
+        .execute(
+            "return document.querySelectorAll('#audit-table tbody tr').length;",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(left, json!(0));
+    // Live: a change by another process shows on the open first page, unasked.
+    type_into(&client, "#audit-form input[name=since]", "").await;
+    type_into(&client, "#audit-form input[name=service]", "live-*").await;
+    click(&client, "#audit-form button[type=submit]").await;
+    until(
+        &client,
+        "the empty filter",
+        "document.querySelector('#audit-page').textContent === 'no records'",
+    )
+    .await;
+    home.ok(&["allocate", "--service", "live-one", "--instance", "x"]);
+    until(
+        &client,
+        "the live audit rows",
+        "document.querySelectorAll('#audit-table tbody tr').length >= 2",
+    )
+    .await;
 
     // An invalid setting is refused with its error inline, and nothing is saved.
     let before = home.read();

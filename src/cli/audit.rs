@@ -27,7 +27,7 @@ pub struct AuditArgs {
     /// Only this service type (a glob: `shop-*`)
     #[arg(long, value_name = "TYPE")]
     pub service: Option<String>,
-    /// Only this instance
+    /// Only this instance (a glob, as --service: `/home/*/shop*`)
     #[arg(long, value_name = "ID")]
     pub instance: Option<String>,
     /// Only the last N matching records
@@ -63,7 +63,11 @@ pub fn run(ctx: &Ctx, args: AuditArgs) -> Result<(), CliError> {
         until: args.until,
         event: args.event.clone(),
         service,
-        instance: args.instance.clone(),
+        instance: args
+            .instance
+            .as_deref()
+            .map(crate::registry::validate::pattern)
+            .transpose()?,
         text: None,
     };
     let (records, warnings) = audit::read(ctx.store.dir());

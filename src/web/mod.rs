@@ -83,6 +83,7 @@ pub fn snapshot(store: &Store) -> Value {
         "registry": store.file(),
         "service_types": listing.service_types,
         "settings": listing.settings,
+        "audit_events": crate::registry::model::Event::NAMES,
         "space": { "min_port": space.lo, "max_port": space.hi },
         "ephemeral": machine.ephemeral,
         "rules": reg.rules,
@@ -436,7 +437,9 @@ async fn audit(
         service: nonempty(q.service)
             .map(|s| validate::pattern(&s))
             .transpose()?,
-        instance: nonempty(q.instance),
+        instance: nonempty(q.instance)
+            .map(|s| validate::pattern(&s))
+            .transpose()?,
         text: nonempty(q.q),
     };
     let dir = state.store.dir().to_path_buf();
