@@ -410,6 +410,28 @@ async fn the_dashboard_works_in_a_real_browser() {
     .await;
     assert!(err.as_str().unwrap().contains("chunk_size"), "{err}");
     assert_eq!(home.read(), before);
+    // The audit trail's settings are there too.
+    type_into(&client, "#settings-form input[name=chunk_size]", "10").await;
+    type_into(&client, "#settings-form input[name=audit_files]", "5").await;
+    click(&client, "#settings-form button[type=submit]").await;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while home.json(&["config", "show"])["settings"]["audit_files"] != 5 {
+        assert!(Instant::now() < deadline, "audit_files was never saved");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    // A restarted dashboard has a new token: the open tab says so plainly.
+    let port = ui.port;
+    drop(ui);
+    let again = home.start_ui(port, &[], &[]);
+    assert_eq!(again.port, port);
+    let told = until(
+        &client,
+        "the restarted notice",
+        "!document.querySelector('#restarted').hidden && document.querySelector('#restarted').textContent",
+    )
+    .await;
+    assert!(told.as_str().unwrap().contains("cargo styxy ui"), "{told}");
 
     client.close().await.unwrap();
 }

@@ -214,6 +214,25 @@ fn routes_answer_with_the_token() {
             .status,
         400
     );
+    // A zone goes only once nothing places ranges in it: here, the type allocated there.
+    let r = ui.json_post("DELETE", "/api/zones/front", "{}");
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert!(
+        r.json()["error"]
+            .as_str()
+            .unwrap()
+            .contains("type \"fe-x\""),
+        "{}",
+        r.body
+    );
+    assert_eq!(
+        ui.json_post("DELETE", "/api/types/fe-x?force=true", "{}")
+            .status,
+        200
+    );
+    assert_eq!(ui.json_post("DELETE", "/api/zones/front", "{}").status, 200);
+    assert!(!home.read().contains("front = {"), "{}", home.read());
+    assert_eq!(ui.json_post("DELETE", "/api/zones/front", "{}").status, 400);
 
     // Audit trail, filtered and paged, newest first.
     let a = ui
@@ -229,9 +248,10 @@ fn routes_answer_with_the_token() {
     let a = ui
         .req("GET", "/api/audit?q=fe-x&limit=1", &[&auth], None)
         .json();
+    // Its allocation (type, instance) and its removal above (instance, type).
     assert_eq!(
         (a["total"].as_u64(), a["records"].as_array().unwrap().len()),
-        (Some(2), 1)
+        (Some(4), 1)
     );
     assert_eq!(
         ui.req("GET", "/api/audit?since=tomorrow-ish", &[&auth], None)

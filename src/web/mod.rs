@@ -360,6 +360,60 @@ struct ZoneBody {
     max_port: u16,
 }
 
+/// Removes a zone, refused while a rule or a type names it (their new ranges would have
+/// nowhere to go).
+async fn remove_zone(
+    State(state): State<Arc<AppState>>,
+    Path(name): Path<String>,
+) -> Result<Response, ApiError> {
+    let removed = name.clone();
+    change(&state, move |reg| {
+        let users: Vec<String> = reg
+            .rules
+            .iter()
+            .filter(|(_, r)| r.zone.as_deref() == Some(name.as_str()))
+            .map(|(p, _)| format!("rule {p:?}"))
+            .chain(
+                reg.types
+                    .iter()
+                    .filter(|(_, t)| t.zone.as_deref() == Some(name.as_str()))
+                    .map(|(n, _)| format!("type {n:?}")),
+            )
+            .collect();
+        if !users.is_empty() {
+            return Err(AllocError::InvalidValue {
+                what: "zone",
+                value: name.clone(),
+                reason: format!(
+                    "{} place new ranges in it; change them first",
+                    users.join(", ")
+                ),
+            });
+        }
+        let strategy = reg
+            .strategies
+            .iter()
+            .find(|(_, st)| st.zones.contains_key(&name))
+            .map(|(s, _)| s.clone())
+            .ok_or_else(|| AllocError::UnknownZone { zone: name.clone() })?;
+        let st = reg.strategies.get_mut(&strategy).expect("found above");
+        st.zones.remove(&name);
+        if st.zones.is_empty() {
+            reg.strategies.remove(&strategy);
+        }
+        Ok(Outcome {
+            value: (),
+            events: vec![Event::ConfigChanged {
+                key: format!("strategies.{strategy}.zones.{name}"),
+                value: "removed".into(),
+            }],
+            warnings: Vec::new(),
+        })
+    })
+    .await?;
+    Ok(Json(json!({ "zone": removed, "removed": true })).into_response())
+}
+
 async fn set_zone(
     State(state): State<Arc<AppState>>,
     body: Result<Json<ZoneBody>, axum::extract::rejection::JsonRejection>,
@@ -510,6 +564,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/api/rules", post(add_rule))
         .route("/api/rules/{pattern}", delete(remove_rule))
         .route("/api/zones", put(set_zone))
+        .route("/api/zones/{name}", delete(remove_zone))
         .route("/api/audit", get(audit))
         .route("/metrics", get(metrics))
         .layer(axum::middleware::from_fn_with_state(
