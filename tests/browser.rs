@@ -396,6 +396,21 @@ async fn the_dashboard_works_in_a_real_browser() {
         "document.querySelectorAll('#audit-table tbody tr').length >= 2",
     )
     .await;
+    // The tab and the filters are in the URL: a reload opens the same view.
+    let here = client.current_url().await.unwrap();
+    assert!(
+        here.fragment()
+            .is_some_and(|f| f.starts_with("audit?") && f.contains("service=live-*")),
+        "{here}"
+    );
+    client.refresh().await.unwrap();
+    let view = until(
+        &client,
+        "the same view after a reload",
+        "!document.querySelector('#tab-audit').hidden && document.querySelectorAll('#audit-table tbody tr').length >= 2 && document.querySelector('#audit-form input[name=service]').value",
+    )
+    .await;
+    assert_eq!(view, json!("live-*"));
 
     // An invalid setting is refused with its error inline, and nothing is saved.
     let before = home.read();
