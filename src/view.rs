@@ -21,6 +21,8 @@ pub struct TypeView<'a> {
     pub origin: &'static str,
     pub preferred_ports: &'a [u16],
     pub description: Option<&'a str>,
+    /// The zone its ranges were allocated in, if any.
+    pub zone: Option<&'a str>,
     pub instances: Vec<InstanceView<'a>>,
     /// Live leases of `cargo styxy run` (leases of dead processes are not shown).
     pub leases: Vec<LeaseView<'a>>,
@@ -93,6 +95,7 @@ pub fn listing<'r>(reg: &'r Registry, keep: impl Fn(&str, &ServiceType) -> bool)
             origin: t.origin.as_str(),
             preferred_ports: &t.preferred_ports,
             description: t.description.as_deref(),
+            zone: t.zone.as_deref(),
             instances: t
                 .instances
                 .iter()

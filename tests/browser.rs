@@ -167,6 +167,49 @@ async fn the_dashboard_works_in_a_real_browser() {
         .await
         .unwrap();
     assert_eq!(missing, json!([]), "types without a band");
+    // Each type has its row and its name, every range at least 4 px wide (so it keeps its
+    // colour), and the ticks fall on round numbers.
+    let map = client
+        .execute(
+            r#"const labels = new Set([...document.querySelectorAll('#map text.label')].map(t => t.dataset.type));
+               const narrow = [...document.querySelectorAll('#map rect.band')].filter(b => b.getBBox().width < 4).length;
+               const ticks = [...document.querySelectorAll('#map text.axis')].map(t => +t.textContent);
+               return [arguments[0].filter(n => !labels.has(n)), narrow, ticks];"#,
+            vec![json!(listed)],
+        )
+        .await
+        .unwrap();
+    assert_eq!(map[0], json!([]), "types without a label");
+    assert_eq!(map[1], json!(0), "ranges drawn under 4 px");
+    let ticks: Vec<u64> = map[2]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t.as_u64().unwrap())
+        .collect();
+    let step = ticks[1] - ticks[0];
+    let digit = step / 10u64.pow(step.ilog10());
+    assert!(
+        [1, 2, 5].contains(&digit)
+            && ticks.windows(2).all(|w| w[1] - w[0] == step)
+            && ticks.iter().all(|t| t % step == 0),
+        "{ticks:?}"
+    );
+    // Dragging across the map zooms into that span.
+    let zoomed = client
+        .execute(
+            r#"const map = document.querySelector('#map'), r = map.getBoundingClientRect();
+               const at = (type, f) => map.dispatchEvent(new MouseEvent(type, { clientX: r.left + r.width * f, clientY: r.top + 30, bubbles: true }));
+               at('mousedown', 0.5); at('mousemove', 0.7); at('mouseup', 0.7);
+               return [+document.querySelector('#zoom-from').value, +document.querySelector('#zoom-to').value];"#,
+            vec![],
+        )
+        .await
+        .unwrap();
+    let (from, to) = (zoomed[0].as_u64().unwrap(), zoomed[1].as_u64().unwrap());
+    assert!(from > 0 && to > from, "{zoomed}");
+    click(&client, "#zoom-reset").await;
+    click(&client, "#zoom-reset").await;
     let marked = client
         .execute(
             "return [...document.querySelectorAll('#map line.instance.listening')].map(l => [l.dataset.port, l.textContent]);",

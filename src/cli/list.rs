@@ -9,7 +9,7 @@ use crate::view::listing;
 /// List service types, instances and ports (listening now or not), and the settings
 ///
 /// With `--format json`: {"service_types": [{"service_type", "ranges", "instance_behavior",
-/// "origin", "preferred_ports", "description", "instances": [{"instance",
+/// "origin", "preferred_ports", "description", "zone", "instances": [{"instance",
 /// "port", "workspace", "listening", "listener_pid"}], "leases": [{"port", "pid",
 /// "instance"}]}], "settings": {"min_port", "max_port", "chunk_size", "gap_size",
 /// "placement", "max_instances", "auto_allocate", "audit_max_bytes", "audit_files"}}.
