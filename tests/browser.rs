@@ -110,6 +110,22 @@ async fn the_dashboard_works_in_a_real_browser() {
     let _alpha_server = std::net::TcpListener::bind(("127.0.0.1", alpha as u16))
         .expect("the port allocate found free");
 
+    // A checkout with one server bin, assigned: its own view, with the server up.
+    let checkout = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(checkout.path().join("src")).unwrap();
+    std::fs::write(
+        checkout.path().join("Cargo.toml"),
+        "[package]\nname = \"viewed\"\nversion = \"0.1.0\"\nedition = \"2024\"\n[workspace]\n",
+    )
+    .unwrap();
+    std::fs::write(checkout.path().join("src/main.rs"), "fn main() {}\n").unwrap();
+    let manifest = checkout.path().join("Cargo.toml");
+    let viewed = home.json(&["assign", "--manifest-path", manifest.to_str().unwrap()]);
+    let root = viewed["workspace"].as_str().unwrap().to_owned();
+    let viewed_port = viewed["services"][0]["port"].as_u64().unwrap();
+    let _viewed_server = std::net::TcpListener::bind(("127.0.0.1", viewed_port as u16))
+        .expect("the port assign found free");
+
     let ui = home.start_ui(9895, &[], &[]);
     let url = ui.url.clone();
 
@@ -218,7 +234,7 @@ async fn the_dashboard_works_in_a_real_browser() {
         .await
         .unwrap();
     let me = std::process::id();
-    // The dashboard's own port listens too: it is an instance of `coordination`.
+    // The checkout's server, and the dashboard's own port: an instance of `coordination`.
     let ui_pid = ui.child.id();
     assert_eq!(
         marked,
@@ -226,6 +242,10 @@ async fn the_dashboard_works_in_a_real_browser() {
             [
                 alpha.to_string(),
                 format!("{alpha} one (listening, pid {me})")
+            ],
+            [
+                viewed_port.to_string(),
+                format!("{viewed_port} {root} (listening, pid {me})")
             ],
             [
                 ui.port.to_string(),
@@ -266,6 +286,56 @@ async fn the_dashboard_works_in_a_real_browser() {
         .await
         .unwrap();
     assert_eq!(same, json!(true), "the page was reloaded");
+
+    // The checkout's view: its service, port, live status and a link; release asks first.
+    click(&client, "nav button[data-tab=checkouts]").await;
+    let row = until(
+        &client,
+        "the checkout's row",
+        &format!(
+            r#"(() => {{ const tr = document.querySelector('#checkouts section[data-workspace="{root}"] tr[data-port="{viewed_port}"]');
+                 return tr && [tr.children[0].textContent, tr.querySelector('.status').textContent, tr.querySelector('a')?.href]; }})()"#
+        ),
+    )
+    .await;
+    assert_eq!(
+        row,
+        json!([
+            "viewed",
+            format!("listening, pid {me}"),
+            format!("http://127.0.0.1:{viewed_port}/")
+        ])
+    );
+    let release = format!(r#"#checkouts section[data-workspace="{root}"] .actions button"#);
+    click(&client, &release).await;
+    let ask = until(
+        &client,
+        "the release confirmation",
+        &format!(r#"document.querySelector('#checkouts section[data-workspace="{root}"] .confirm')?.textContent"#),
+    )
+    .await;
+    assert!(
+        ask.as_str().unwrap().contains("Release the 1 port of"),
+        "{ask}"
+    );
+    assert_eq!(
+        home.holders("viewed").len(),
+        1,
+        "released before confirming"
+    );
+    click(&client, &format!("{release}.danger")).await;
+    until(
+        &client,
+        "the released checkout",
+        &format!(r#"!document.querySelector('#checkouts section[data-workspace="{root}"]')"#),
+    )
+    .await;
+    // Its port is free again, and its auto-allocated type, left empty, is gone.
+    let listed = home.json(&["list", "viewed"]);
+    assert!(
+        listed["service_types"].as_array().unwrap().is_empty(),
+        "{listed}"
+    );
 
     // A type added through the form reaches the registry.
     click(&client, "nav button[data-tab=types]").await;

@@ -353,6 +353,26 @@ async fn remove_rule(
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
+struct ReleaseBody {
+    /// The checkout whose instances go (its root, as `list` says `workspace`).
+    workspace: String,
+}
+
+/// Frees every instance of a checkout, as `cargo styxy release --workspace` does there.
+async fn release(
+    State(state): State<Arc<AppState>>,
+    body: Result<Json<ReleaseBody>, axum::extract::rejection::JsonRejection>,
+) -> Result<Response, ApiError> {
+    let Json(b) = body.map_err(bad_json)?;
+    let released = change(&state, move |reg| {
+        crate::allocate::release_where(reg, None, None, Some(&b.workspace))
+    })
+    .await?;
+    Ok(Json(json!({ "released": released })).into_response())
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 struct ZoneBody {
     strategy: String,
     name: String,
@@ -565,6 +585,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/api/rules/{pattern}", delete(remove_rule))
         .route("/api/zones", put(set_zone))
         .route("/api/zones/{name}", delete(remove_zone))
+        .route("/api/release", post(release))
         .route("/api/audit", get(audit))
         .route("/metrics", get(metrics))
         .layer(axum::middleware::from_fn_with_state(
