@@ -32,6 +32,7 @@ struct Check<'a> {
     instances: Vec<InstanceView<'a>>,
     leases: Vec<LeaseView<'a>>,
     listening: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
     listener_pid: Option<u32>,
     listeners: Vec<Listener>,
     foreign: bool,

@@ -14,7 +14,7 @@ use crate::view::listing;
 /// "instance"}]}], "settings": {"min_port", "max_port", "chunk_size", "gap_size",
 /// "placement", "max_instances", "auto_allocate", "audit_max_bytes", "audit_files"}}.
 /// `listening` is true when `localhost:PORT` takes connections now, whoever started the
-/// server; `listener_pid` is its process where the OS tells (null otherwise).
+/// server; `listener_pid` is its process where the OS tells (left out otherwise).
 #[derive(Debug, Args)]
 pub struct ListArgs {
     /// Only types whose name matches this glob, e.g. `shop-*`
