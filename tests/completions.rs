@@ -46,11 +46,20 @@ _clap_complete_cargo_styxy cargo-styxy "${{COMP_WORDS[COMP_CWORD]}}" "${{COMP_WO
 printf '%s\n' "${{COMPREPLY[@]}}""#,
         words = quoted.join(" ")
     );
-    let out = shell(home, "bash", cwd)
-        .args(["--norc", "--noprofile", "-c", &program, "bash"])
-        .arg(script)
+    let mut bash = shell(home, "bash", cwd);
+    bash.args(["--norc", "--noprofile", "-c", &program, "bash"])
+        .arg(script);
+    offered(bash)
+        .into_iter()
+        .filter(|l| !l.is_empty())
+        .collect()
+}
+
+/// The lines a shell printed, which must have succeeded.
+fn offered(mut shell: Command) -> Vec<String> {
+    let out = shell
         .output()
-        .expect("bash");
+        .expect("the shell is installed (.ci/run installs it)");
     assert!(
         out.status.success(),
         "{}",
@@ -59,27 +68,18 @@ printf '%s\n' "${{COMPREPLY[@]}}""#,
     String::from_utf8(out.stdout)
         .unwrap()
         .lines()
-        .filter(|l| !l.is_empty())
         .map(str::to_owned)
         .collect()
 }
 
 /// What fish offers for the command line `line` (its completions' first column).
 fn fish_offers(home: &Home, cwd: &Path, script: &Path, line: &str) -> Vec<String> {
-    let out = shell(home, "fish", cwd)
-        .args(["--no-config", "-c", "source $argv[1]; complete -C $argv[2]"])
+    let mut fish = shell(home, "fish", cwd);
+    fish.args(["--no-config", "-c", "source $argv[1]; complete -C $argv[2]"])
         .arg(script)
-        .arg(line)
-        .output()
-        .expect("fish is installed (.ci/run installs it)");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout)
-        .unwrap()
-        .lines()
+        .arg(line);
+    offered(fish)
+        .into_iter()
         .map(|l| l.split('\t').next().unwrap_or_default().to_owned())
         .collect()
 }

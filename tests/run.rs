@@ -225,6 +225,35 @@ fn audit_events(home: &Home) -> Vec<String> {
         .collect()
 }
 
+/// `run` in `ws` is refused for `why`, naming the holder's pid and port, and `run --reuse`
+/// prints that port and exits 0.
+fn second_run_is_refused(home: &Home, ws: &Path, why: &str, holder: u32, port: u16) {
+    let out = home
+        .cmd(&["run"])
+        .current_dir(ws)
+        .env("CARGO_TARGET_DIR", target_dir())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains(why)
+            && err.contains(&format!("pid {holder}"))
+            && err.contains(&format!("port {port}")),
+        "{err}"
+    );
+    let out = home
+        .cmd(&["run", "--reuse"])
+        .current_dir(ws)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        port.to_string()
+    );
+}
+
 #[test]
 fn run_serves_on_its_port_with_a_lease_and_one_holder() {
     let home = home_from(24000);
@@ -255,32 +284,9 @@ fn run_serves_on_its_port_with_a_lease_and_one_holder() {
     assert_eq!(i["listening"], true, "{i}");
     assert_eq!(i["listener_pid"], bin[0], "{i}");
 
-    // A second run of the single-instance service, from another checkout, is refused.
-    let out = home
-        .cmd(&["run"])
-        .current_dir(b.path())
-        .env("CARGO_TARGET_DIR", target_dir())
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{err}");
-    assert!(
-        err.contains("single-instance")
-            && err.contains(&format!("pid {}", first.0.id()))
-            && err.contains(&format!("port {port}")),
-        "{err}"
-    );
+    // A second run of the single-instance service, from another checkout, is refused;
     // --reuse prints the holder's port instead.
-    let out = home
-        .cmd(&["run", "--reuse"])
-        .current_dir(b.path())
-        .output()
-        .unwrap();
-    assert!(out.status.success());
-    assert_eq!(
-        String::from_utf8_lossy(&out.stdout).trim(),
-        port.to_string()
-    );
+    second_run_is_refused(&home, b.path(), "single-instance", first.0.id(), port);
 
     // SIGTERM to run (alone) reaches the bin and ends the lease; run passes the signal's
     // status on.
@@ -351,29 +357,12 @@ fn one_server_per_checkout_whoever_started_it() {
     wait_for_echo(&home, a.path());
 
     // A multi-instance type still gives one checkout one server.
-    let out = home
-        .cmd(&["run"])
-        .current_dir(a.path())
-        .env("CARGO_TARGET_DIR", target_dir())
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{err}");
-    assert!(
-        err.contains("already runs from this checkout")
-            && err.contains(&format!("pid {}", first.0.id()))
-            && err.contains(&format!("port {port}")),
-        "{err}"
-    );
-    let out = home
-        .cmd(&["run", "--reuse"])
-        .current_dir(a.path())
-        .output()
-        .unwrap();
-    assert!(out.status.success());
-    assert_eq!(
-        String::from_utf8_lossy(&out.stdout).trim(),
-        port.to_string()
+    second_run_is_refused(
+        &home,
+        a.path(),
+        "already runs from this checkout",
+        first.0.id(),
+        port,
     );
     kill(first.0.id(), "INT");
     assert_eq!(first.0.wait().unwrap().code(), Some(128 + 2));

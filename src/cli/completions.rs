@@ -113,23 +113,35 @@ fn registry() -> Option<crate::registry::model::Registry> {
     crate::registry::Store::new(dir).quiet(true).read().ok()
 }
 
+/// The candidates from what the registry holds.
+fn from_registry(
+    current: &OsStr,
+    names: impl FnOnce(crate::registry::model::Registry) -> Vec<String>,
+) -> Vec<CompletionCandidate> {
+    matching(current, registry().map(names).unwrap_or_default())
+}
+
+/// The candidates from the workspace around the current directory.
+fn from_workspace(
+    current: &OsStr,
+    names: impl FnOnce(crate::workspace::Workspace) -> Vec<String>,
+) -> Vec<CompletionCandidate> {
+    matching(current, workspace().map(names).unwrap_or_default())
+}
+
 fn service_types(current: &OsStr) -> Vec<CompletionCandidate> {
-    let names = registry()
-        .map(|r| r.types.iter().map(|(n, _)| n.clone()).collect::<Vec<_>>())
-        .unwrap_or_default();
-    matching(current, names)
+    from_registry(current, |r| {
+        r.types.iter().map(|(n, _)| n.clone()).collect()
+    })
 }
 
 fn zones(current: &OsStr) -> Vec<CompletionCandidate> {
-    let names = registry()
-        .map(|r| {
-            r.strategies
-                .values()
-                .flat_map(|s| s.zones.keys().cloned())
-                .collect::<Vec<_>>()
-        })
-        .unwrap_or_default();
-    matching(current, names)
+    from_registry(current, |r| {
+        r.strategies
+            .values()
+            .flat_map(|s| s.zones.keys().cloned())
+            .collect()
+    })
 }
 
 /// The workspace around the current directory, from its manifests (no cargo at a TAB).
@@ -141,33 +153,22 @@ fn workspace() -> Option<crate::workspace::Workspace> {
 }
 
 fn packages(current: &OsStr) -> Vec<CompletionCandidate> {
-    let names = workspace()
-        .map(|ws| ws.packages.into_iter().map(|p| p.name).collect::<Vec<_>>())
-        .unwrap_or_default();
-    matching(current, names)
+    from_workspace(current, |ws| {
+        ws.packages.into_iter().map(|p| p.name).collect()
+    })
 }
 
 fn bins(current: &OsStr) -> Vec<CompletionCandidate> {
-    let names = workspace()
-        .map(|ws| {
-            ws.packages
-                .into_iter()
-                .flat_map(|p| p.bins)
-                .collect::<Vec<_>>()
-        })
-        .unwrap_or_default();
-    matching(current, names)
+    from_workspace(current, |ws| {
+        ws.packages.into_iter().flat_map(|p| p.bins).collect()
+    })
 }
 
 /// What `port` and `wait` take: each service's `package/bin` label and env name.
 fn services(current: &OsStr) -> Vec<CompletionCandidate> {
-    let names = workspace()
-        .and_then(|ws| crate::workspace::services(&ws).ok())
-        .map(|all| {
-            all.into_iter()
-                .flat_map(|s| [s.label(), s.env])
-                .collect::<Vec<_>>()
-        })
-        .unwrap_or_default();
-    matching(current, names)
+    from_workspace(current, |ws| {
+        crate::workspace::services(&ws)
+            .map(|all| all.into_iter().flat_map(|s| [s.label(), s.env]).collect())
+            .unwrap_or_default()
+    })
 }
