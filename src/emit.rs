@@ -81,13 +81,13 @@ pub fn compose_project_name(root: &std::path::Path) -> String {
 /// `vars` in `format`, sorted by name.
 #[cfg(feature = "cli")]
 pub fn env(format: EnvFormat, vars: &[(String, Value)]) -> String {
-    let mut vars = vars.to_vec();
-    vars.sort();
     if format == EnvFormat::Json {
-        let mut s = serde_json::to_string(&json_map(&vars)).unwrap_or_default();
+        let mut s = serde_json::to_string(&json_map(vars)).unwrap_or_default();
         s.push('\n');
         return s;
     }
+    let mut vars = vars.to_vec();
+    vars.sort();
     let mut out = String::new();
     out.push_str(HEADER);
     out.push('\n');

@@ -138,12 +138,7 @@ async fn change<T: Send + 'static>(
     .await
     .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))??;
     // The map updates at once for the browser that made the change.
-    let fresh = snapshot(&state.store).to_string();
-    state.state.send_if_modified(|s| {
-        let changed = *s != fresh;
-        *s = fresh;
-        changed
-    });
+    refresh(state).await;
     Ok(done)
 }
 
