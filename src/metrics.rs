@@ -14,7 +14,8 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry as Metrics;
 
 use crate::allocate::Space;
-use crate::registry::model::{Counters, Histogram, LOCK_BUCKETS, Registry};
+use crate::audit::Record;
+use crate::registry::model::{Counters, Histogram, LOCK_BUCKETS, PortRange, Registry};
 
 /// A histogram as the state keeps it, encoded as it is.
 #[derive(Debug)]
@@ -119,6 +120,22 @@ struct EventLabel {
     event: String,
 }
 
+/// How many ports of `ranges` lie inside the auto-allocation span.
+fn in_space(ranges: &[PortRange], space: Space) -> u64 {
+    let (lo, hi) = (u32::from(space.lo), u32::from(space.hi));
+    ranges
+        .iter()
+        .filter_map(|r| {
+            let (s, e) = (u32::from(r.start).max(lo), u32::from(r.end).min(hi));
+            (s <= e).then(|| u64::from(e - s + 1))
+        })
+        .sum()
+}
+
+fn span_len(space: Space) -> f64 {
+    f64::from(u32::from(space.hi).saturating_sub(u32::from(space.lo)) + 1)
+}
+
 /// What the metrics are computed from.
 #[derive(Debug)]
 pub struct Inputs<'a> {
@@ -187,19 +204,13 @@ pub fn render(inputs: &Inputs<'_>, exposition: Exposition) -> String {
         ports_reserved,
     );
 
-    let (lo, hi) = (u32::from(inputs.space.lo), u32::from(inputs.space.hi));
     let in_space: u64 = reg
         .types
         .values()
-        .flat_map(|t| &t.ranges)
-        .filter_map(|r| {
-            let (s, e) = (u32::from(r.start).max(lo), u32::from(r.end).min(hi));
-            (s <= e).then(|| u64::from(e - s + 1))
-        })
+        .map(|t| in_space(&t.ranges, inputs.space))
         .sum();
-    let span = f64::from(hi.saturating_sub(lo) + 1);
     let utilization = Gauge::<f64, std::sync::atomic::AtomicU64>::default();
-    utilization.set(in_space as f64 / span);
+    utilization.set(in_space as f64 / span_len(inputs.space));
     m.register(
         "styxy_port_space_utilization_ratio",
         "Share of the auto-allocation span (min_port..max_port) taken by ranges",
@@ -288,4 +299,250 @@ pub fn render(inputs: &Inputs<'_>, exposition: Exposition) -> String {
         Exposition::OpenMetrics => prometheus_client::encoding::text::encode(&mut out, &m),
     };
     out
+}
+
+/// The registry's recent past in equal intervals, for the dashboard's charts: counts and lock
+/// times from the audit trail, and the instances and the span's use at the end of each
+/// interval, found by walking the trail back from the registry as it is now.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct History {
+    /// The end of each interval, in seconds since the Unix epoch; the last one is now.
+    pub t: Vec<u64>,
+    /// The intervals' length, in seconds.
+    pub step_s: u64,
+    /// Instances assigned, allocations refused and instances released (`gc` included).
+    pub assigned: Vec<u64>,
+    pub failed: Vec<u64>,
+    pub released: Vec<u64>,
+    /// Instances holding a port at the end of the interval.
+    pub instances: Vec<u64>,
+    /// The share of today's auto-allocation span taken by ranges at the end of the interval,
+    /// 0-1; `None` before an edit whose earlier ranges the trail does not say (records of
+    /// older versions).
+    pub utilization: Vec<Option<f64>>,
+    /// The mean and the longest lock wait, and the mean lock hold, of the interval's
+    /// changes, in milliseconds; `None` for an interval without changes.
+    pub lock_wait_ms: Vec<Option<f64>>,
+    pub lock_wait_max_ms: Vec<Option<f64>>,
+    pub lock_hold_ms: Vec<Option<f64>>,
+}
+
+/// The `buckets` intervals of `span` ending at `now`, from `records` (oldest first, as
+/// `audit::read` gives them) and the registry `reg` as it is at `now`. Hand edits of
+/// `registry.toml` are not in the trail, so the past before one is drawn as if it had
+/// always been so.
+pub fn history(
+    reg: &Registry,
+    space: Space,
+    records: &[Record],
+    now: std::time::SystemTime,
+    span: std::time::Duration,
+    buckets: u32,
+) -> History {
+    let secs = |t: std::time::SystemTime| {
+        t.duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs())
+    };
+    let n = u64::from(buckets.max(1));
+    let step = (span.as_secs() / n).max(1);
+    let end = secs(now);
+    let t: Vec<u64> = (0..n).map(|i| end - (n - 1 - i) * step).collect();
+    let first = end.saturating_sub(n * step);
+    let len = t.len();
+    let mut h = History {
+        t,
+        step_s: step,
+        assigned: vec![0; len],
+        failed: vec![0; len],
+        released: vec![0; len],
+        instances: vec![0; len],
+        utilization: vec![None; len],
+        lock_wait_ms: vec![None; len],
+        lock_wait_max_ms: vec![None; len],
+        lock_hold_ms: vec![None; len],
+    };
+    // The current figures, undone record by record going back in time.
+    let mut instances = reg
+        .types
+        .values()
+        .map(|t| t.instances.len() as i64)
+        .sum::<i64>();
+    let mut reserved = reg
+        .types
+        .values()
+        .map(|t| in_space(&t.ranges, space) as i64)
+        .sum::<i64>();
+    let mut known = true;
+    let timed: Vec<(u64, &Record)> = records
+        .iter()
+        .filter_map(|r| Some((secs(r.time()?), r)))
+        .collect();
+    // Counts and lock times, in the interval each record falls in.
+    let mut waits: Vec<(f64, f64, f64, u32)> = vec![(0.0, 0.0, 0.0, 0); len];
+    for &(when, r) in timed
+        .iter()
+        .filter(|(when, _)| *when > first && *when <= end)
+    {
+        let j = usize::try_from((when - first - 1) / step).map_or(len - 1, |j| j.min(len - 1));
+        match r.event.as_str() {
+            "INSTANCE_ASSIGNED" => h.assigned[j] += 1,
+            "ALLOCATION_FAILED" => h.failed[j] += 1,
+            "INSTANCE_RELEASED" => h.released[j] += 1,
+            "GC" if r.instance.is_some() => h.released[j] += 1,
+            _ => {}
+        }
+        if let Some(wait) = r.lock_wait_ms {
+            let w = &mut waits[j];
+            w.0 += wait;
+            w.1 = w.1.max(wait);
+            w.2 += r.lock_hold_ms.unwrap_or(0.0);
+            w.3 += 1;
+        }
+    }
+    for (i, (sum, max, hold, count)) in waits.into_iter().enumerate() {
+        if count > 0 {
+            h.lock_wait_ms[i] = Some(sum / f64::from(count));
+            h.lock_wait_max_ms[i] = Some(max);
+            h.lock_hold_ms[i] = Some(hold / f64::from(count));
+        }
+    }
+    // The figures at each interval's end: today's, with every later record undone.
+    let in_ranges =
+        |rs: &Option<Vec<PortRange>>| rs.as_deref().map_or(0, |rs| in_space(rs, space) as i64);
+    let mut later = timed.iter().rev().peekable();
+    for i in (0..len).rev() {
+        while let Some((_, r)) = later.next_if(|(when, _)| *when > h.t[i]) {
+            match r.event.as_str() {
+                "INSTANCE_ASSIGNED" => instances -= 1,
+                "INSTANCE_RELEASED" => instances += 1,
+                "GC" if r.instance.is_some() => instances += 1,
+                "TYPE_ALLOCATED" | "TYPE_ADDED" | "TYPE_GREW" => reserved -= in_ranges(&r.ranges),
+                "TYPE_REMOVED" => reserved += in_ranges(&r.ranges),
+                "TYPE_EDITED" if r.from_ranges.is_some() => {
+                    reserved += in_ranges(&r.from_ranges) - in_ranges(&r.ranges);
+                }
+                "TYPE_EDITED" => known = false,
+                _ => {}
+            }
+        }
+        h.instances[i] = u64::try_from(instances).unwrap_or(0);
+        h.utilization[i] =
+            known.then(|| (reserved.max(0) as f64 / span_len(space)).clamp(0.0, 1.0));
+    }
+    h
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, SystemTime};
+
+    use super::*;
+    use crate::allocate::manage::{TypeChange, add_type};
+    use crate::allocate::{Machine, Request, allocate};
+
+    /// A record of `event` `ago` seconds before `now`, with the given extra fields.
+    fn record(now: SystemTime, ago: u64, event: &str, extra: serde_json::Value) -> Record {
+        let ts = humantime::format_rfc3339(now - Duration::from_secs(ago)).to_string();
+        let mut v = serde_json::json!({ "ts": ts, "event": event, "pid": 1, "user": "u" });
+        if let (Some(map), serde_json::Value::Object(extra)) = (v.as_object_mut(), extra) {
+            map.extend(extra);
+        }
+        serde_json::from_value(v).unwrap()
+    }
+
+    /// An hour in six intervals: the counts fall in their intervals, and the instances and
+    /// the span's use at each interval's end are today's with every later change undone.
+    #[test]
+    fn history_walks_the_trail_back_from_now() {
+        let mut reg = Registry::default();
+        let change = TypeChange {
+            ranges: Some(vec![PortRange::new(10000, 10009)]),
+            ..TypeChange::default()
+        };
+        add_type(&mut reg, "t", change).unwrap();
+        let machine = Machine {
+            ephemeral: None,
+            probe: &|_| false,
+        };
+        for instance in ["a", "b"] {
+            let request = Request {
+                service_type: "t",
+                instance,
+                ..Request::default()
+            };
+            allocate(&mut reg, &machine, &request).unwrap();
+        }
+        let space = Space {
+            lo: 10000,
+            hi: 10099,
+            ephemeral: None,
+        };
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+        let r = |r: [u16; 2]| serde_json::json!([r]);
+        let ranges = r([10000, 10004]);
+        let records = [
+            record(
+                now,
+                3100,
+                "TYPE_ADDED",
+                serde_json::json!({ "ranges": ranges }),
+            ),
+            record(
+                now,
+                1800,
+                "INSTANCE_ASSIGNED",
+                serde_json::json!({ "instance": "a", "lock_wait_ms": 2.0, "lock_hold_ms": 1.0 }),
+            ),
+            record(
+                now,
+                1700,
+                "INSTANCE_ASSIGNED",
+                serde_json::json!({ "instance": "b", "lock_wait_ms": 4.0, "lock_hold_ms": 3.0 }),
+            ),
+            record(
+                now,
+                900,
+                "TYPE_EDITED",
+                serde_json::json!({ "ranges": r([10000, 10009]), "from_ranges": ranges }),
+            ),
+            record(
+                now,
+                600,
+                "INSTANCE_ASSIGNED",
+                serde_json::json!({ "instance": "c" }),
+            ),
+            record(
+                now,
+                300,
+                "INSTANCE_RELEASED",
+                serde_json::json!({ "instance": "c" }),
+            ),
+            record(
+                now,
+                100,
+                "ALLOCATION_FAILED",
+                serde_json::json!({ "instance": "d" }),
+            ),
+        ];
+        let h = history(&reg, space, &records, now, Duration::from_secs(3600), 6);
+        assert_eq!(h.step_s, 600);
+        assert_eq!(h.t.first(), Some(&(1_800_000_000 - 3000)));
+        assert_eq!(h.t.last(), Some(&1_800_000_000));
+        assert_eq!(h.assigned, [0, 0, 1, 1, 1, 0]);
+        assert_eq!(h.released, [0, 0, 0, 0, 0, 1]);
+        assert_eq!(h.failed, [0, 0, 0, 0, 0, 1]);
+        assert_eq!(h.instances, [0, 0, 1, 2, 3, 2]);
+        let used: Vec<Option<f64>> = [0.05, 0.05, 0.05, 0.05, 0.1, 0.1].map(Some).into();
+        assert_eq!(h.utilization, used);
+        assert_eq!(h.lock_wait_ms[2..4], [Some(2.0), Some(4.0)]);
+        assert_eq!(h.lock_hold_ms[3], Some(3.0));
+        assert_eq!(h.lock_wait_ms[0], None);
+
+        // An edit written before `from_ranges` existed leaves the span's use before it unknown.
+        let mut old = records.clone();
+        old[3].from_ranges = None;
+        let h = history(&reg, space, &old, now, Duration::from_secs(3600), 6);
+        assert_eq!(h.utilization[..4], [None; 4]);
+        assert_eq!(h.utilization[4], Some(0.1));
+    }
 }

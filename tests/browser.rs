@@ -525,6 +525,68 @@ async fn the_dashboard_works_in_a_real_browser() {
     .await;
     assert_eq!(view, json!("live-*"));
 
+    // Metrics: charts of the past from the audit trail, so a reload keeps it; the span's use
+    // on a 0-100 % scale; the last point is the registry as it is now.
+    client
+        .goto(&format!(
+            "{}#metrics?span=1h",
+            url.split('?').next().unwrap()
+        ))
+        .await
+        .unwrap();
+    client.refresh().await.unwrap();
+    let drawn = until(
+        &client,
+        "the four charts",
+        "document.querySelectorAll('#charts .chart canvas').length === 4 && charts.allocations && charts.allocations.data[0].length",
+    )
+    .await;
+    assert_eq!(drawn, json!(60), "intervals in the last hour");
+    let assigned = home
+        .json(&["audit", "--event", "INSTANCE_ASSIGNED"])
+        .as_array()
+        .unwrap()
+        .len();
+    let instances: usize = home.json(&["list"])["service_types"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["instances"].as_array().unwrap().len())
+        .sum();
+    let metrics = home.ok(&["metrics"]);
+    let ratio: f64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("styxy_port_space_utilization_ratio "))
+        .unwrap()
+        .parse()
+        .unwrap();
+    let charted = client
+        .execute(
+            r#"const sum = a => a.reduce((x, y) => x + (y || 0), 0), last = a => a[a.length - 1];
+               const u = charts.utilization;
+               return [sum(charts.allocations.data[1]), last(charts.instances.data[1]),
+                       u.scales.y.min, u.scales.y.max, last(u.data[1]),
+                       [...document.querySelectorAll('#chart-lock .u-legend .u-label')].map(l => l.textContent)];"#,
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(charted[0], json!(assigned), "assignments charted");
+    assert_eq!(charted[1], json!(instances), "instances now");
+    assert_eq!(
+        (charted[2].clone(), charted[3].clone()),
+        (json!(0), json!(100))
+    );
+    let charted_ratio = charted[4].as_f64().unwrap() / 100.0;
+    assert!(
+        (charted_ratio - ratio).abs() < 1e-9,
+        "{charted_ratio} vs {ratio}"
+    );
+    assert_eq!(
+        charted[5],
+        json!(["time", "mean wait", "longest wait", "mean hold"])
+    );
+
     // An invalid setting is refused with its error inline, and nothing is saved.
     let before = home.read();
     click(&client, "nav button[data-tab=settings]").await;

@@ -259,6 +259,28 @@ fn routes_answer_with_the_token() {
         400
     );
 
+    // The charts' history: a span it cannot read is refused, naming what it takes; the
+    // charting library is served from the binary, behind the token too.
+    let bad = ui.req("GET", "/api/history?span=forever", &[&auth], None);
+    assert_eq!(bad.status, 400);
+    assert!(bad.body.contains("1h, 24h, 7d"), "{}", bad.body);
+    let h = ui
+        .req("GET", "/api/history?span=2h&buckets=12", &[&auth], None)
+        .json();
+    assert_eq!(
+        (h["step_s"].as_u64(), h["t"].as_array().map(Vec::len)),
+        (Some(600), Some(12))
+    );
+    let js = ui.req("GET", "/assets/uPlot.min.js", &[&auth], None);
+    assert_eq!(js.status, 200);
+    assert!(
+        js.header("content-type")
+            .unwrap()
+            .starts_with("text/javascript")
+    );
+    assert!(js.body.contains("uPlot"));
+    assert_eq!(ui.req("GET", "/assets/uPlot.min.js", &[], None).status, 401);
+
     // Metrics: OpenMetrics when the scraper asks for it (as Prometheus does), else the
     // classic text format.
     let accept = "Accept: application/openmetrics-text; version=1.0.0,text/plain;q=0.5";

@@ -162,13 +162,14 @@ pub fn set_type(reg: &mut Registry, name: &str, change: TypeChange) -> Result<Ou
             });
         }
     }
-    let ranges = t.ranges.clone();
+    let (ranges, from_ranges) = (t.ranges.clone(), current.ranges.clone());
     reg.types.insert(name.to_owned(), t);
     Ok(Outcome {
         value: (),
         events: vec![Event::TypeEdited {
             service_type: name.to_owned(),
             ranges,
+            from_ranges,
         }],
         warnings: Vec::new(),
     })

@@ -896,6 +896,8 @@ pub enum Event {
     TypeEdited {
         service_type: String,
         ranges: Vec<PortRange>,
+        /// The ranges before the edit.
+        from_ranges: Vec<PortRange>,
     },
     TypeRemoved {
         service_type: String,
@@ -1060,6 +1062,9 @@ pub struct Record {
     pub port: Option<u16>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ranges: Option<Vec<PortRange>>,
+    /// For `TYPE_EDITED`: the ranges before the edit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from_ranges: Option<Vec<PortRange>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub workspace: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -1127,6 +1132,7 @@ mod tests {
             Event::TypeEdited {
                 service_type: s(),
                 ranges: r(),
+                from_ranges: r(),
             },
             Event::TypeRemoved {
                 service_type: s(),

@@ -27,6 +27,9 @@ use crate::registry::model::{
 use crate::registry::{Store, validate};
 
 const PAGE: &str = include_str!("../../templates/dashboard.html");
+/// The charting library the metrics tab draws with (see its README for where it comes from).
+const UPLOT_JS: &str = include_str!("../../templates/vendor/uplot/uPlot.iife.min.js");
+const UPLOT_CSS: &str = include_str!("../../templates/vendor/uplot/uPlot.min.css");
 
 /// What every request handler shares.
 #[derive(Debug)]
@@ -147,6 +150,26 @@ async fn index(State(_): State<Arc<AppState>>, req: Request) -> Response {
         return security::strip_token_redirect();
     }
     ([(header::CACHE_CONTROL, "no-store")], Html(PAGE)).into_response()
+}
+
+/// A vendored asset, cached by the browser for as long as this binary serves it.
+fn asset(content_type: &'static str, body: &'static str) -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, content_type),
+            (header::CACHE_CONTROL, "private, max-age=86400"),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+async fn uplot_js() -> Response {
+    asset("text/javascript; charset=utf-8", UPLOT_JS)
+}
+
+async fn uplot_css() -> Response {
+    asset("text/css; charset=utf-8", UPLOT_CSS)
 }
 
 async fn api_state(State(state): State<Arc<AppState>>) -> Response {
@@ -525,6 +548,50 @@ async fn audit(
     Ok(Json(json!({ "total": total, "offset": offset, "records": page })).into_response())
 }
 
+#[derive(Debug, Deserialize)]
+struct HistoryQuery {
+    /// How far back: `1h`, `24h`, `7d` (humantime); a day when left out.
+    span: Option<String>,
+    /// How many intervals; 60 when left out.
+    buckets: Option<u32>,
+}
+
+/// `/api/history`: the charts' series over `span` (see [`crate::metrics::History`]).
+async fn history(
+    State(state): State<Arc<AppState>>,
+    Query(q): Query<HistoryQuery>,
+) -> Result<Response, ApiError> {
+    let span = match nonempty(q.span) {
+        None => Duration::from_secs(86_400),
+        Some(s) => humantime::parse_duration(&s)
+            .ok()
+            .filter(|d| (60..=366 * 86_400).contains(&d.as_secs()))
+            .ok_or_else(|| {
+                ApiError(
+                    StatusCode::BAD_REQUEST,
+                    format!("span {s:?} is not a time span between 1m and 366d (1h, 24h, 7d)"),
+                )
+            })?,
+    };
+    let buckets = q.buckets.unwrap_or(60).clamp(1, 1000);
+    let store = state.store.clone();
+    let history = tokio::task::spawn_blocking(move || {
+        let reg = store.read()?;
+        let (records, _) = crate::audit::read(store.dir());
+        Ok::<_, crate::Error>(crate::metrics::history(
+            &reg,
+            crate::allocate::space(&reg, &crate::this_machine()),
+            &records,
+            std::time::SystemTime::now(),
+            span,
+            buckets,
+        ))
+    })
+    .await
+    .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))??;
+    Ok(Json(history).into_response())
+}
+
 /// `/metrics`: OpenMetrics when the scraper asks for it (Prometheus sends
 /// `Accept: application/openmetrics-text`), else the classic text format.
 async fn metrics(
@@ -583,6 +650,9 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/api/release", post(release))
         .route("/api/audit", get(audit))
         .route("/metrics", get(metrics))
+        .route("/api/history", get(history))
+        .route("/assets/uPlot.min.js", get(uplot_js))
+        .route("/assets/uPlot.min.css", get(uplot_css))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             security::guard,
