@@ -45,6 +45,8 @@ pub(crate) mod workspace;
 #[cfg(feature = "cli")]
 pub mod cli;
 #[cfg(feature = "cli")]
+pub(crate) mod health;
+#[cfg(feature = "cli")]
 pub(crate) mod metrics;
 #[cfg(feature = "web")]
 pub(crate) mod web;

@@ -165,6 +165,29 @@ pub fn foreign_listeners(reg: &Registry, listening: &BTreeSet<u16>) -> Vec<(u16,
     out
 }
 
+/// The metrics of the registry in `store` as it is now, with the machine's listeners and
+/// the leases' liveness probed: what `metrics` prints and the dashboard's `/metrics` serves.
+pub fn of_store(store: &crate::registry::Store, exposition: Exposition) -> crate::Result<String> {
+    let (reg, counters) = store.read_with_counters()?;
+    let listening = crate::probe::listening_ports();
+    let leases_live = reg
+        .types
+        .values()
+        .flat_map(|t| &t.leases)
+        .filter(|l| crate::probe::lease_is_live(l))
+        .count();
+    Ok(render(
+        &Inputs {
+            registry: &reg,
+            space: crate::allocate::space(&reg, &crate::this_machine()),
+            counters: &counters,
+            listening: listening.as_ref(),
+            leases_live: i64::try_from(leases_live).unwrap_or(i64::MAX),
+        },
+        exposition,
+    ))
+}
+
 /// The metrics, as `exposition` writes them.
 pub fn render(inputs: &Inputs<'_>, exposition: Exposition) -> String {
     let reg = inputs.registry;

@@ -4,7 +4,8 @@
 //! The store ([`crate::registry::Store`]) knows the two files; this knows what derives from
 //! them.
 
-use std::collections::BTreeSet;
+use std::cell::RefCell;
+use std::collections::{BTreeMap, BTreeSet};
 use std::ops::{Deref, DerefMut};
 use std::path::{Path, PathBuf};
 
@@ -34,6 +35,48 @@ pub fn lock(store: &Store) -> Result<(Session<'_>, Outcome<()>)> {
         &probe::lease_is_live,
     );
     Ok((session, tidied))
+}
+
+/// `gc`: drops instances whose checkout is gone or no longer has their service (as its
+/// manifests say, read without cargo), leases of dead processes and auto-allocated types
+/// left empty, then sets right what a hand edit left, as any write does. With `dry_run`,
+/// says what it would drop and writes nothing. The warnings are the tidying's.
+pub fn gc(store: &Store, dry_run: bool) -> Result<Outcome<Vec<allocate::gc::Dropped>>> {
+    type Held = BTreeSet<(String, String)>;
+    let mut session = open(store)?;
+    let known: RefCell<BTreeMap<String, Option<Held>>> = RefCell::default();
+    let has_service = |root: &str, service_type: &str, instance: &str| {
+        let mut known = known.borrow_mut();
+        let held = known.entry(root.to_owned()).or_insert_with(|| {
+            crate::workspace::services_at(Path::new(root)).map(|services| {
+                services
+                    .into_iter()
+                    .map(|s| (s.service_type, s.instance))
+                    .collect()
+            })
+        });
+        held.as_ref()
+            .map(|h| h.contains(&(service_type.to_owned(), instance.to_owned())))
+    };
+    let facts = allocate::gc::Facts {
+        exists: &|ws| Path::new(ws).is_dir(),
+        has_service: &has_service,
+        lease_is_live: &probe::lease_is_live,
+    };
+    let mut out = allocate::gc::gc(&mut session.registry, &facts);
+    if dry_run {
+        return Ok(out);
+    }
+    // What gc drops comes first; then what a hand edit left is set right as by any write.
+    let tidied = allocate::tidy(
+        &mut session.registry,
+        &crate::this_machine(),
+        &probe::lease_is_live,
+    );
+    out.events.extend(tidied.events);
+    out.warnings.extend(tidied.warnings);
+    session.commit(&out.events)?;
+    Ok(out)
 }
 
 /// The registry under the lock, as read: for a command that runs [`allocate::tidy`] itself,

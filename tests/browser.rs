@@ -115,7 +115,7 @@ async fn the_dashboard_works_in_a_real_browser() {
     std::fs::create_dir_all(checkout.path().join("src")).unwrap();
     std::fs::write(
         checkout.path().join("Cargo.toml"),
-        "[package]\nname = \"viewed\"\nversion = \"0.1.0\"\nedition = \"2024\"\n[workspace]\n",
+        "[package]\nname = \"viewed\"\nversion = \"0.1.0\"\nedition = \"2024\"\n[package.metadata.styxy.bins.viewed]\nurl = \"http://127.0.0.1:{port}/health\"\n[workspace]\n",
     )
     .unwrap();
     std::fs::write(checkout.path().join("src/main.rs"), "fn main() {}\n").unwrap();
@@ -125,6 +125,19 @@ async fn the_dashboard_works_in_a_real_browser() {
     let viewed_port = viewed["services"][0]["port"].as_u64().unwrap();
     let _viewed_server = std::net::TcpListener::bind(("127.0.0.1", viewed_port as u16))
         .expect("the port assign found free");
+
+    // A checkout deleted since it was assigned: gc's to drop.
+    let gone = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(gone.path().join("src")).unwrap();
+    std::fs::write(
+        gone.path().join("Cargo.toml"),
+        "[package]\nname = \"gone\"\nversion = \"0.1.0\"\nedition = \"2024\"\n[workspace]\n",
+    )
+    .unwrap();
+    std::fs::write(gone.path().join("src/main.rs"), "fn main() {}\n").unwrap();
+    let gone_manifest = gone.path().join("Cargo.toml");
+    home.ok(&["assign", "--manifest-path", gone_manifest.to_str().unwrap()]);
+    drop(gone);
 
     let ui = home.start_ui(9895, &[], &[]);
     let url = ui.url.clone();
@@ -288,23 +301,61 @@ async fn the_dashboard_works_in_a_real_browser() {
     assert_eq!(same, json!(true), "the page was reloaded");
 
     // The checkout's view: its service, port, live status and a link; release asks first.
+    // A temp file of a killed writer, for doctor to find.
+    std::fs::write(home.path().join(".killed-writer.tmp"), "").unwrap();
     click(&client, "nav button[data-tab=checkouts]").await;
     let row = until(
         &client,
         "the checkout's row",
         &format!(
             r#"(() => {{ const tr = document.querySelector('#checkouts section[data-workspace="{root}"] tr[data-port="{viewed_port}"]');
-                 return tr && [tr.children[0].textContent, tr.querySelector('.status').textContent, tr.querySelector('a')?.href]; }})()"#
+                 return tr && tr.children[1].textContent && [tr.children[0].textContent, tr.children[1].textContent, tr.querySelector('.status').textContent, tr.querySelector('a')?.href]; }})()"#
         ),
     )
     .await;
+    // Its env name and its `url` template, which the registry does not keep, come from its
+    // manifest.
     assert_eq!(
         row,
         json!([
             "viewed",
+            "VIEWED_PORT",
             format!("listening, pid {me}"),
-            format!("http://127.0.0.1:{viewed_port}/")
+            format!("http://127.0.0.1:{viewed_port}/health")
         ])
+    );
+
+    // Health: doctor's findings with their fixes, and gc with a preview first.
+    let finding = until(
+        &client,
+        "doctor's finding",
+        "document.querySelector('#findings li[data-check=\"temp-files\"]')?.textContent",
+    )
+    .await;
+    assert!(
+        finding.as_str().unwrap().contains("fix: `cargo styxy gc`"),
+        "{finding}"
+    );
+    click(&client, "#gc-preview").await;
+    let preview = until(
+        &client,
+        "gc's preview",
+        "document.querySelector('#gc-list')?.textContent",
+    )
+    .await;
+    assert!(preview.as_str().unwrap().contains("is gone"), "{preview}");
+    assert_eq!(home.holders("gone").len(), 1, "dropped by the preview");
+    click(&client, "#gc-actions button.danger").await;
+    until(
+        &client,
+        "gc's report",
+        "document.querySelector('#gc-actions .done')?.textContent",
+    )
+    .await;
+    let left = home.json(&["list", "gone"]);
+    assert!(
+        left["service_types"].as_array().unwrap().is_empty(),
+        "gc kept the gone checkout: {left}"
     );
     let release = format!(r#"#checkouts section[data-workspace="{root}"] .actions button"#);
     click(&client, &release).await;
@@ -609,6 +660,53 @@ async fn the_dashboard_works_in_a_real_browser() {
         assert!(Instant::now() < deadline, "audit_files was never saved");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+
+    // Restoring a backup of registry.toml: asked first, then the file is that version.
+    let backups = home.json(&["config", "restore", "--list"]);
+    let oldest = std::path::PathBuf::from(
+        backups
+            .as_array()
+            .unwrap()
+            .last()
+            .unwrap()
+            .as_str()
+            .unwrap(),
+    );
+    let name = oldest.file_name().unwrap().to_str().unwrap().to_owned();
+    let button = format!(r#"#backups-table tr[data-backup="{name}"] button"#);
+    until(
+        &client,
+        "the backups",
+        &format!("document.querySelector('{button}')"),
+    )
+    .await;
+    let before = home.config();
+    assert_ne!(
+        std::fs::read_to_string(&oldest).unwrap(),
+        before,
+        "a backup that differs"
+    );
+    click(&client, &button).await;
+    assert_eq!(home.config(), before, "restored before confirming");
+    click(&client, &format!("{button}.danger")).await;
+    until(
+        &client,
+        "the restored backup",
+        "document.querySelector('#backup-note').textContent || document.querySelector('#backup-error').textContent",
+    )
+    .await;
+    assert_eq!(
+        home.config(),
+        std::fs::read_to_string(&oldest).unwrap(),
+        "{}",
+        client
+            .execute(
+                "return document.querySelector('#backup-error').textContent",
+                vec![]
+            )
+            .await
+            .unwrap()
+    );
 
     // A restarted dashboard has a new token: the open tab says so plainly.
     let port = ui.port;

@@ -259,6 +259,22 @@ fn routes_answer_with_the_token() {
         400
     );
 
+    // Only a listed backup is restored: no path reaches another file.
+    let json_type = "Content-Type: application/json";
+    for name in ["../registry.toml", "/etc/passwd", ""] {
+        let body = serde_json::json!({ "backup": name }).to_string();
+        let r = ui.req("POST", "/api/restore", &[&auth, json_type], Some(&body));
+        assert_eq!(r.status, 400, "{name}: {}", r.body);
+        assert!(r.body.contains("no such backup"), "{}", r.body);
+    }
+    // gc's preview changes nothing; doctor answers with its findings.
+    let before = home.read();
+    let preview = ui.req("GET", "/api/gc", &[&auth], None).json();
+    assert_eq!(preview["dry_run"], true);
+    assert_eq!(home.read(), before, "the preview wrote");
+    let report = ui.req("GET", "/api/doctor", &[&auth], None).json();
+    assert!(report["findings"].is_array(), "{report}");
+
     // The charts' history: a span it cannot read is refused, naming what it takes; the
     // charting library is served from the binary, behind the token too.
     let bad = ui.req("GET", "/api/history?span=forever", &[&auth], None);

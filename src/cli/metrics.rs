@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use clap::Args;
 
 use crate::cli::Ctx;
-use crate::metrics::{self, Inputs};
+use crate::metrics;
 
 /// Print the registry's metrics in the Prometheus text format
 ///
@@ -21,27 +21,11 @@ pub struct MetricsArgs {
 }
 
 pub fn run(ctx: &Ctx, args: MetricsArgs) -> anyhow::Result<()> {
-    let (reg, counters) = ctx.store.read_with_counters()?;
-    let listening = crate::probe::listening_ports();
     let exposition = match ctx.format {
         crate::cli::Format::Openmetrics => metrics::Exposition::OpenMetrics,
         _ => metrics::Exposition::Classic,
     };
-    let text = metrics::render(
-        &Inputs {
-            registry: &reg,
-            space: crate::allocate::space(&reg, &crate::this_machine()),
-            counters: &counters,
-            listening: listening.as_ref(),
-            leases_live: reg
-                .types
-                .values()
-                .flat_map(|t| &t.leases)
-                .filter(|l| crate::probe::lease_is_live(l))
-                .count() as i64,
-        },
-        exposition,
-    );
+    let text = metrics::of_store(&ctx.store, exposition)?;
     match args.output {
         Some(path) => {
             crate::fsx::write_output_if_changed(&path, text.as_bytes())?;

@@ -131,15 +131,14 @@ async fn change<T: Send + 'static>(
     change: impl FnOnce(&mut Registry) -> Result<Outcome<T>, AllocError> + Send + 'static,
 ) -> Result<T, ApiError> {
     let store = state.store.clone();
-    let done = tokio::task::spawn_blocking(move || {
+    let done = blocking(move || {
         let (mut guard, mut events) = crate::session::lock(&store)?;
         let out = change(&mut guard.registry)?;
         events.events.extend(out.events);
         guard.commit(&events.events)?;
-        Ok::<T, crate::Error>(out.value)
+        Ok(out.value)
     })
-    .await
-    .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))??;
+    .await?;
     // The map updates at once for the browser that made the change.
     refresh(state).await;
     Ok(done)
@@ -535,9 +534,7 @@ async fn audit(
         text: nonempty(q.q),
     };
     let dir = state.store.dir().to_path_buf();
-    let (records, _) = tokio::task::spawn_blocking(move || crate::audit::read(&dir))
-        .await
-        .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    let (records, _) = blocking(move || Ok(crate::audit::read(&dir))).await?;
     let mut picked: Vec<&crate::audit::Record> =
         records.iter().filter(|r| filter.matches(r)).collect();
     picked.reverse();
@@ -546,6 +543,149 @@ async fn audit(
     let limit = q.limit.unwrap_or(50).clamp(1, 1000);
     let page: Vec<&crate::audit::Record> = picked.into_iter().skip(offset).take(limit).collect();
     Ok(Json(json!({ "total": total, "offset": offset, "records": page })).into_response())
+}
+
+/// Runs `f` off the async threads; a panic or a cancelled task is a 500.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, crate::Error> + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
+        .map_err(ApiError::from)
+}
+
+/// `GET /api/doctor`: `doctor`'s findings, each with its fix.
+async fn doctor(State(state): State<Arc<AppState>>) -> Result<Response, ApiError> {
+    let store = state.store.clone();
+    let report = blocking(move || Ok(crate::health::check(&store))).await?;
+    Ok(Json(report).into_response())
+}
+
+/// `GET /api/gc`: what `gc` would drop (`gc --dry-run`); `POST /api/gc` drops it.
+async fn gc_preview(State(state): State<Arc<AppState>>) -> Result<Response, ApiError> {
+    gc(&state, true).await
+}
+
+async fn gc_run(State(state): State<Arc<AppState>>) -> Result<Response, ApiError> {
+    let done = gc(&state, false).await;
+    refresh(&state).await;
+    done
+}
+
+async fn gc(state: &AppState, dry_run: bool) -> Result<Response, ApiError> {
+    let store = state.store.clone();
+    let out = blocking(move || crate::session::gc(&store, dry_run)).await?;
+    Ok(
+        Json(json!({ "dry_run": dry_run, "dropped": out.value, "warnings": out.warnings }))
+            .into_response(),
+    )
+}
+
+/// `GET /api/checkouts`: each checkout's services as its manifests say now (read without
+/// cargo): env names and the `url` template with the port the registry gives it.
+/// `readable` is false where the manifests are gone or cannot be read.
+async fn checkouts(State(state): State<Arc<AppState>>) -> Result<Response, ApiError> {
+    let store = state.store.clone();
+    let found = blocking(move || {
+        let reg = store.read()?;
+        let mut roots: BTreeMap<String, BTreeMap<(String, String), u16>> = BTreeMap::new();
+        for (name, t) in &reg.types {
+            for (id, i) in t.instances.iter() {
+                if let Some(ws) = i.workspace(id) {
+                    roots
+                        .entry(ws.to_owned())
+                        .or_default()
+                        .insert((name.clone(), id.clone()), i.port);
+                }
+            }
+        }
+        let checkouts: Vec<Value> = roots
+            .into_iter()
+            .map(|(root, ports)| {
+                let services = crate::workspace::services_at(std::path::Path::new(&root));
+                let listed: Vec<Value> = services
+                    .iter()
+                    .flatten()
+                    .filter_map(|s| {
+                        let port = *ports.get(&(s.service_type.clone(), s.instance.clone()))?;
+                        Some(json!({
+                            "service_type": s.service_type,
+                            "instance": s.instance,
+                            "package": s.package,
+                            "bin": s.bin,
+                            "env": s.env,
+                            "url": s.url_with(port),
+                        }))
+                    })
+                    .collect();
+                json!({ "workspace": root, "readable": services.is_some(), "services": listed })
+            })
+            .collect();
+        Ok(checkouts)
+    })
+    .await?;
+    Ok(Json(json!({ "checkouts": found })).into_response())
+}
+
+/// `GET /api/backups`: the backups of `registry.toml`, newest first, with their size and
+/// time.
+async fn backups(State(state): State<Arc<AppState>>) -> Result<Response, ApiError> {
+    let store = state.store.clone();
+    let list = blocking(move || {
+        Ok(store
+            .backups()
+            .iter()
+            .filter_map(|b| {
+                let meta = std::fs::metadata(b).ok()?;
+                let modified = meta
+                    .modified()
+                    .ok()
+                    .map(|t| humantime::format_rfc3339_seconds(t).to_string());
+                Some(json!({
+                    "name": b.file_name()?.to_str()?,
+                    "bytes": meta.len(),
+                    "modified": modified,
+                }))
+            })
+            .collect::<Vec<Value>>())
+    })
+    .await?;
+    Ok(Json(json!({ "backups": list })).into_response())
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RestoreBody {
+    /// A backup's name, as `GET /api/backups` lists it.
+    backup: String,
+}
+
+/// `POST /api/restore`: replaces `registry.toml` with one of its backups, as `config
+/// restore` does (the file replaced is kept as a backup). Only a listed backup is taken.
+async fn restore(
+    State(state): State<Arc<AppState>>,
+    body: Result<Json<RestoreBody>, axum::extract::rejection::JsonRejection>,
+) -> Result<Response, ApiError> {
+    let Json(b) = body.map_err(bad_json)?;
+    let store = state.store.clone();
+    let restored = blocking(move || {
+        let chosen = store
+            .backups()
+            .into_iter()
+            .find(|p| p.file_name().and_then(|n| n.to_str()) == Some(b.backup.as_str()))
+            .ok_or_else(|| {
+                crate::Error::from(AllocError::InvalidValue {
+                    what: "backup",
+                    value: b.backup.clone(),
+                    reason: "no such backup; see GET /api/backups".into(),
+                })
+            })?;
+        crate::session::restore(&store, Some(&chosen))
+    })
+    .await?;
+    refresh(&state).await;
+    Ok(Json(json!({ "restored": restored })).into_response())
 }
 
 #[derive(Debug, Deserialize)]
@@ -575,10 +715,10 @@ async fn history(
     };
     let buckets = q.buckets.unwrap_or(60).clamp(1, 1000);
     let store = state.store.clone();
-    let history = tokio::task::spawn_blocking(move || {
+    let history = blocking(move || {
         let reg = store.read()?;
         let (records, _) = crate::audit::read(store.dir());
-        Ok::<_, crate::Error>(crate::metrics::history(
+        Ok(crate::metrics::history(
             &reg,
             crate::allocate::space(&reg, &crate::this_machine()),
             &records,
@@ -587,8 +727,7 @@ async fn history(
             buckets,
         ))
     })
-    .await
-    .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))??;
+    .await?;
     Ok(Json(history).into_response())
 }
 
@@ -609,28 +748,7 @@ async fn metrics(
         crate::metrics::Exposition::Classic
     };
     let store = state.store.clone();
-    let text = tokio::task::spawn_blocking(move || {
-        let (reg, counters) = store.read_with_counters()?;
-        let listening = crate::probe::listening_ports();
-        let leases_live = reg
-            .types
-            .values()
-            .flat_map(|t| &t.leases)
-            .filter(|l| crate::probe::lease_is_live(l))
-            .count() as i64;
-        Ok::<String, crate::Error>(crate::metrics::render(
-            &crate::metrics::Inputs {
-                registry: &reg,
-                space: crate::allocate::space(&reg, &crate::this_machine()),
-                counters: &counters,
-                listening: listening.as_ref(),
-                leases_live,
-            },
-            exposition,
-        ))
-    })
-    .await
-    .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))??;
+    let text = blocking(move || crate::metrics::of_store(&store, exposition)).await?;
     Ok(([(header::CONTENT_TYPE, exposition.content_type())], text).into_response())
 }
 
@@ -651,6 +769,11 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/api/audit", get(audit))
         .route("/metrics", get(metrics))
         .route("/api/history", get(history))
+        .route("/api/doctor", get(doctor))
+        .route("/api/gc", get(gc_preview).post(gc_run))
+        .route("/api/checkouts", get(checkouts))
+        .route("/api/backups", get(backups))
+        .route("/api/restore", post(restore))
         .route("/assets/uPlot.min.js", get(uplot_js))
         .route("/assets/uPlot.min.css", get(uplot_css))
         .layer(axum::middleware::from_fn_with_state(

@@ -218,6 +218,17 @@ fn meta_error(p: &Package, key: &str, reason: impl Into<String>) -> Error {
     })
 }
 
+/// The services of the checkout at `root` as its manifests say now, read without cargo (for
+/// `gc` and the dashboard, which look at many checkouts). A root without a `Cargo.toml` has
+/// none; `None` when the manifests cannot be read or are invalid.
+pub fn services_at(root: &Path) -> Option<Vec<Service>> {
+    if !root.join("Cargo.toml").is_file() {
+        return Some(Vec::new());
+    }
+    let (ws, _) = manifests::discover(root).ok()?;
+    services(&ws).ok()
+}
+
 /// Every service of the workspace (bins not marked `skip`, then extra services), sorted by
 /// env name. Errors on invalid metadata, on two services with one env name, and on two
 /// services that would hold one instance of one type.
