@@ -9,6 +9,7 @@
 mod common;
 
 use std::net::TcpStream;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -17,12 +18,15 @@ use common::Home;
 use fantoccini::{ClientBuilder, Locator};
 use serde_json::{Value, json};
 
-/// A child process killed when dropped.
+/// A child process started in a process group of its own, the whole group killed when
+/// dropped: chromedriver and the chromium it starts go even when the test fails.
 struct Killed(Child);
 
 impl Drop for Killed {
     fn drop(&mut self) {
-        let _ = self.0.kill();
+        if let Some(pid) = rustix::process::Pid::from_raw(self.0.id() as i32) {
+            let _ = rustix::process::kill_process_group(pid, rustix::process::Signal::KILL);
+        }
         let _ = self.0.wait();
     }
 }
@@ -146,6 +150,7 @@ async fn the_dashboard_works_in_a_real_browser() {
     let _driver = Killed(
         Command::new(chromedriver)
             .arg(format!("--port={driver_port}"))
+            .process_group(0)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()

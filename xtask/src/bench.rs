@@ -179,34 +179,6 @@ fn build_release(root: &Path) -> Result<()> {
         .ok_or_else(|| "release build failed".into())
 }
 
-fn copy_tree(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).expect("mkdir");
-    for e in std::fs::read_dir(from).expect("read_dir").flatten() {
-        let name = e.file_name();
-        if name == "target" || name == "Cargo.lock" || name == ".env" {
-            continue;
-        }
-        if e.path().is_dir() {
-            copy_tree(&e.path(), &to.join(&name));
-        } else {
-            std::fs::copy(e.path(), to.join(&name)).expect("copy");
-        }
-    }
-}
-
-/// The example workspace copied to `dir`, its path dependency pointing at this repository.
-fn example(ctx: &Ctx, dir: &Path) {
-    copy_tree(&ctx.root.join("examples/shop"), dir);
-    for member in ["shop-api", "shop-cli"] {
-        let m = dir.join(member).join("Cargo.toml");
-        let text = std::fs::read_to_string(&m)
-            .expect("manifest")
-            .replace("path = \"../../..\"", &format!("path = {:?}", ctx.root));
-        std::fs::write(m, text).expect("write");
-    }
-    let _ = std::fs::copy(ctx.root.join("Cargo.lock"), dir.join("Cargo.lock"));
-}
-
 /// The built-in service types.
 const BUILTINS: [&str; 17] = [
     "dev",
@@ -288,10 +260,7 @@ impl Report {
 
 pub fn main(args: &[String]) -> Result<()> {
     let quick = args.iter().any(|a| a == "--quick");
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .ok_or("no repo root")?
-        .to_path_buf();
+    let root = crate::workspace_root();
     build_release(&root)?;
     let tmp = std::env::temp_dir().join(format!("styxy-bench-{}", std::process::id()));
     std::fs::create_dir_all(&tmp).map_err(|e| e.to_string())?;
@@ -312,7 +281,7 @@ pub fn main(args: &[String]) -> Result<()> {
     // 1. env and port on an assigned workspace, against cargo metadata and cargo's dispatch.
     let home = ctx.home("env");
     let ws = tmp.join("shop");
-    example(&ctx, &ws);
+    crate::example(&ctx.root, &ws);
     let manifest = ws.join("Cargo.toml");
     let m = manifest.to_str().ok_or("path")?.to_owned();
     let assign = run(&mut ctx.styxy(&home, &["assign", "--manifest-path", &m]))?;
@@ -794,9 +763,9 @@ pub fn main(args: &[String]) -> Result<()> {
 fn noop_builds(ctx: &Ctx) -> Result<(Stats, Stats, usize)> {
     let home = ctx.home("build-home");
     let with = ctx.tmp.join("build-with");
-    example(ctx, &with);
+    crate::example(&ctx.root, &with);
     let without = ctx.tmp.join("build-without");
-    example(ctx, &without);
+    crate::example(&ctx.root, &without);
     for member in ["shop-api", "shop-cli"] {
         let dir = without.join(member);
         let _ = std::fs::remove_file(dir.join("build.rs"));
