@@ -89,6 +89,16 @@ async fn type_into(client: &fantoccini::Client, css: &str, text: &str) {
     input.send_keys(text).await.unwrap();
 }
 
+/// The checkout's bin: serves on `PORT` until killed.
+const SERVER: &str = r#"fn main() {
+    let port: u16 = std::env::var("PORT").unwrap().parse().unwrap();
+    let listener = std::net::TcpListener::bind(("127.0.0.1", port)).unwrap();
+    for stream in listener.incoming() {
+        drop(stream);
+    }
+}
+"#;
+
 /// Pixels of the screenshot whose colour is within a small distance of `rgb`.
 fn count_colour(png_bytes: &[u8], rgb: [u8; 3]) -> usize {
     let decoder = png::Decoder::new(std::io::Cursor::new(png_bytes));
@@ -122,13 +132,39 @@ async fn the_dashboard_works_in_a_real_browser() {
         "[package]\nname = \"viewed\"\nversion = \"0.1.0\"\nedition = \"2024\"\n[package.metadata.styxy.bins.viewed]\nurl = \"http://127.0.0.1:{port}/health\"\n[workspace]\n",
     )
     .unwrap();
-    std::fs::write(checkout.path().join("src/main.rs"), "fn main() {}\n").unwrap();
+    std::fs::write(checkout.path().join("src/main.rs"), SERVER).unwrap();
     let manifest = checkout.path().join("Cargo.toml");
     let viewed = home.json(&["assign", "--manifest-path", manifest.to_str().unwrap()]);
     let root = viewed["workspace"].as_str().unwrap().to_owned();
     let viewed_port = viewed["services"][0]["port"].as_u64().unwrap();
-    let _viewed_server = std::net::TcpListener::bind(("127.0.0.1", viewed_port as u16))
-        .expect("the port assign found free");
+    // Its server runs under `cargo styxy run` (in a process group of its own, killed whole
+    // at the end, even if the test fails).
+    let _run = Killed(
+        home.cmd(&["run"])
+            .current_dir(checkout.path())
+            .env(
+                "CARGO_TARGET_DIR",
+                Path::new(env!("CARGO_MANIFEST_DIR")).join("target/fixture-browser"),
+            )
+            .process_group(0)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let deadline = Instant::now() + Duration::from_secs(180);
+    let server_pid = loop {
+        let i = &home.json(&["list", "viewed"])["service_types"][0]["instances"][0];
+        if i["listening"] == true {
+            break i["listener_pid"].as_u64().unwrap();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the server under run never listened"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
 
     // A checkout deleted since it was assigned: gc's to drop.
     let gone = tempfile::tempdir().unwrap();
@@ -229,6 +265,36 @@ async fn the_dashboard_works_in_a_real_browser() {
             && ticks.iter().all(|t| t % step == 0),
         "{ticks:?}"
     );
+    // Grouped by checkout: the checkout's own row holds its instance, and the types no
+    // checkout holds come under "no checkout".
+    let grouped = client
+        .execute(
+            r#"const select = document.querySelector('#map-group');
+               select.value = 'checkout'; select.dispatchEvent(new Event('input'));
+               const groups = [...document.querySelectorAll('#map text.group')].map(g => g.textContent);
+               const labels = [...document.querySelectorAll('#map text.group, #map text.label')].map(t => t.textContent);
+               const after = labels.indexOf(arguments[0]);
+               select.value = 'origin'; select.dispatchEvent(new Event('input'));
+               return [groups, labels[after + 1]];"#,
+            vec![json!(root)],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        grouped[0].as_array().unwrap().last(),
+        Some(&json!("no checkout")),
+        "{grouped}"
+    );
+    assert!(
+        grouped[0].as_array().unwrap().contains(&json!(root)),
+        "{grouped}"
+    );
+    assert_eq!(
+        grouped[1],
+        json!("viewed"),
+        "the row after the checkout's heading"
+    );
+
     // Dragging across the map zooms into that span.
     let zoomed = client
         .execute(
@@ -263,7 +329,7 @@ async fn the_dashboard_works_in_a_real_browser() {
             ],
             [
                 viewed_port.to_string(),
-                format!("{viewed_port} {root} (listening, pid {me})")
+                format!("{viewed_port} {root} (listening, pid {server_pid})")
             ],
             [
                 ui.port.to_string(),
@@ -325,7 +391,7 @@ async fn the_dashboard_works_in_a_real_browser() {
         json!([
             "viewed",
             "VIEWED_PORT",
-            format!("listening, pid {me}"),
+            format!("listening, pid {server_pid}"),
             format!("http://127.0.0.1:{viewed_port}/health")
         ])
     );
