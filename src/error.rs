@@ -20,12 +20,24 @@ pub enum StoreError {
         backup: Option<PathBuf>,
     },
 
-    #[error("{file}: {problem}; fix the file by hand{}", restore_hint(backup.as_ref()))]
+    #[error("{file}: {invalid}; fix the file by hand{}", restore_hint(backup.as_ref()))]
     InvalidRegistry {
         file: PathBuf,
-        problem: String,
+        invalid: Box<Invalid>,
         backup: Option<PathBuf>,
     },
+
+    /// A change that would leave the registry invalid (never written).
+    #[error("{file}: refusing to write an invalid registry: {invalid}")]
+    RefusedWrite {
+        file: PathBuf,
+        invalid: Box<Invalid>,
+    },
+
+    #[error(
+        "{file}: {message} (the state file is cargo-styxy's own; restore it from a copy, or remove it to start again with no instances)"
+    )]
+    InvalidState { file: PathBuf, message: String },
 
     #[error(
         "{file} was written by a newer cargo-styxy (state format {format}); this one reads format {}: upgrade cargo-styxy (`cargo install cargo-styxy`)",
@@ -61,6 +73,61 @@ pub enum StoreError {
         #[source]
         source: std::io::Error,
     },
+}
+
+/// What makes a registry invalid, saying where: its definitions (settings, types, zones,
+/// rules) or what its types hold (instances, leases).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Invalid {
+    /// A setting, a type's name or range, or a rule's pattern that the CLI refuses too.
+    #[error("{0}")]
+    Value(AllocError),
+
+    #[error("service type {service_type:?}: {error}")]
+    OfType {
+        service_type: String,
+        error: AllocError,
+    },
+
+    #[error("service type {service_type:?} has no ranges")]
+    NoRanges { service_type: String },
+
+    #[error("a lease of {service_type:?} (pid {pid}) holds port {port}, outside the type's ranges")]
+    LeaseOutside {
+        service_type: String,
+        pid: u32,
+        port: u16,
+    },
+
+    #[error(
+        "instance {instance:?} of {service_type:?} holds port {port}, which its type cannot give it (outside its ranges {ranges}, another instance's, or another type's)"
+    )]
+    Misheld {
+        service_type: String,
+        instance: String,
+        port: u16,
+        ranges: String,
+    },
+
+    #[error("zone {zone:?} is defined in more than one strategy; zone names must be unique")]
+    ZoneTwice { zone: String },
+
+    #[error(
+        "zone {zone:?} of strategy {strategy:?}: {min_port}-{max_port} is not a span of ports from 1024 up, low to high"
+    )]
+    ZoneSpan {
+        strategy: String,
+        zone: String,
+        min_port: u16,
+        max_port: u16,
+    },
+
+    #[error("rule {pattern:?}: chunk_size must be at least 1")]
+    RuleChunk { pattern: String },
+
+    #[error("rule {pattern:?} names the zone {zone:?}, which no [strategies.NAME.zones] defines")]
+    RuleZone { pattern: String, zone: String },
 }
 
 /// A request or a value the registry cannot take: bad names, values and settings, types and

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use toml_edit::DocumentMut;
 
-use crate::error::{AllocError, Error, Result, StoreError};
+use crate::error::{AllocError, Error, Invalid, Result, StoreError};
 use crate::fsx;
 use crate::registry::config::{self, Config};
 use crate::registry::lock;
@@ -232,10 +232,9 @@ impl Store {
                 file: self.state_file(),
                 format,
             }),
-            StateError::Parse(problem) => Error::from(StoreError::InvalidRegistry {
+            StateError::Parse(message) => Error::from(StoreError::InvalidState {
                 file: self.state_file(),
-                problem: format!("{problem} (the state file is cargo-styxy's own; restore it from a copy, or remove it to start again with no instances)"),
-                backup: None,
+                message,
             }),
         })
     }
@@ -251,10 +250,10 @@ impl Store {
                 backup: self.last_good_backup(),
             })
         })?;
-        validate::definitions(&config.registry).map_err(|problem| {
+        validate::definitions(&config.registry).map_err(|invalid| {
             Error::from(StoreError::InvalidRegistry {
                 file: file.to_path_buf(),
-                problem,
+                invalid: Box::new(invalid),
                 backup: self.last_good_backup(),
             })
         })?;
@@ -573,15 +572,14 @@ impl<'s> Guard<'s> {
         };
         validate::definitions(&self.registry)
             .and_then(|()| match new_overlap {
-                Some(o) => Err(o.to_error().to_string()),
+                Some(o) => Err(Invalid::Value(o.to_error())),
                 None => Ok(()),
             })
             .and_then(|()| validate::holdings(&self.registry, changed.iter().map(|n| n.as_str())))
-            .map_err(|problem| {
-                Error::from(StoreError::InvalidRegistry {
+            .map_err(|invalid| {
+                Error::from(StoreError::RefusedWrite {
                     file: store.file(),
-                    problem: format!("refusing to write an invalid registry: {problem}"),
-                    backup: None,
+                    invalid: Box::new(invalid),
                 })
             })?;
 

@@ -2,7 +2,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::error::{AllocError, AllocResult as Result};
+use crate::error::{AllocError, AllocResult as Result, Invalid};
 
 use crate::registry::model::{InstanceBehavior, PortRange, Registry, ServiceType, Settings};
 
@@ -182,8 +182,8 @@ pub fn pattern(p: &str) -> Result<glob::Pattern> {
 /// settings, names, ranges and patterns. Returns the first problem as a sentence. Ranges that
 /// overlap are not refused here: a hand edit can leave them, and they are reported
 /// ([`overlaps`]) and worked around ([`misplaced`]); no command writes a new one.
-pub fn definitions(reg: &Registry) -> std::result::Result<(), String> {
-    settings(&reg.settings).map_err(|e| e.to_string())?;
+pub fn definitions(reg: &Registry) -> std::result::Result<(), Invalid> {
+    settings(&reg.settings).map_err(Invalid::Value)?;
     for (n, t) in &reg.types {
         service_type(n, t)?;
     }
@@ -311,30 +311,35 @@ pub fn misplaced<'r>(reg: &'r Registry, overlaps: &[Overlap<'r>]) -> Vec<(&'r st
 pub fn holdings<'n>(
     reg: &Registry,
     names: impl IntoIterator<Item = &'n str>,
-) -> std::result::Result<(), String> {
+) -> std::result::Result<(), Invalid> {
     for n in names {
         let Some(t) = reg.types.get(n) else {
             continue;
         };
         for id in t.instances.keys() {
-            instance(id).map_err(|e| format!("service type {n:?}: {e}"))?;
+            instance(id).map_err(|error| Invalid::OfType {
+                service_type: n.to_owned(),
+                error,
+            })?;
         }
         if let Some(l) = t.leases.iter().find(|l| !t.contains(l.port)) {
-            return Err(format!(
-                "a lease of {n:?} (pid {}) holds port {}, outside the type's ranges",
-                l.pid, l.port
-            ));
+            return Err(Invalid::LeaseOutside {
+                service_type: n.to_owned(),
+                pid: l.pid,
+                port: l.port,
+            });
         }
         let elsewhere = reg.held_elsewhere(n);
         let mut seen = BTreeSet::new();
         for (id, i) in &t.instances {
             let twice = t.instance_behavior == InstanceBehavior::Multi && !seen.insert(i.port);
             if !t.contains(i.port) || twice || elsewhere.contains(&i.port) {
-                return Err(format!(
-                    "instance {id:?} of {n:?} holds port {}, which its type cannot give it (outside its ranges {}, another instance's, or another type's)",
-                    i.port,
-                    t.ranges_text()
-                ));
+                return Err(Invalid::Misheld {
+                    service_type: n.to_owned(),
+                    instance: id.clone(),
+                    port: i.port,
+                    ranges: t.ranges_text(),
+                });
             }
         }
     }
@@ -342,46 +347,52 @@ pub fn holdings<'n>(
 }
 
 /// What one service type must satisfy on its own.
-fn service_type(n: &str, t: &ServiceType) -> std::result::Result<(), String> {
-    name(n).map_err(|e| e.to_string())?;
+fn service_type(n: &str, t: &ServiceType) -> std::result::Result<(), Invalid> {
+    name(n).map_err(Invalid::Value)?;
     if t.ranges.is_empty() {
-        return Err(format!("service type {n:?} has no ranges"));
+        return Err(Invalid::NoRanges {
+            service_type: n.to_owned(),
+        });
     }
     for r in &t.ranges {
-        range_ok(*r).map_err(|e| format!("service type {n:?}: {e}"))?;
+        range_ok(*r).map_err(|error| Invalid::OfType {
+            service_type: n.to_owned(),
+            error,
+        })?;
     }
     Ok(())
 }
 
 /// Zones and rules: unique zone names, sane spans, valid patterns, known zones.
-fn strategies_and_rules(reg: &Registry) -> std::result::Result<(), String> {
+fn strategies_and_rules(reg: &Registry) -> std::result::Result<(), Invalid> {
     let mut zone_names = std::collections::BTreeSet::new();
     for (strategy, st) in &reg.strategies {
         for (z, zone) in &st.zones {
             if !zone_names.insert(z.as_str()) {
-                return Err(format!(
-                    "zone {z:?} is defined in more than one strategy; zone names must be unique"
-                ));
+                return Err(Invalid::ZoneTwice { zone: z.clone() });
             }
             if zone.min_port < 1024 || zone.min_port > zone.max_port {
-                return Err(format!(
-                    "zone {z:?} of strategy {strategy:?}: {}-{} is not a span of ports from 1024 up, low to high",
-                    zone.min_port, zone.max_port
-                ));
+                return Err(Invalid::ZoneSpan {
+                    strategy: strategy.clone(),
+                    zone: z.clone(),
+                    min_port: zone.min_port,
+                    max_port: zone.max_port,
+                });
             }
         }
     }
     for (p, rule) in &reg.rules {
-        pattern(p).map_err(|e| e.to_string())?;
+        pattern(p).map_err(Invalid::Value)?;
         if rule.chunk_size == Some(0) {
-            return Err(format!("rule {p:?}: chunk_size must be at least 1"));
+            return Err(Invalid::RuleChunk { pattern: p.clone() });
         }
         if let Some(z) = &rule.zone
             && reg.zone(z).is_none()
         {
-            return Err(format!(
-                "rule {p:?} names the zone {z:?}, which no [strategies.NAME.zones] defines"
-            ));
+            return Err(Invalid::RuleZone {
+                pattern: p.clone(),
+                zone: z.clone(),
+            });
         }
     }
     Ok(())
@@ -461,6 +472,32 @@ mod tests {
         assert_eq!(misplaced(&reg, &overlaps(&reg)), [("b", "y", 2005)]);
     }
 
+    /// What is wrong comes typed, for a caller to match, and says where.
+    #[test]
+    fn invalid_definitions_are_typed() {
+        let mut reg = reg_of(&[("a", &[(2000, 2009)])]);
+        reg.rules.insert(
+            "web-*".into(),
+            crate::registry::model::Rule {
+                zone: Some("nowhere".into()),
+                ..Default::default()
+            },
+        );
+        let e = definitions(&reg).unwrap_err();
+        assert!(
+            matches!(&e, Invalid::RuleZone { pattern, zone } if pattern == "web-*" && zone == "nowhere"),
+            "{e:?}"
+        );
+        reg.rules.clear();
+        reg.types.get_mut("a").unwrap().ranges.clear();
+        let e = definitions(&reg).unwrap_err();
+        assert!(
+            matches!(&e, Invalid::NoRanges { service_type } if service_type == "a"),
+            "{e:?}"
+        );
+        assert_eq!(e.to_string(), "service type \"a\" has no ranges");
+    }
+
     #[test]
     fn misplaced_instances_are_outside_or_doubled() {
         use crate::registry::model::Instance;
@@ -475,7 +512,11 @@ mod tests {
             misplaced(&reg, &overlaps(&reg)),
             [("a", "i2", 2000), ("a", "i3", 2100)]
         );
-        assert!(holdings(&reg, ["a"]).is_err());
+        let doubled = holdings(&reg, ["a"]);
+        assert!(
+            matches!(&doubled, Err(Invalid::Misheld { instance, port: 2000, .. }) if instance == "i2"),
+            "{doubled:?}"
+        );
         reg.types.get_mut("a").unwrap().instance_behavior = InstanceBehavior::Single;
         assert_eq!(
             misplaced(&reg, &overlaps(&reg)),

@@ -475,10 +475,10 @@ async fn set_zone(
                     max_port: b.max_port,
                 },
             );
-        validate::definitions(&next).map_err(|problem| AllocError::InvalidValue {
+        validate::definitions(&next).map_err(|invalid| AllocError::InvalidValue {
             what: "zone",
             value: b.name.clone(),
-            reason: problem,
+            reason: invalid.to_string(),
         })?;
         *reg = next;
         Ok(Outcome {
