@@ -369,7 +369,9 @@ pub fn history(
     let n = u64::from(buckets.max(1));
     let step = (span.as_secs() / n).max(1);
     let end = secs(now);
-    let t: Vec<u64> = (0..n).map(|i| end - (n - 1 - i) * step).collect();
+    let t: Vec<u64> = (0..n)
+        .map(|i| end.saturating_sub((n - 1 - i) * step))
+        .collect();
     let first = end.saturating_sub(n * step);
     let len = t.len();
     let mut h = History {

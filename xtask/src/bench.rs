@@ -126,6 +126,31 @@ fn repeat(n: usize, mut make: impl FnMut() -> Command) -> Result<(Stats, i64)> {
     Ok((Stats::of(times), rss))
 }
 
+/// [`repeat`] for several commands at once, taken in turns (one run of each per round), so
+/// that a figure and its floor see the same moments of a noisy machine.
+fn side_by_side<const N: usize>(
+    n: usize,
+    mut makers: [&mut dyn FnMut() -> Command; N],
+) -> Result<[(Stats, i64); N]> {
+    let mut times: [Vec<f64>; N] = std::array::from_fn(|_| Vec::with_capacity(n));
+    let mut rss = [0i64; N];
+    for round in 0..=n {
+        for (i, make) in makers.iter_mut().enumerate() {
+            let r = run(&mut make())?;
+            if !r.ok {
+                return Err(format!("{:?} failed", make()));
+            }
+            rss[i] = rss[i].max(r.max_rss_kb);
+            // Round 0 warms up.
+            if round > 0 {
+                times[i].push(r.wall_ms);
+            }
+        }
+    }
+    let mut out = times.into_iter().zip(rss).map(|(t, r)| (Stats::of(t), r));
+    Ok(std::array::from_fn(|_| out.next().expect("one per maker")))
+}
+
 struct Ctx {
     root: PathBuf,
     bin: PathBuf,
@@ -289,10 +314,19 @@ pub fn main(args: &[String]) -> Result<()> {
         return Err("assign failed".into());
     }
     let n = ctx.n(200);
-    let (env, env_rss) = repeat(n, || ctx.styxy(&home, &["env", "--manifest-path", &m]))?;
-    let (port, port_rss) = repeat(n, || {
-        ctx.styxy(&home, &["port", "shop-api", "--manifest-path", &m])
-    })?;
+    let [(empty, _), (env, env_rss), (port, port_rss), (direct, _)] = side_by_side(
+        n,
+        [
+            &mut || Command::new(&ctx.floor),
+            &mut || ctx.styxy(&home, &["env", "--manifest-path", &m]),
+            &mut || ctx.styxy(&home, &["port", "shop-api", "--manifest-path", &m]),
+            &mut || {
+                let mut c = Command::new(&ctx.bin);
+                c.args(["styxy", "--version"]);
+                c
+            },
+        ],
+    )?;
     let (meta, _) = repeat(ctx.n(30), || {
         let mut c = Command::new(cargo());
         c.args([
@@ -316,12 +350,6 @@ pub fn main(args: &[String]) -> Result<()> {
         c.args(["styxy", "--version"]).env("PATH", &path);
         c
     })?;
-    let (direct, _) = repeat(n, || {
-        let mut c = Command::new(&ctx.bin);
-        c.args(["styxy", "--version"]);
-        c
-    })?;
-    let (empty, _) = repeat(n, || Command::new(&ctx.floor))?;
     rss.push(("env".into(), env_rss));
     rss.push(("port".into(), port_rss));
     report.row(
@@ -369,28 +397,33 @@ pub fn main(args: &[String]) -> Result<()> {
 
     // 2. One new allocation alone; then 64 new types at once.
     let home = ctx.home("one");
-    let mut k = 0;
-    let (one, one_rss) = repeat(ctx.n(100), || {
-        k += 1;
-        ctx.styxy(
-            &home,
-            &[
-                "allocate",
-                "--service",
-                &format!("solo-{k}"),
-                "--instance",
-                "w",
-            ],
-        )
-    })?;
-    rss.push(("allocate (new type)".into(), one_rss));
     let floor_dir = ctx.home("floor");
     let floor_arg = floor_dir.to_str().ok_or("path")?.to_owned();
-    let (writer, _) = repeat(ctx.n(100), || {
-        let mut c = Command::new(&ctx.floor);
-        c.args(["lock-write", &floor_arg]);
-        c
-    })?;
+    let mut k = 0;
+    let [(one, one_rss), (writer, _)] = side_by_side(
+        ctx.n(100),
+        [
+            &mut || {
+                k += 1;
+                ctx.styxy(
+                    &home,
+                    &[
+                        "allocate",
+                        "--service",
+                        &format!("solo-{k}"),
+                        "--instance",
+                        "w",
+                    ],
+                )
+            },
+            &mut || {
+                let mut c = Command::new(&ctx.floor);
+                c.args(["lock-write", &floor_arg]);
+                c
+            },
+        ],
+    )?;
+    rss.push(("allocate (new type)".into(), one_rss));
     report.row(
         "a minimal locked atomic writer (the floor of an allocation)",
         writer.ms(),
@@ -419,9 +452,10 @@ pub fn main(args: &[String]) -> Result<()> {
     );
 
     let bursts = if quick { 3 } else { 10 };
-    // The floor: 64 minimal writers that block on one lock, started at once.
+    // The floor: 64 minimal writers that block on one lock, started at once; one floor
+    // burst before each of ours, so that both see the same moments of the machine.
     let mut floor_walls = Vec::new();
-    for _ in 0..bursts {
+    let mut floor_burst = || -> Result<()> {
         let start = Instant::now();
         let children: Vec<_> = (0..64)
             .map(|_| {
@@ -436,14 +470,15 @@ pub fn main(args: &[String]) -> Result<()> {
             finish(c, start)?;
         }
         floor_walls.push(start.elapsed().as_secs_f64() * 1e3);
-    }
-    let floor_burst = Stats::of(floor_walls);
+        Ok(())
+    };
     let mut walls = Vec::new();
     let mut waits = Vec::new();
     let mut worst_gap = i64::MAX;
     let mut overlaps = 0;
     let mut failures = 0;
     for b in 0..bursts {
+        floor_burst()?;
         let home = ctx.home(&format!("burst-{b}"));
         let _ = run(&mut ctx.styxy(&home, &["config", "set", "gap_size", "10"]))?;
         let start = Instant::now();
@@ -481,6 +516,7 @@ pub fn main(args: &[String]) -> Result<()> {
     }
     let wall = Stats::of(walls);
     let wait = Stats::of(waits);
+    let floor_burst = Stats::of(floor_walls);
     report.row(
         "64 minimal blocking-lock writers at once (the floor of the burst)",
         format!("{} over {bursts} bursts", floor_burst.ms()),
@@ -888,11 +924,13 @@ fn write_report(ctx: &Ctx, report: &Report, quick: bool) -> Result<()> {
     md.push_str(
         "**Method:** release binaries; every figure is a whole process (spawn to exit, as a \
          shell or cargo sees it), the median of repeated runs after one warm-up run, with min \
-         and max. Lock wait and hold times come from the audit trail of the runs. Peak RSS is \
+         and max. A figure and its floor are measured in turns (one run of each per round; \
+         a floor burst before each burst), so that both see the same moments of the machine. \
+         Lock wait and hold times come from the audit trail of the runs. Peak RSS is \
          `ru_maxrss` from `wait4`. Temp registries under the system temp dir; the example \
          workspace is `examples/shop`. The pure allocator's own figures are criterion's \
-         (`cargo bench --bench allocator`). Reproduce with `cargo xtask bench` (about two \
-         minutes; `--quick` for fewer runs).\n\n",
+         (`cargo bench --bench allocator`). Reproduce with `cargo xtask bench` (about six \
+         minutes here; `--quick` for fewer runs).\n\n",
     );
     md.push_str("| figure | measured | target | |\n| --- | --- | --- | --- |\n");
     for (f, m, t, v) in &report.rows {
