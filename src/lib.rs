@@ -57,6 +57,6 @@ pub use error::{Error, Result};
 pub fn this_machine() -> allocate::Machine<'static> {
     allocate::Machine {
         ephemeral: probe::ephemeral_range(),
-        probe: &probe::is_listening,
+        probe: &probe::Live,
     }
 }

@@ -15,6 +15,35 @@ pub fn is_listening(port: u16) -> bool {
         || taken(SocketAddr::from((Ipv6Addr::LOCALHOST, port)))
 }
 
+/// This machine as the allocator probes it: a port is taken when a bind says so
+/// ([`is_listening`]); a new range's ports are checked with one listing of the listening
+/// sockets (sock_diag) instead of two binds a port, where the OS has one.
+#[derive(Debug, Clone, Copy)]
+pub struct Live;
+
+impl crate::allocate::Probe for Live {
+    fn is_listening(&self, port: u16) -> bool {
+        is_listening(port)
+    }
+
+    fn listeners_in(&self, range: PortRange) -> Vec<u16> {
+        #[cfg(feature = "cli")]
+        if let Some(rows) = listen_table() {
+            let mut ports: Vec<u16> = rows
+                .into_iter()
+                .map(|s| s.port)
+                .filter(|p| range.contains(*p))
+                .collect();
+            ports.sort_unstable();
+            ports.dedup();
+            return ports;
+        }
+        (range.start..=range.end)
+            .filter(|p| is_listening(*p))
+            .collect()
+    }
+}
+
 /// The OS ephemeral port range, where the kernel picks ports for outgoing connections.
 /// Read from `/proc/sys/net/ipv4/ip_local_port_range` on Linux; IANA's 49152-65535 elsewhere.
 pub fn ephemeral_range() -> Option<PortRange> {

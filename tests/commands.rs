@@ -952,3 +952,35 @@ fn temp_files_of_killed_writers_are_swept_everywhere_the_tool_writes() {
         assert!(!f.exists(), "{} left", f.display());
     }
 }
+
+/// A new range is placed where nothing listens, on either loopback: the range skips a
+/// server on 127.0.0.1 and one on [::1] in its way.
+#[test]
+fn new_ranges_skip_ports_that_listen() {
+    let home = Home::new();
+    let low = common::free_span_from(32200, 40);
+    for (k, v) in [
+        ("min_port", low.to_string()),
+        ("gap_size", "0".to_owned()),
+        ("chunk_size", "10".to_owned()),
+    ] {
+        home.ok(&["config", "set", k, &v]);
+    }
+    let _v4 = std::net::TcpListener::bind(("127.0.0.1", low + 3)).expect("a free port");
+    // Without IPv6 on this machine, a second IPv4 server stands in.
+    let _v6 = std::net::TcpListener::bind(("::1", low + 15))
+        .or_else(|_| std::net::TcpListener::bind(("127.0.0.1", low + 15)))
+        .expect("a free port");
+    let first = home.json(&["allocate", "--service", "first", "--instance", "i"]);
+    assert_eq!(
+        first["ranges"],
+        serde_json::json!([[low + 4, low + 13]]),
+        "{first}"
+    );
+    let second = home.json(&["allocate", "--service", "second", "--instance", "i"]);
+    assert_eq!(
+        second["ranges"],
+        serde_json::json!([[low + 16, low + 25]]),
+        "{second}"
+    );
+}

@@ -22,7 +22,16 @@ pub use place::Space;
 
 /// Tells whether something listens on a port right now.
 pub trait Probe {
+    /// Whether a server could not take `port` now: the check before a port is handed out.
     fn is_listening(&self, port: u16) -> bool;
+
+    /// The ports of `range` that something listens on now, lowest first: the check of a new
+    /// range's ports. One port at a time unless the machine can list its listeners at once.
+    fn listeners_in(&self, range: PortRange) -> Vec<u16> {
+        (range.start..=range.end)
+            .filter(|p| self.is_listening(*p))
+            .collect()
+    }
 }
 
 impl<F: Fn(u16) -> bool> Probe for F {

@@ -169,11 +169,16 @@ struct Search<'a> {
 impl Search<'_> {
     /// The listening port nearest the top of `[s, e]`, if any.
     fn highest_listener(&self, s: u32, e: u32) -> Option<u32> {
-        (s..=e).rev().find(|&p| self.probe.is_listening(to_port(p)))
+        let range = PortRange::new(to_port(s), to_port(e));
+        self.probe.listeners_in(range).last().map(|p| u32::from(*p))
     }
 
     fn lowest_listener(&self, s: u32, e: u32) -> Option<u32> {
-        (s..=e).find(|&p| self.probe.is_listening(to_port(p)))
+        let range = PortRange::new(to_port(s), to_port(e));
+        self.probe
+            .listeners_in(range)
+            .first()
+            .map(|p| u32::from(*p))
     }
 
     fn range(&self, s: u32) -> PortRange {
