@@ -295,6 +295,25 @@ async fn the_dashboard_works_in_a_real_browser() {
         "the row after the checkout's heading"
     );
 
+    // The map's filter is in the URL: a reload keeps it.
+    type_into(&client, "#map-filter", "alph").await;
+    let here = client.current_url().await.unwrap();
+    assert_eq!(here.fragment(), Some("map?filter=alph"), "{here}");
+    client.refresh().await.unwrap();
+    let kept = until(
+        &client,
+        "the filtered map after a reload",
+        "document.querySelectorAll('#map text.label').length === 1 && document.querySelector('#map-filter').value",
+    )
+    .await;
+    assert_eq!(kept, json!("alph"));
+    until(
+        &client,
+        "the whole map again",
+        "(() => { const f = document.querySelector('#map-filter'); f.value = ''; f.dispatchEvent(new Event('input')); return document.querySelectorAll('#map text.label').length > 1; })()",
+    )
+    .await;
+
     // Dragging across the map zooms into that span.
     let zoomed = client
         .execute(
