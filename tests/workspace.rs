@@ -962,6 +962,12 @@ fn a_member_selects_itself_as_cargo_does() {
         ["ADMIN_PORT"]
     );
     assert_eq!(env_names(&home, &api, &["--workspace"]), all);
+    // cargo's hidden `--all` is `--workspace`, `--exclude` included.
+    assert_eq!(env_names(&home, &api, &["--all"]), all);
+    assert_eq!(
+        env_names(&home, &api, &["--all", "--exclude", "shop-web"]),
+        ["SHOP_API_PORT"]
+    );
     // `cargo run` in a member runs that member's bin: so does `run` (no bin to choose).
     let out = home
         .cmd(&["run", "--reuse", "--bin", "nope"])

@@ -111,7 +111,9 @@ pub fn load(ctx: &Ctx, manifest: &Path) -> anyhow::Result<Workspace> {
 /// workspace's default members. Asking for a package or bin that is not there is an error
 /// naming what is.
 pub fn select(ws: &Workspace, sel: &Selection, manifest: &Path) -> anyhow::Result<Vec<Service>> {
-    if !sel.workspace.exclude.is_empty() && !sel.workspace.workspace {
+    // cargo takes the hidden `--all` as `--workspace`.
+    let whole = sel.workspace.workspace || sel.workspace.all;
+    if !sel.workspace.exclude.is_empty() && !whole {
         anyhow::bail!("--exclude can only be used together with --workspace (as with cargo)");
     }
     let all = workspace::services(ws)?;
@@ -148,7 +150,7 @@ pub fn select(ws: &Workspace, sel: &Selection, manifest: &Path) -> anyhow::Resul
         })
         .flatten();
     let in_selection = |package: &str| -> bool {
-        if sel.workspace.workspace {
+        if whole {
             !excluded.iter().any(|p| p.matches(package))
         } else if !packages.is_empty() {
             packages.iter().any(|p| p.matches(package))
