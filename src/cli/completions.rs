@@ -65,7 +65,10 @@ pub fn complete_if_asked() {
 /// The tool as `cargo-styxy` (as cargo's completion hands `cargo styxy …` over), with a
 /// completer on every argument whose values the registry or the workspace knows.
 fn command() -> Command {
-    with_completers(Cli::augment_args(Command::new("cargo-styxy")), "")
+    let mut cmd = Cli::augment_args(Command::new("cargo-styxy"));
+    // Every command's arguments, which clap defers until a command runs.
+    cmd.build();
+    with_completers(cmd, "")
 }
 
 fn with_completers(cmd: Command, parent: &str) -> Command {

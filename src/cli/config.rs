@@ -11,6 +11,7 @@ use crate::view::settings_view;
 
 /// Registry settings, location, validation and backups
 #[derive(Debug, Subcommand)]
+#[command(defer = true)]
 pub enum ConfigCommand {
     /// Show the settings in force. With `--format json`: {"file", "settings": {…}}
     Show,

@@ -110,19 +110,37 @@ pub enum Color {
     Never,
 }
 
+/// The commands. Each one's arguments are built only when it runs (clap's `defer`), so that
+/// `port` does not pay for building every other command's. The list of commands shows the
+/// summary on each variant: the first line of the `…Args` struct's doc, which gives the
+/// command's own help once it is built (a unit test keeps the two the same).
 #[derive(Debug, Subcommand)]
+#[command(defer = true)]
 pub enum Command {
+    /// Give every service of the workspace its port (idempotent)
     Assign(assign::AssignArgs),
+    /// Print or write the workspace's port variables (assigning first if needed)
     Env(env::EnvArgs),
+    /// Print the port of one service of the workspace, nothing else
     Port(port::PortArgs),
+    /// `cargo run` a bin with the workspace's port variables and `PORT` set to its own port
     Run(run::RunArgs),
+    /// Wait until services of the workspace listen on their ports
     Wait(wait::WaitArgs),
+    /// Give an instance a port in a service type (creating the type if it is new)
     Allocate(allocate::AllocateArgs),
+    /// Free instance ports
     Release(release::ReleaseArgs),
+    /// List service types, instances and ports (listening now or not), and the settings
     List(list::ListArgs),
+    /// Who holds a port in the registry, and whether something listens on it now
     Check(check::CheckArgs),
+    /// List the ports listening now, each with its registry owner, or marked foreign
     Scan(scan::ScanArgs),
+    /// Drop instances whose checkout is gone or no longer has their service, leases of dead
+    /// processes, and auto-allocated types left with no instances
     Gc(gc::GcArgs),
+    /// Check the registry's health; each finding comes with its fix
     Doctor(doctor::DoctorArgs),
     #[command(subcommand)]
     Type(types::TypeCommand),
@@ -130,10 +148,15 @@ pub enum Command {
     Rule(rule::RuleCommand),
     #[command(subcommand)]
     Config(config::ConfigCommand),
+    /// Show the audit trail: every change to the registry, oldest first
     Audit(audit::AuditArgs),
+    /// Print the registry's metrics in the Prometheus text format
     Metrics(metrics::MetricsArgs),
+    /// Add the build.rs integration to a package: a build dependency and a build.rs
     Init(init::InitArgs),
+    /// Print the completion registration of `cargo-styxy` for a shell
     Completions(completions::CompletionsArgs),
+    /// Serve the web dashboard on 127.0.0.1 (and [::1]) and print its URL
     #[cfg(feature = "web")]
     Ui(ui::UiArgs),
 }
@@ -386,5 +409,33 @@ mod tests {
     #[test]
     fn clap_definition_is_consistent() {
         CargoCli::command().debug_assert();
+    }
+
+    /// The list of commands says of each what the command's own help says, although the
+    /// list is built before any command's arguments (`defer`).
+    #[test]
+    fn every_command_is_listed_with_its_own_summary() {
+        let root = CargoCli::command();
+        let styxy = root.find_subcommand("styxy").expect("styxy");
+        let mut checked = 0;
+        for sub in styxy.get_subcommands() {
+            let listed = sub.get_about().map(ToString::to_string);
+            let mut built = sub.clone();
+            built.build();
+            let own = built.get_about().map(ToString::to_string);
+            assert!(
+                listed.is_some(),
+                "`{}` is listed without a summary",
+                sub.get_name()
+            );
+            assert_eq!(
+                listed,
+                own,
+                "`{}`: the list and its help differ",
+                sub.get_name()
+            );
+            checked += 1;
+        }
+        assert!(checked >= 20, "only {checked} commands");
     }
 }

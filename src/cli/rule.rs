@@ -9,6 +9,7 @@ use crate::registry::{InstanceBehavior, Placement, Rule};
 
 /// Auto-allocation rules: what a new type whose name matches a glob gets
 #[derive(Debug, Subcommand)]
+#[command(defer = true)]
 pub enum RuleCommand {
     /// Add a rule (or replace the rule of the same pattern)
     Add {

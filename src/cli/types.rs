@@ -9,6 +9,7 @@ use crate::registry::{InstanceBehavior, PortRange};
 
 /// Manage service types by hand
 #[derive(Debug, Subcommand)]
+#[command(defer = true)]
 pub enum TypeCommand {
     /// Add a service type; a range that overlaps another type's is refused
     Add {
