@@ -45,8 +45,14 @@ impl crate::allocate::Probe for Live {
 }
 
 /// The OS ephemeral port range, where the kernel picks ports for outgoing connections.
-/// Read from `/proc/sys/net/ipv4/ip_local_port_range` on Linux; IANA's 49152-65535 elsewhere.
+/// Read from `/proc/sys/net/ipv4/ip_local_port_range` on Linux (once a process: a command's
+/// tidying and its allocation ask for it under the lock); IANA's 49152-65535 elsewhere.
 pub fn ephemeral_range() -> Option<PortRange> {
+    static RANGE: std::sync::OnceLock<Option<PortRange>> = std::sync::OnceLock::new();
+    *RANGE.get_or_init(read_ephemeral_range)
+}
+
+fn read_ephemeral_range() -> Option<PortRange> {
     #[cfg(target_os = "linux")]
     {
         let text = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range").ok()?;
