@@ -156,7 +156,8 @@ pub enum Command {
     Init(init::InitArgs),
     /// Print the completion registration of `cargo-styxy` for a shell
     Completions(completions::CompletionsArgs),
-    /// Serve the web dashboard on 127.0.0.1 (and [::1]) and print its URL
+    // Not a doc comment: rustdoc would read `[::1]` as a link.
+    #[command(about = "Serve the web dashboard on 127.0.0.1 (and [::1]) and print its URL")]
     #[cfg(feature = "web")]
     Ui(ui::UiArgs),
 }
