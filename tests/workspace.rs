@@ -318,6 +318,65 @@ fn cargo_conventions_for_flags_colors_and_formats() {
     assert!(prefix(&ours.stderr).contains('\x1b'));
 }
 
+/// The global options work before the command's name and after it, as cargo's do; given on
+/// both sides, the one after the name wins, and either wins over `CARGO_TERM_COLOR`.
+#[test]
+fn global_options_go_before_or_after_the_command_name() {
+    let home = Home::new();
+    let is_json = |args: &[&str]| serde_json::from_str::<serde_json::Value>(&home.ok(args)).is_ok();
+    for args in [
+        &["--format", "json", "list"][..],
+        &["list", "--format", "json"],
+        &["--format", "json", "rule", "list"],
+        &["rule", "--format", "json", "list"],
+        &["rule", "list", "--format", "json"],
+        &["--format", "human", "list", "--format", "json"],
+    ] {
+        assert!(is_json(args), "{args:?} did not print JSON");
+    }
+    assert!(!is_json(&["--format", "json", "list", "--format", "human"]));
+    // Each side names a registry of its own: the one after the name is used.
+    let (before, after) = (Home::new(), Home::new());
+    let path = |args: &[&str]| home.ok(args).trim().to_owned();
+    let file = |h: &Home| h.registry().display().to_string();
+    let (b, a) = (
+        before.path().to_str().unwrap(),
+        after.path().to_str().unwrap(),
+    );
+    assert_eq!(path(&["--registry", b, "config", "path"]), file(&before));
+    assert_eq!(path(&["config", "path", "--registry", a]), file(&after));
+    assert_eq!(
+        path(&["--registry", b, "config", "path", "--registry", a]),
+        file(&after)
+    );
+    // -q and -v conflict wherever each is given.
+    for args in [&["-q", "list", "-v"][..], &["-v", "rule", "list", "-q"]] {
+        let err = home.fails(args, 2);
+        assert!(err.contains("cannot be used with"), "{args:?}: {err}");
+    }
+    // --color before the name wins over CARGO_TERM_COLOR, which the command sees too.
+    let colored = |env: &str, args: &[&str]| {
+        let mut cmd = home.cmd(args);
+        cmd.env_remove("NO_COLOR").env("CARGO_TERM_COLOR", env);
+        let out = cmd.output().unwrap();
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        String::from_utf8(out.stderr).unwrap().contains('\x1b')
+    };
+    let release = ["release", "--service", "nope"];
+    assert!(colored(
+        "never",
+        &[&["--color", "always"][..], &release].concat()
+    ));
+    assert!(!colored(
+        "always",
+        &[&["--color", "never"][..], &release].concat()
+    ));
+    assert!(colored(
+        "never",
+        &[&["--color", "never"][..], &release, &["--color", "always"]].concat()
+    ));
+}
+
 #[test]
 fn env_file_is_rewritten_only_when_it_changes() {
     let home = Home::new();

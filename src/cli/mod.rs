@@ -55,44 +55,178 @@ pub enum CargoCli {
 #[command(version, about, long_about, propagate_version = true)]
 pub struct Cli {
     #[command(flatten)]
-    pub global: GlobalArgs,
+    pub global: BeforeCommand,
     #[command(subcommand)]
     pub command: Command,
 }
 
-#[derive(Debug, Args)]
-#[command(next_help_heading = "Global Options")]
+/// The options every command takes, before its name or after it (`--format json port` and
+/// `port --format json`), as cargo's do.
+///
+/// Declared on each command ([`With`], [`Group`]) as clap's global arguments, and once more,
+/// not global, before the command's name ([`BeforeCommand`]). A global argument on the root
+/// would be cloned into all 20 commands at every start (120 clones and 100 KB of heap for a
+/// `port` that uses none of the other 19); on a command it is handed down only to that
+/// command's own subcommands, when it runs. Either way clap hands the values given after the
+/// name back up to the root, by id, a value given on the command line winning over
+/// `CARGO_TERM_COLOR` and the defaults: so the root's are the ones in force.
+#[derive(Debug, Clone, Default)]
 pub struct GlobalArgs {
-    /// Registry directory [default: $STYXY_HOME, else $XDG_CONFIG_HOME/styxy]
-    #[arg(long, global = true, value_name = "DIR")]
     pub registry: Option<PathBuf>,
-    /// Path to Cargo.toml (for the workspace commands)
-    #[arg(long, global = true, value_name = "PATH")]
     pub manifest_path: Option<PathBuf>,
-    /// Output format (`env` also takes dotenv, shell, fish, powershell, compose; `metrics` openmetrics)
-    #[arg(long, global = true, value_enum, default_value_t = Format::Human, value_name = "FORMAT")]
     pub format: Format,
-    /// Print no warnings or progress messages
-    #[arg(short, long, global = true, conflicts_with = "verbose")]
     pub quiet: bool,
-    /// Say more about what happens
-    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
-    /// When to color messages (as cargo: `--color`, else `CARGO_TERM_COLOR`)
-    #[arg(
-        long,
-        global = true,
-        value_enum,
-        default_value_t = Color::Auto,
-        value_name = "WHEN",
-        env = "CARGO_TERM_COLOR",
-        hide_env_values = true
-    )]
     pub color: Color,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+impl GlobalArgs {
+    /// Adds the options to `cmd` under their own heading, which stays the heading of what is
+    /// added after them (so they go last, as the derive's `next_help_heading` would); with
+    /// `global`, clap hands them down to `cmd`'s subcommands and their values back up.
+    fn augment(cmd: clap::Command, global: bool) -> clap::Command {
+        use clap::builder::EnumValueParser;
+        use clap::{Arg, ArgAction};
+        let arg = |id: &'static str, long: &'static str| Arg::new(id).long(long).global(global);
+        cmd.next_help_heading("Global Options")
+            .arg(
+                arg("registry", "registry")
+                    .value_name("DIR")
+                    .value_parser(clap::value_parser!(PathBuf))
+                    .help("Registry directory [default: $STYXY_HOME, else $XDG_CONFIG_HOME/styxy]"),
+            )
+            .arg(
+                arg("manifest_path", "manifest-path")
+                    .value_name("PATH")
+                    .value_parser(clap::value_parser!(PathBuf))
+                    .help("Path to Cargo.toml (for the workspace commands)"),
+            )
+            .arg(
+                arg("format", "format")
+                    .value_name("FORMAT")
+                    .value_parser(EnumValueParser::<Format>::new())
+                    .default_value("human")
+                    .help(
+                        "Output format (`env` also takes dotenv, shell, fish, powershell, \
+                         compose; `metrics` openmetrics)",
+                    ),
+            )
+            .arg(
+                arg("quiet", "quiet")
+                    .short('q')
+                    .action(ArgAction::SetTrue)
+                    .conflicts_with("verbose")
+                    .help("Print no warnings or progress messages"),
+            )
+            .arg(
+                arg("verbose", "verbose")
+                    .short('v')
+                    .action(ArgAction::Count)
+                    .help("Say more about what happens"),
+            )
+            .arg(
+                arg("color", "color")
+                    .value_name("WHEN")
+                    .value_parser(EnumValueParser::<Color>::new())
+                    .default_value("auto")
+                    .env("CARGO_TERM_COLOR")
+                    .hide_env_values(true)
+                    .help("When to color messages (as cargo: `--color`, else `CARGO_TERM_COLOR`)"),
+            )
+    }
+
+    /// Refuses `-q` with `-v` given on either side of the command's name (clap checks the
+    /// two only when both are on one side).
+    fn check(&self) -> Result<(), clap::Error> {
+        if self.quiet && self.verbose > 0 {
+            return Err(clap::Error::raw(
+                clap::error::ErrorKind::ArgumentConflict,
+                "the argument '--quiet' cannot be used with '--verbose'\n",
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl clap::FromArgMatches for GlobalArgs {
+    fn from_arg_matches(m: &clap::ArgMatches) -> Result<Self, clap::Error> {
+        Ok(GlobalArgs {
+            registry: m.get_one::<PathBuf>("registry").cloned(),
+            manifest_path: m.get_one::<PathBuf>("manifest_path").cloned(),
+            format: m.get_one::<Format>("format").copied().unwrap_or_default(),
+            quiet: m.get_flag("quiet"),
+            verbose: m.get_count("verbose"),
+            color: m.get_one::<Color>("color").copied().unwrap_or_default(),
+        })
+    }
+
+    fn update_from_arg_matches(&mut self, m: &clap::ArgMatches) -> Result<(), clap::Error> {
+        *self = Self::from_arg_matches(m)?;
+        Ok(())
+    }
+}
+
+/// On a command: handed down to its subcommands, if it has any.
+impl Args for GlobalArgs {
+    fn augment_args(cmd: clap::Command) -> clap::Command {
+        Self::augment(cmd, true)
+    }
+
+    fn augment_args_for_update(cmd: clap::Command) -> clap::Command {
+        Self::augment(cmd, true)
+    }
+}
+
+/// The global options on the root: given before the command's name, or after it (clap hands
+/// those back up), so the ones in force. Not global here: each command has its own (see
+/// [`GlobalArgs`]).
+#[derive(Debug, Clone, Default)]
+pub struct BeforeCommand(pub GlobalArgs);
+
+impl clap::FromArgMatches for BeforeCommand {
+    fn from_arg_matches(m: &clap::ArgMatches) -> Result<Self, clap::Error> {
+        GlobalArgs::from_arg_matches(m).map(BeforeCommand)
+    }
+
+    fn update_from_arg_matches(&mut self, m: &clap::ArgMatches) -> Result<(), clap::Error> {
+        self.0.update_from_arg_matches(m)
+    }
+}
+
+impl Args for BeforeCommand {
+    fn augment_args(cmd: clap::Command) -> clap::Command {
+        GlobalArgs::augment(cmd, false)
+    }
+
+    fn augment_args_for_update(cmd: clap::Command) -> clap::Command {
+        GlobalArgs::augment(cmd, false)
+    }
+}
+
+// A command's own arguments, and the global options, so that they can follow its name (their
+// values are read on the root: see `GlobalArgs`). Not a doc comment: the derive would make it
+// the command's about, over the one of `T`.
+#[derive(Debug, Args)]
+pub struct With<T: Args> {
+    #[command(flatten)]
+    pub args: T,
+    #[command(flatten)]
+    global: GlobalArgs,
+}
+
+// A group of commands (`type`, `rule`, `config`): the one that runs, and the global options,
+// which clap hands down to the group's commands. Not a doc comment, as for `With`.
+#[derive(Debug, Args)]
+pub struct Group<S: Subcommand> {
+    #[command(subcommand)]
+    pub command: S,
+    #[command(flatten)]
+    global: GlobalArgs,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
 pub enum Format {
+    #[default]
     Human,
     Json,
     Dotenv,
@@ -103,8 +237,9 @@ pub enum Format {
     Openmetrics,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
 pub enum Color {
+    #[default]
     Auto,
     Always,
     Never,
@@ -118,48 +253,48 @@ pub enum Color {
 #[command(defer = true)]
 pub enum Command {
     /// Give every service of the workspace its port (idempotent)
-    Assign(assign::AssignArgs),
+    Assign(With<assign::AssignArgs>),
     /// Print or write the workspace's port variables (assigning first if needed)
-    Env(env::EnvArgs),
+    Env(With<env::EnvArgs>),
     /// Print the port of one service of the workspace, nothing else
-    Port(port::PortArgs),
+    Port(With<port::PortArgs>),
     /// `cargo run` a bin with the workspace's port variables and `PORT` set to its own port
-    Run(run::RunArgs),
+    Run(With<run::RunArgs>),
     /// Wait until services of the workspace listen on their ports
-    Wait(wait::WaitArgs),
+    Wait(With<wait::WaitArgs>),
     /// Give an instance a port in a service type (creating the type if it is new)
-    Allocate(allocate::AllocateArgs),
+    Allocate(With<allocate::AllocateArgs>),
     /// Free instance ports
-    Release(release::ReleaseArgs),
+    Release(With<release::ReleaseArgs>),
     /// List service types, instances and ports (listening now or not), and the settings
-    List(list::ListArgs),
+    List(With<list::ListArgs>),
     /// Who holds a port in the registry, and whether something listens on it now
-    Check(check::CheckArgs),
+    Check(With<check::CheckArgs>),
     /// List the ports listening now, each with its registry owner, or marked foreign
-    Scan(scan::ScanArgs),
+    Scan(With<scan::ScanArgs>),
     /// Drop instances whose checkout is gone or no longer has their service, leases of dead
     /// processes, and auto-allocated types left with no instances
-    Gc(gc::GcArgs),
+    Gc(With<gc::GcArgs>),
     /// Check the registry's health; each finding comes with its fix
-    Doctor(doctor::DoctorArgs),
-    #[command(subcommand)]
-    Type(types::TypeCommand),
-    #[command(subcommand)]
-    Rule(rule::RuleCommand),
-    #[command(subcommand)]
-    Config(config::ConfigCommand),
+    Doctor(With<doctor::DoctorArgs>),
+    /// Manage service types by hand
+    Type(Group<types::TypeCommand>),
+    /// Auto-allocation rules: what a new type whose name matches a glob gets
+    Rule(Group<rule::RuleCommand>),
+    /// Registry settings, location, validation and backups
+    Config(Group<config::ConfigCommand>),
     /// Show the audit trail: every change to the registry, oldest first
-    Audit(audit::AuditArgs),
+    Audit(With<audit::AuditArgs>),
     /// Print the registry's metrics in the Prometheus text format
-    Metrics(metrics::MetricsArgs),
+    Metrics(With<metrics::MetricsArgs>),
     /// Add the build.rs integration to a package: a build dependency and a build.rs
-    Init(init::InitArgs),
+    Init(With<init::InitArgs>),
     /// Print the completion registration of `cargo-styxy` for a shell
-    Completions(completions::CompletionsArgs),
+    Completions(With<completions::CompletionsArgs>),
     // Not a doc comment: rustdoc would read `[::1]` as a link.
     #[command(about = "Serve the web dashboard on 127.0.0.1 (and [::1]) and print its URL")]
     #[cfg(feature = "web")]
-    Ui(ui::UiArgs),
+    Ui(With<ui::UiArgs>),
 }
 
 /// What a command needs from the global options.
@@ -244,20 +379,24 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> ExitCode {
     if args.get(1).is_none_or(|a| a != "styxy") {
         args.insert(1.min(args.len()), "styxy".into());
     }
-    let CargoCli::Styxy(cli) = match CargoCli::try_parse_from(args) {
-        Ok(cli) => cli,
+    let parsed = CargoCli::try_parse_from(args).and_then(|CargoCli::Styxy(cli)| {
+        cli.global.0.check()?;
+        Ok((cli.global.0, cli.command))
+    });
+    let (global, command) = match parsed {
+        Ok(parsed) => parsed,
         Err(e) => {
             let _ = e.print();
             return ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(2));
         }
     };
-    let choice = match cli.global.color {
+    let choice = match global.color {
         Color::Auto => anstream::ColorChoice::Auto,
         Color::Always => anstream::ColorChoice::Always,
         Color::Never => anstream::ColorChoice::Never,
     };
     choice.write_global();
-    match execute(cli) {
+    match execute(&global, command) {
         Ok(()) => ExitCode::SUCCESS,
         Err(CliError { error: None, code }) => ExitCode::from(code),
         Err(CliError { error: Some(e), .. }) if is_broken_pipe(&e) => ExitCode::SUCCESS,
@@ -306,13 +445,13 @@ impl<E: Into<anyhow::Error>> From<E> for CliError {
     }
 }
 
-fn execute(cli: Cli) -> Result<(), CliError> {
-    let format = cli.global.format;
+fn execute(global: &GlobalArgs, command: Command) -> Result<(), CliError> {
+    let format = global.format;
     let name = format
         .to_possible_value()
         .map(|v| v.get_name().to_owned())
         .unwrap_or_default();
-    let refused = match (&cli.command, format) {
+    let refused = match (&command, format) {
         (_, Format::Human) => None,
         (Command::Metrics(_), Format::Openmetrics) => None,
         // Commands whose output is a format of its own (Prometheus text, a shell script).
@@ -328,41 +467,41 @@ fn execute(cli: Cli) -> Result<(), CliError> {
     if let Some(message) = refused {
         return Err(CliError::usage(anyhow::anyhow!(message)));
     }
-    let dir = paths::registry_dir(cli.global.registry.as_deref())?;
+    let dir = paths::registry_dir(global.registry.as_deref())?;
     let ctx = Ctx {
-        store: Store::new(dir).quiet(cli.global.quiet),
-        format: cli.global.format,
-        quiet: cli.global.quiet,
-        verbose: cli.global.verbose,
+        store: Store::new(dir).quiet(global.quiet),
+        format: global.format,
+        quiet: global.quiet,
+        verbose: global.verbose,
     };
-    let manifest = cli.global.manifest_path.as_deref();
-    match cli.command {
-        Command::Assign(args) => assign::run(&ctx, args, manifest),
-        Command::Env(args) => env::run(&ctx, args, manifest),
-        Command::Port(args) => port::run(&ctx, args, manifest),
-        Command::Run(args) => {
+    let manifest = global.manifest_path.as_deref();
+    match command {
+        Command::Assign(With { args, .. }) => assign::run(&ctx, args, manifest),
+        Command::Env(With { args, .. }) => env::run(&ctx, args, manifest),
+        Command::Port(With { args, .. }) => port::run(&ctx, args, manifest),
+        Command::Run(With { args, .. }) => {
             return match run::run(&ctx, args, manifest)? {
                 0 => Ok(()),
                 code => Err(CliError::child(code)),
             };
         }
-        Command::Wait(args) => wait::run(&ctx, args, manifest),
-        Command::Check(args) => check::run(&ctx, args),
-        Command::Scan(args) => scan::run(&ctx, args),
-        Command::Gc(args) => gc::run(&ctx, args),
-        Command::Doctor(args) => doctor::run(&ctx, args),
-        Command::Init(args) => init::run(&ctx, args, manifest),
-        Command::Audit(args) => return audit::run(&ctx, args),
-        Command::Metrics(args) => metrics::run(&ctx, args),
-        Command::Completions(args) => completions::run(args),
+        Command::Wait(With { args, .. }) => wait::run(&ctx, args, manifest),
+        Command::Check(With { args, .. }) => check::run(&ctx, args),
+        Command::Scan(With { args, .. }) => scan::run(&ctx, args),
+        Command::Gc(With { args, .. }) => gc::run(&ctx, args),
+        Command::Doctor(With { args, .. }) => doctor::run(&ctx, args),
+        Command::Init(With { args, .. }) => init::run(&ctx, args, manifest),
+        Command::Audit(With { args, .. }) => return audit::run(&ctx, args),
+        Command::Metrics(With { args, .. }) => metrics::run(&ctx, args),
+        Command::Completions(With { args, .. }) => completions::run(args),
         #[cfg(feature = "web")]
-        Command::Ui(args) => ui::run(&ctx, args),
-        Command::Allocate(args) => allocate::run(&ctx, args),
-        Command::Release(args) => release::run(&ctx, args, manifest),
-        Command::List(args) => list::run(&ctx, args),
-        Command::Type(cmd) => types::run(&ctx, cmd),
-        Command::Rule(cmd) => rule::run(&ctx, cmd),
-        Command::Config(cmd) => config::run(&ctx, cmd),
+        Command::Ui(With { args, .. }) => ui::run(&ctx, args),
+        Command::Allocate(With { args, .. }) => allocate::run(&ctx, args),
+        Command::Release(With { args, .. }) => release::run(&ctx, args, manifest),
+        Command::List(With { args, .. }) => list::run(&ctx, args),
+        Command::Type(Group { command, .. }) => types::run(&ctx, command),
+        Command::Rule(Group { command, .. }) => rule::run(&ctx, command),
+        Command::Config(Group { command, .. }) => config::run(&ctx, command),
     }
     .map_err(CliError::from)
 }
