@@ -128,11 +128,11 @@ pub fn recover(dir: &Path, settings: &Settings, records: &[Record]) -> Result<bo
         return Ok(false);
     };
     let needle = format!("\"commit\":\"{commit}\"");
-    let recorded = [dir.join(AUDIT_FILE), rotated(dir, 1)].iter().any(|path| {
-        tail(path)
-            .windows(needle.len())
-            .any(|w| w == needle.as_bytes())
-    });
+    // str's substring search (two-way), not a comparison at each of 64 Ki offsets: this
+    // runs under the lock at every write. Lossy, as the tail may begin inside a character.
+    let recorded = [dir.join(AUDIT_FILE), rotated(dir, 1)]
+        .iter()
+        .any(|path| String::from_utf8_lossy(&tail(path)).contains(&needle));
     if recorded {
         return Ok(false);
     }
