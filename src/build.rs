@@ -55,7 +55,7 @@ fn env_path(key: &'static str) -> Result<PathBuf> {
 /// Writes `$OUT_DIR/styxy_ports.rs` (only when its content changes) with a `pub const
 /// NAME_PORT: u16` per service of the workspace and a `SERVICES` table, emits
 /// `cargo:rustc-env` for this package's own services, and tells cargo to rerun only when
-/// this workspace's port file, its manifests, or the variables read change.
+/// this workspace's port file, `registry.toml`, its manifests, or the variables read change.
 pub fn emit() -> Result<Report> {
     let manifest_dir = env_path("CARGO_MANIFEST_DIR")?;
     let out_dir = env_path("OUT_DIR")?;
@@ -98,10 +98,10 @@ pub fn emit() -> Result<Report> {
         Some(found) => found,
         None => (
             services.iter().map(workspace::fallback_port).collect(),
-            None,
+            Vec::new(),
         ),
     };
-    if let Some(w) = watched {
+    for w in watched {
         println!("cargo:rerun-if-changed={}", w.display());
     }
     let ports: Vec<(Service, u16)> = services.into_iter().zip(ports).collect();
@@ -119,21 +119,21 @@ pub fn emit() -> Result<Report> {
     })
 }
 
-/// The ports from the port file, assigning first when it lacks any; and the path to watch
-/// (the port file, or its nearest existing ancestor directory: cargo reruns a script on
-/// every build when a watched path does not exist).
+/// The ports from the port file, assigning first when it lacks any; and the paths to watch:
+/// the port file (or its nearest existing ancestor directory: cargo reruns a script on every
+/// build when a watched path does not exist) and `registry.toml`.
 fn from_registry(
     root_dir: &Path,
     root: &str,
     services: &[Service],
-) -> Result<(Vec<u16>, Option<PathBuf>)> {
+) -> Result<(Vec<u16>, Vec<PathBuf>)> {
     let before_build = std::fs::metadata(root_dir.join("Cargo.toml"))
         .and_then(|m| m.modified())
         .ok()
         .or(Some(SystemTime::UNIX_EPOCH));
     let store = Store::new(paths::registry_dir(None)?)
         .quiet(true)
-        .backdate_port_files(before_build);
+        .backdate_watched(before_build);
     let pf_path = portfile::path(store.dir(), root);
     // A port file derived from an older registry (a hand edit, a kill) is not believed.
     let ports = match portfile::current(&store, root)
@@ -149,9 +149,19 @@ fn from_registry(
             assigned.into_iter().map(|a| a.grant.port).collect()
         }
     };
-    let watched = pf_path
+    let mut watched: Vec<PathBuf> = pf_path
         .ancestors()
         .find(|p| p.exists())
-        .map(Path::to_path_buf);
+        .map(Path::to_path_buf)
+        .into_iter()
+        .collect();
+    // A hand edit of registry.toml changes no port file until a styxy command runs: watched
+    // too, so that the next build rereads the registry. Commands change it only when a
+    // person's config changes (`type`, `rule`, `config set`); allocations change the state,
+    // and only the port files of the checkouts they touch.
+    let config = store.file();
+    if config.exists() {
+        watched.push(config);
+    }
     Ok((ports, watched))
 }

@@ -187,6 +187,14 @@ impl Staged {
         Ok(())
     }
 
+    /// Gives the file the modification time `t` before it is put in place.
+    pub fn set_modified(&self, t: std::time::SystemTime) -> Result<()> {
+        self.tmp
+            .as_file()
+            .set_modified(t)
+            .map_err(|e| Error::io("cannot set the time of", self.tmp.path().to_path_buf(), e))
+    }
+
     /// Renames the file into place and makes the rename durable.
     pub fn install(self) -> Result<()> {
         let target = self.target;
@@ -253,7 +261,8 @@ fn replace_with(path: &Path, parts: &[&[u8]], durable: bool) -> Result<PathBuf> 
 }
 
 /// Whether the regular file (or nothing) at `path` already holds exactly `contents`.
-fn holds(path: &Path, contents: &[u8]) -> Result<bool> {
+/// Whether the file at `path` (a regular file or nothing) holds exactly `contents`.
+pub fn holds(path: &Path, contents: &[u8]) -> Result<bool> {
     check_regular(path)?;
     Ok(fs::read(path).is_ok_and(|old| old == contents))
 }

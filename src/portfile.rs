@@ -114,27 +114,51 @@ pub fn current(store: &Store, root: &str) -> Option<PortFile> {
     PortFile::read(&file).filter(|pf| pf.workspace == root)
 }
 
-/// Writes the port file of the workspace `root`, projected from `types`, and its stamp (the
-/// identity of the registry it was derived from): the port file only if its content differs
-/// (build scripts watch it), the stamp always.
+/// Writes the port file of the workspace `root`, projected from `types`, without a stamp:
+/// before the commit that makes it true, so that a writer killed at any instant leaves a port
+/// file that either says the registry's ports or changed (cargo reruns the build scripts that
+/// watch it) and has no stamp (so it is not believed), never an old one that looks current.
+/// A port file that already says `types` is left as it is, stamp and all.
+pub fn stage<'r>(
+    store: &Store,
+    types: impl Iterator<Item = (&'r String, &'r ServiceType)>,
+    root: &str,
+) -> Result<()> {
+    let file = path(store.dir(), root);
+    let text = project(types, root).render();
+    if fsx::holds(&file, text.as_bytes())? {
+        return Ok(());
+    }
+    if let Some(dir) = file.parent() {
+        fsx::create_private_dir(dir)?;
+    }
+    let stamp = stamp_path(&file);
+    match std::fs::remove_file(&stamp) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            return Err(crate::Error::io("cannot remove", stamp, e));
+        }
+        _ => {}
+    }
+    // The rename's directory sync makes the stamp's removal durable too.
+    fsx::write_atomic(&file, text.as_bytes())?;
+    if let Some(t) = store.watched_mtime() {
+        let _ = std::fs::File::options()
+            .write(true)
+            .open(&file)
+            .and_then(|f| f.set_modified(t));
+    }
+    Ok(())
+}
+
+/// Writes the port file of the workspace `root` as [`stage`] does, then its stamp: the
+/// identity of the registry it was derived from (`stamp`), once that registry is committed.
 pub fn write<'r>(
     store: &Store,
     types: impl Iterator<Item = (&'r String, &'r ServiceType)>,
     root: &str,
     stamp: &str,
 ) -> Result<()> {
-    let file = path(store.dir(), root);
-    let text = project(types, root).render();
-    if let Some(dir) = file.parent() {
-        fsx::create_private_dir(dir)?;
-    }
-    if fsx::write_if_changed(&file, text.as_bytes())?
-        && let Some(t) = store.port_file_mtime()
-    {
-        let _ = std::fs::File::options()
-            .write(true)
-            .open(&file)
-            .and_then(|f| f.set_modified(t));
-    }
-    fsx::write_if_changed(&stamp_path(&file), stamp.as_bytes()).map(drop)
+    stage(store, types, root)?;
+    let file = stamp_path(&path(store.dir(), root));
+    fsx::write_if_changed(&file, stamp.as_bytes()).map(drop)
 }

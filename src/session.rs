@@ -138,7 +138,14 @@ impl<'s> Session<'s> {
         let store = guard.store();
         let events: Vec<Event> = orphans.into_iter().chain(events.iter().cloned()).collect();
         let records = audit::records(&events, guard.lock_wait, guard.held());
-        let committed = guard.commit(&events, records)?;
+        // The port files that change are written before the commit, unstamped, and stamped
+        // after it (see `portfile::stage`).
+        let committed = guard.commit(&events, records, |registry, roots| {
+            roots
+                .iter()
+                .chain(&touched)
+                .try_for_each(|root| portfile::stage(store, registry.types.iter(), root))
+        })?;
         let roots: BTreeSet<&String> = committed.roots.iter().chain(&touched).collect();
         if !roots.is_empty() {
             match store.identity() {

@@ -182,6 +182,44 @@ fn build_constants_follow_this_checkouts_ports_and_nothing_else() {
     );
 }
 
+/// A hand edit of `registry.toml` that moves this checkout's port reaches the constants at the
+/// next `cargo build`, with no styxy command run in between.
+#[test]
+fn a_hand_edit_reaches_the_constants_at_the_next_build() {
+    let _turn = TARGET.lock().unwrap_or_else(|e| e.into_inner());
+    let home = Home::new();
+    let ws = example_copy();
+    build(&home, ws.path());
+    let before = compiled_ports()["shop-api"];
+    let m = ws.path().join("Cargo.toml");
+    let m = m.to_str().unwrap();
+    let assigned = home.json(&["assign", "--manifest-path", m]);
+    let api_type = assigned["services"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["port"].as_u64() == Some(before.into()))
+        .and_then(|s| s["service_type"].as_str())
+        .expect("shop-api's service")
+        .to_owned();
+    let start = common::free_span_from(31500, 10);
+    let mut text = home.config();
+    text.push_str(&format!(
+        "\n[types.\"{api_type}\"]\nranges = [[{start}, {}]]\n",
+        start + 9
+    ));
+    std::fs::write(home.registry(), text).unwrap();
+
+    let log = build(&home, ws.path());
+    let after = compiled_ports()["shop-api"];
+    assert!(
+        (start..start + 10).contains(&after),
+        "compiled {after}, was {before}\n{log}"
+    );
+    let cli = home.ok(&["port", "shop-api", "--manifest-path", m]);
+    assert_eq!(cli.trim(), after.to_string());
+}
+
 #[test]
 fn builds_without_a_registry() {
     let _turn = TARGET.lock().unwrap_or_else(|e| e.into_inner());

@@ -139,11 +139,62 @@ fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
 /// Runs `args` in a copy of `prepared` once for every `n`-th call of every syscall in
 /// [`SYSCALLS`], killed there, until it runs to its end; after each kill, checks what a user
 /// would see. Returns how many kill points were tried.
+/// (type, instance) → port, from a port file.
+fn projected(text: &str) -> BTreeMap<(String, String), u64> {
+    let pf: serde_json::Value = serde_json::from_str(text).unwrap();
+    pf["ports"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            let key = (
+                p["service_type"].as_str().unwrap(),
+                p["instance"].as_str().unwrap(),
+            );
+            (
+                (key.0.to_owned(), key.1.to_owned()),
+                p["port"].as_u64().unwrap(),
+            )
+        })
+        .collect()
+}
+
+/// What `registry` (from `list`) holds for the checkout of the port file `text`.
+fn held_by_checkout(
+    registry: &BTreeMap<(String, String), u64>,
+    text: &str,
+) -> BTreeMap<(String, String), u64> {
+    let pf: serde_json::Value = serde_json::from_str(text).unwrap();
+    let root = pf["workspace"].as_str().unwrap();
+    registry
+        .iter()
+        .filter(|((_, i), _)| i == root || i.starts_with(&format!("{root}#")))
+        .map(|(k, p)| (k.clone(), *p))
+        .collect()
+}
+
+/// The port files in `home`: name, text and modification time.
+fn port_files(home: &Path) -> BTreeMap<String, (String, std::time::SystemTime)> {
+    let Ok(entries) = std::fs::read_dir(home.join("ports")) else {
+        return BTreeMap::new();
+    };
+    entries
+        .flatten()
+        .filter(|e| e.path().extension().is_some_and(|x| x == "json"))
+        .map(|e| {
+            let text = std::fs::read_to_string(e.path()).unwrap();
+            let mtime = e.metadata().unwrap().modified().unwrap();
+            (e.file_name().to_string_lossy().into_owned(), (text, mtime))
+        })
+        .collect()
+}
+
 fn kill_everywhere(prepared: &Home, manifest: &str, args: &[&str]) -> usize {
     let mut points = 0;
     for syscall in SYSCALLS {
         for n in 1.. {
             let home = copy_home(prepared.path());
+            let before = port_files(home.path());
             let mut cmd = Command::new(STRACE);
             cmd.args(["-o", "/dev/null", "-e"])
                 .arg(format!("inject={syscall}:signal=SIGKILL:when={n}"))
@@ -165,6 +216,21 @@ fn kill_everywhere(prepared: &Home, manifest: &str, args: &[&str]) -> usize {
             }
             points += 1;
             let at = format!("{args:?} killed at {syscall} #{n}");
+            // A build script is rerun by cargo only if its port file changed (or went): one
+            // that disagrees with the registry must have been rewritten by the killed writer.
+            let registry = listed(&home);
+            for (file, (text, mtime)) in port_files(home.path()) {
+                let Some((was, was_mtime)) = before.get(&file) else {
+                    continue;
+                };
+                if text == *was && mtime == *was_mtime {
+                    assert_eq!(
+                        projected(&text),
+                        held_by_checkout(&registry, &text),
+                        "{at}: {file} is unchanged but disagrees with the registry"
+                    );
+                }
+            }
             // env (which assigns if it must) agrees with list for this checkout.
             let env = home.json(&["env", "--manifest-path", manifest]);
             let ports = listed(&home);

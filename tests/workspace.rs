@@ -964,6 +964,18 @@ fn a_symlinked_port_file_stamp_or_cache_is_never_written_through() {
         std::fs::remove_file(&path).unwrap();
         std::os::unix::fs::symlink(victim.path(), &path).unwrap();
         // A change to this checkout's ports, so that the port file must be rewritten.
+        if path == pf {
+            // It is written before the change is committed: a link in its place refuses the
+            // change, with the fix.
+            let before = home.read();
+            let err = home.fails(&["release", "--service", "postgres"], 1);
+            assert!(
+                err.contains("is a symlink") && err.contains("move it away"),
+                "{err}"
+            );
+            assert_eq!(home.read(), before, "the refused change was made");
+            std::fs::remove_file(&path).unwrap();
+        }
         home.ok(&["release", "--service", "postgres"]);
         let out = home.cmd(&["env", "--manifest-path", &m]).output().unwrap();
         let err = String::from_utf8_lossy(&out.stderr);
@@ -979,7 +991,9 @@ fn a_symlinked_port_file_stamp_or_cache_is_never_written_through() {
             "{}",
             path.display()
         );
-        std::fs::remove_file(&path).unwrap();
+        if path != pf {
+            std::fs::remove_file(&path).unwrap();
+        }
     }
 }
 

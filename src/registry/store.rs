@@ -42,7 +42,7 @@ pub struct Store {
     file: PathBuf,
     lock_timeout: std::result::Result<Duration, String>,
     quiet: bool,
-    backdate_port_files: Option<SystemTime>,
+    backdate_watched: Option<SystemTime>,
 }
 
 /// The registry and its state as read together.
@@ -130,21 +130,22 @@ impl Store {
             file,
             lock_timeout,
             quiet: false,
-            backdate_port_files: None,
+            backdate_watched: None,
         }
     }
 
-    /// Give port files this store writes the modification time `t`. A build script sets it
-    /// to a time before the build started: cargo reruns a build script whose watched file is
-    /// newer than the script's start, and the port file it writes itself is not news.
-    pub fn backdate_port_files(mut self, t: Option<SystemTime>) -> Self {
-        self.backdate_port_files = t;
+    /// Give the files a build script watches that this store writes (port files and
+    /// `registry.toml`) the modification time `t`. A build script sets it to a time before
+    /// the build started: cargo reruns a build script whose watched file is newer than the
+    /// script's start, and what it writes itself is not news.
+    pub fn backdate_watched(mut self, t: Option<SystemTime>) -> Self {
+        self.backdate_watched = t;
         self
     }
 
-    /// The modification time port files get, if [`Store::backdate_port_files`] set one.
-    pub fn port_file_mtime(&self) -> Option<SystemTime> {
-        self.backdate_port_files
+    /// The modification time watched files get, if [`Store::backdate_watched`] set one.
+    pub fn watched_mtime(&self) -> Option<SystemTime> {
+        self.backdate_watched
     }
 
     /// Don't print "waiting for the styxy registry lock", nor warnings.
@@ -520,7 +521,17 @@ impl<'s> Guard<'s> {
     /// the next commit (see [`Guard::last_records`]). The lock is held until the returned
     /// [`Committed`] is dropped, so that what follows a commit (port files, the audit trail)
     /// is done under it too.
-    pub(crate) fn commit(self, events: &[Event], records: Vec<Record>) -> Result<Committed<'s>> {
+    ///
+    /// `before` is called with the registry to be committed and the workspaces whose
+    /// instances it changes after everything is staged, just before the commit: what it
+    /// writes (the port files) is in place before the change is, and if it fails nothing is
+    /// committed.
+    pub(crate) fn commit(
+        self,
+        events: &[Event],
+        records: Vec<Record>,
+        before: impl FnOnce(&Registry, &BTreeSet<String>) -> Result<()>,
+    ) -> Result<Committed<'s>> {
         let store = self.store;
         let loaded = &self.loaded;
         // The changed types, found once: at 10,000 types each pass over all of them counts.
@@ -615,10 +626,15 @@ impl<'s> Guard<'s> {
             .as_deref()
             .map(|t| fsx::Staged::new(&config_file, t.as_bytes()))
             .transpose()?;
+        if let (Some(staged), Some(t)) = (&config_staged, store.watched_mtime()) {
+            staged.set_modified(t)?;
+        }
         let state_staged = state_text
             .as_deref()
             .map(|t| fsx::Staged::new(&store.state_file(), t.as_bytes()))
             .transpose()?;
+
+        before(&self.registry, &roots)?;
 
         // The commit: registry.toml first (a state left behind by a kill reads the same
         // under either version of it), then the state.
