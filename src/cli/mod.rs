@@ -70,7 +70,7 @@ pub struct Cli {
 /// command's own subcommands, when it runs. Either way clap hands the values given after the
 /// name back up to the root, by id, a value given on the command line winning over
 /// `CARGO_TERM_COLOR` and the defaults: so the root's are the ones in force.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct GlobalArgs {
     pub registry: Option<PathBuf>,
     pub manifest_path: Option<PathBuf>,
@@ -180,7 +180,7 @@ impl Args for GlobalArgs {
 /// The global options on the root: given before the command's name, or after it (clap hands
 /// those back up), so the ones in force. Not global here: each command has its own (see
 /// [`GlobalArgs`]).
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct BeforeCommand(pub GlobalArgs);
 
 impl clap::FromArgMatches for BeforeCommand {
