@@ -304,6 +304,32 @@ fn files_are_private_and_backups_are_kept() {
     assert_eq!(backups, 10);
 }
 
+/// A backup that cannot be kept (here `backups` is a file) does not turn a committed change
+/// into a failure: the command exits 0, says so, and the change is there.
+#[test]
+fn a_change_whose_backup_cannot_be_kept_is_made_and_exits_0() {
+    let home = Home::new();
+    home.ok(&["config", "set", "chunk_size", "7"]);
+    let backups = home.path().join("backups");
+    std::fs::remove_dir_all(&backups).unwrap();
+    std::fs::write(&backups, "not a directory").unwrap();
+    let out = home.run(&["config", "set", "chunk_size", "8"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(
+        err.contains("the change was made, but no backup kept"),
+        "{err}"
+    );
+    assert!(
+        home.config().contains("chunk_size = 8"),
+        "{}",
+        home.config()
+    );
+    let changes = home.json(&["audit"]);
+    let last = changes.as_array().unwrap().last().unwrap();
+    assert_eq!(last["value"], "8", "{last}");
+}
+
 #[test]
 fn a_symlinked_registry_is_written_through_its_link() {
     let home = Home::new();
