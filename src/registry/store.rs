@@ -519,13 +519,13 @@ impl<'s> Guard<'s> {
     /// are what the change did, counted in the state even when nothing else changed (a refused
     /// allocation is counted too); `records` are their audit lines, kept in the state until
     /// the next commit (see [`Guard::last_records`]). The lock is held until the returned
-    /// [`Committed`] is dropped, so that what follows a commit (port files, the audit trail)
-    /// is done under it too.
+    /// [`Committed`] is dropped, so that what follows a commit (the port files' stamps, the
+    /// audit trail) is done under it too.
     ///
-    /// `before` is called with the registry to be committed and the workspaces whose
-    /// instances it changes after everything is staged, just before the commit: what it
-    /// writes (the port files) is in place before the change is, and if it fails nothing is
-    /// committed.
+    /// When there is something to write, `before` is called with the registry to be
+    /// committed and the workspaces whose instances it changes, once everything is staged and
+    /// just before the commit: what it writes (the port files) is in place before the change
+    /// is, and if it fails nothing is committed.
     pub(crate) fn commit(
         self,
         events: &[Event],
