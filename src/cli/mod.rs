@@ -55,7 +55,7 @@ pub enum CargoCli {
 #[command(version, about, long_about, propagate_version = true)]
 pub struct Cli {
     #[command(flatten)]
-    pub global: BeforeCommand,
+    pub global: GlobalArgs,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -63,13 +63,13 @@ pub struct Cli {
 /// The options every command takes, before its name or after it (`--format json port` and
 /// `port --format json`), as cargo's do.
 ///
-/// Declared on each command ([`With`], [`Group`]) as clap's global arguments, and once more,
-/// not global, before the command's name ([`BeforeCommand`]). A global argument on the root
-/// would be cloned into all 20 commands at every start (120 clones and 100 KB of heap for a
-/// `port` that uses none of the other 19); on a command it is handed down only to that
-/// command's own subcommands, when it runs. Either way clap hands the values given after the
-/// name back up to the root, by id, a value given on the command line winning over
-/// `CARGO_TERM_COLOR` and the defaults: so the root's are the ones in force.
+/// Declared on the root, not global, and on each command ([`With`], [`Group`]) as clap's
+/// global arguments ([`GlobalsAfterName`]). A global argument on the root would be cloned
+/// into all 20 commands at every start (120 clones and 100 KB of heap for a `port` that uses
+/// none of the other 19); on a command it is handed down only to that command's own
+/// subcommands, when it runs. clap hands the values given after the name back up to the
+/// root, by id, a value given on the command line winning over `CARGO_TERM_COLOR` and the
+/// defaults: so the values read here, on the root, are the ones in force.
 #[derive(Debug, Clone)]
 pub struct GlobalArgs {
     pub registry: Option<PathBuf>,
@@ -166,52 +166,50 @@ impl clap::FromArgMatches for GlobalArgs {
     }
 }
 
-/// On a command: handed down to its subcommands, if it has any.
 impl Args for GlobalArgs {
     fn augment_args(cmd: clap::Command) -> clap::Command {
-        Self::augment(cmd, true)
+        Self::augment(cmd, false)
     }
 
     fn augment_args_for_update(cmd: clap::Command) -> clap::Command {
-        Self::augment(cmd, true)
+        Self::augment(cmd, false)
     }
 }
 
-/// The global options on the root: given before the command's name, or after it (clap hands
-/// those back up), so the ones in force. Not global here: each command has its own (see
-/// [`GlobalArgs`]).
-#[derive(Debug, Clone)]
-pub struct BeforeCommand(pub GlobalArgs);
+/// The global options as a command declares them, so that they can follow its name: global
+/// there, so that clap hands them down to the command's subcommands and their values up to
+/// the root, where [`GlobalArgs`] reads them. Nothing is read here.
+#[derive(Debug, Clone, Copy)]
+pub struct GlobalsAfterName;
 
-impl clap::FromArgMatches for BeforeCommand {
-    fn from_arg_matches(m: &clap::ArgMatches) -> Result<Self, clap::Error> {
-        GlobalArgs::from_arg_matches(m).map(BeforeCommand)
+impl clap::FromArgMatches for GlobalsAfterName {
+    fn from_arg_matches(_: &clap::ArgMatches) -> Result<Self, clap::Error> {
+        Ok(GlobalsAfterName)
     }
 
-    fn update_from_arg_matches(&mut self, m: &clap::ArgMatches) -> Result<(), clap::Error> {
-        self.0.update_from_arg_matches(m)
+    fn update_from_arg_matches(&mut self, _: &clap::ArgMatches) -> Result<(), clap::Error> {
+        Ok(())
     }
 }
 
-impl Args for BeforeCommand {
+impl Args for GlobalsAfterName {
     fn augment_args(cmd: clap::Command) -> clap::Command {
-        GlobalArgs::augment(cmd, false)
+        GlobalArgs::augment(cmd, true)
     }
 
     fn augment_args_for_update(cmd: clap::Command) -> clap::Command {
-        GlobalArgs::augment(cmd, false)
+        GlobalArgs::augment(cmd, true)
     }
 }
 
-// A command's own arguments, and the global options, so that they can follow its name (their
-// values are read on the root: see `GlobalArgs`). Not a doc comment: the derive would make it
-// the command's about, over the one of `T`.
+// A command's own arguments, and the global options, so that they can follow its name. Not a
+// doc comment: the derive would make it the command's about, over the one of `T`.
 #[derive(Debug, Args)]
 pub struct With<T: Args> {
     #[command(flatten)]
     pub args: T,
     #[command(flatten)]
-    global: GlobalArgs,
+    global: GlobalsAfterName,
 }
 
 // A group of commands (`type`, `rule`, `config`): the one that runs, and the global options,
@@ -221,7 +219,7 @@ pub struct Group<S: Subcommand> {
     #[command(subcommand)]
     pub command: S,
     #[command(flatten)]
-    global: GlobalArgs,
+    global: GlobalsAfterName,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
@@ -380,8 +378,8 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> ExitCode {
         args.insert(1.min(args.len()), "styxy".into());
     }
     let parsed = CargoCli::try_parse_from(args).and_then(|CargoCli::Styxy(cli)| {
-        cli.global.0.check()?;
-        Ok((cli.global.0, cli.command))
+        cli.global.check()?;
+        Ok((cli.global, cli.command))
     });
     let (global, command) = match parsed {
         Ok(parsed) => parsed,
