@@ -6,7 +6,7 @@ use std::hint::black_box;
 
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 use styxy::allocate::{self, Machine, Request, place};
-use styxy::registry::model::{Instance, Origin, Placement, PortRange, Registry, ServiceType};
+use styxy::model::{Instance, Origin, Placement, PortRange, Registry, ServiceType};
 
 fn idle(_: u16) -> bool {
     false

@@ -9,8 +9,67 @@ use std::time::{Duration, SystemTime};
 
 use crate::allocate::Event;
 use crate::error::{Error, Result};
-pub use crate::registry::model::Record;
-use crate::registry::model::Settings;
+use crate::model::{PortRange, Settings};
+use serde::{Deserialize, Serialize};
+
+/// One line of the trail. Every field but `ts`, `event`, `pid` and `user` depends on the
+/// event; `lock_wait_ms` and `lock_hold_ms` are on the first line of each locked change.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Record {
+    /// RFC 3339, UTC.
+    pub ts: String,
+    pub event: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_type: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instance: Option<String>,
+    /// For `INSTANCE_MOVED`: the port the instance held before.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<u16>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port: Option<u16>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ranges: Option<Vec<PortRange>>,
+    /// For `TYPE_EDITED`: the ranges before the edit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from_ranges: Option<Vec<PortRange>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workspace: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub placement: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chunk: Option<u16>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pattern: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// The process holding a lease (`pid` is the process that wrote the record).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lease_pid: Option<u32>,
+    pub pid: u32,
+    pub user: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lock_wait_ms: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lock_hold_ms: Option<f64>,
+    /// The commit the record belongs to (every record of one locked change has the same),
+    /// so the next writer can tell whether a killed writer's records reached the trail.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub commit: Option<String>,
+}
+
+impl Record {
+    /// The record's time, if `ts` parses.
+    pub fn time(&self) -> Option<SystemTime> {
+        humantime::parse_rfc3339_weak(&self.ts).ok()
+    }
+}
 
 /// The current audit log in the registry directory; rotated ones are `audit.N.jsonl`.
 pub const AUDIT_FILE: &str = "audit.jsonl";
@@ -22,27 +81,8 @@ fn user() -> String {
     ["USER", "LOGNAME", "USERNAME"]
         .iter()
         .find_map(|k| std::env::var(k).ok().filter(|v| !v.is_empty()))
-        .or_else(user_of_uid)
+        .or_else(crate::os::user_name)
         .unwrap_or_else(|| "unknown".to_owned())
-}
-
-#[cfg(unix)]
-fn user_of_uid() -> Option<String> {
-    use std::os::unix::fs::MetadataExt;
-    // /proc/self belongs to the process's effective user.
-    let uid = std::fs::metadata("/proc/self").ok()?.uid();
-    let passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
-    let name = passwd.lines().find_map(|line| {
-        let mut f = line.split(':');
-        let name = f.next()?;
-        (f.nth(1)?.parse::<u32>().ok()? == uid).then(|| name.to_owned())
-    });
-    Some(name.unwrap_or_else(|| format!("uid {uid}")))
-}
-
-#[cfg(not(unix))]
-fn user_of_uid() -> Option<String> {
-    None
 }
 
 fn ms(d: Duration) -> f64 {
@@ -112,9 +152,7 @@ pub fn append(dir: &Path, settings: &Settings, records: &[Record]) -> Result<()>
     }
     let mut options = OpenOptions::new();
     options.append(true).create(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    options
+    crate::os::private_file(&mut options)
         .open(&path)
         .and_then(|mut f| f.write_all(text.as_bytes()))
         .map_err(|e| Error::io("cannot append to the audit log", &path, e))

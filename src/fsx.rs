@@ -2,11 +2,12 @@
 //! checks on what a path is (no symlink, FIFO or device where a file belongs), a stable hash,
 //! and the sweep of temp files that a killed writer left behind.
 
-use std::fs::{self, File};
+use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result, StoreError};
+use crate::os::{self, DirTrust};
 
 /// Suffix of the temp files [`write_atomic`] makes (and [`sweep_temps`] removes).
 const TEMP_SUFFIX: &str = ".tmp";
@@ -16,13 +17,7 @@ pub fn create_private_dir(dir: &Path) -> Result<()> {
     if dir.is_dir() {
         return Ok(());
     }
-    let mut builder = fs::DirBuilder::new();
-    builder.recursive(true);
-    #[cfg(unix)]
-    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
-    builder
-        .create(dir)
-        .map_err(|e| Error::io("cannot create the directory", dir, e))
+    os::create_private_dir(dir).map_err(|e| Error::io("cannot create the directory", dir, e))
 }
 
 /// The file a write to `path` lands in: a symlink's target, so the link survives. Only for
@@ -47,7 +42,7 @@ pub fn write_output_if_changed(path: &Path, contents: &[u8]) -> Result<bool> {
     if holds(&target, contents)? {
         return Ok(false);
     }
-    let mode = fs::metadata(&target).map_or(0o644, |m| mode_of(&m));
+    let mode = fs::metadata(&target).map_or(0o644, |m| os::mode(&m));
     let staged = Staged::new(&target, contents)?;
     staged.set_mode(mode)?;
     staged.install()?;
@@ -57,21 +52,7 @@ pub fn write_output_if_changed(path: &Path, contents: &[u8]) -> Result<bool> {
 /// An error for `path`, which is not a regular file (`m` is what it is).
 pub fn not_a_file(path: &Path, m: &fs::Metadata) -> Error {
     let t = m.file_type();
-    #[cfg(unix)]
-    let special = {
-        use std::os::unix::fs::FileTypeExt;
-        if t.is_fifo() {
-            Some("a FIFO")
-        } else if t.is_char_device() || t.is_block_device() {
-            Some("a device")
-        } else if t.is_socket() {
-            Some("a socket")
-        } else {
-            None
-        }
-    };
-    #[cfg(not(unix))]
-    let special = None;
+    let special = os::special_kind(t);
     let kind = if t.is_dir() {
         "a directory"
     } else if t.is_symlink() {
@@ -101,45 +82,25 @@ pub fn check_regular(path: &Path) -> Result<()> {
 /// else may write in it, as ssh's StrictModes does: else anyone could plant a symlink or
 /// swap a file in it.
 pub fn check_private_dir(dir: &Path) -> Result<()> {
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::{MetadataExt, PermissionsExt};
-        let d = fs::metadata(dir).map_err(|e| Error::io("cannot read", dir, e))?;
-        // /proc/self belongs to the process's effective user; elsewhere, a file of ours.
-        let me = match fs::metadata("/proc/self") {
-            Ok(m) => m.uid(),
-            Err(_) => {
-                let mine =
-                    tempfile::tempfile_in(dir).map_err(|e| Error::io("cannot write in", dir, e))?;
-                mine.metadata()
-                    .map_err(|e| Error::io("cannot read", dir, e))?
-                    .uid()
-            }
-        };
-        let unsafe_dir = |reason: String, fix: String| {
-            Error::from(StoreError::UnsafeDir {
-                dir: dir.to_path_buf(),
-                reason,
-                fix,
-            })
-        };
-        if d.uid() != me {
-            return Err(unsafe_dir(
-                format!("it belongs to uid {}, not to you (uid {me})", d.uid()),
-                format!("chown {me} {}", dir.display()),
-            ));
-        }
-        let mode = d.permissions().mode() & 0o777;
-        if mode & 0o022 != 0 {
-            return Err(unsafe_dir(
-                format!("others may write in it (mode {mode:o})"),
-                format!("chmod go-w {}", dir.display()),
-            ));
-        }
+    let d = fs::metadata(dir).map_err(|e| Error::io("cannot read", dir, e))?;
+    let unsafe_dir = |reason: String, fix: String| {
+        Err(Error::from(StoreError::UnsafeDir {
+            dir: dir.to_path_buf(),
+            reason,
+            fix,
+        }))
+    };
+    match os::dir_trust(dir, &d).map_err(|e| Error::io("cannot write in", dir, e))? {
+        DirTrust::Private => Ok(()),
+        DirTrust::ForeignOwner { owner, me } => unsafe_dir(
+            format!("it belongs to uid {owner}, not to you (uid {me})"),
+            format!("chown {me} {}", dir.display()),
+        ),
+        DirTrust::OthersWrite { mode } => unsafe_dir(
+            format!("others may write in it (mode {mode:o})"),
+            format!("chmod go-w {}", dir.display()),
+        ),
     }
-    #[cfg(not(unix))]
-    let _ = dir;
-    Ok(())
 }
 
 /// A file written in full beside its destination and synced, not yet in place: the first
@@ -172,19 +133,8 @@ impl Staged {
     /// Gives the file the permission bits `mode` (it is made 0600) before it is put in place.
     #[cfg(feature = "cli")]
     pub fn set_mode(&self, mode: u32) -> Result<()> {
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            self.tmp
-                .as_file()
-                .set_permissions(fs::Permissions::from_mode(mode))
-                .map_err(|e| {
-                    Error::io("cannot set the mode of", self.tmp.path().to_path_buf(), e)
-                })?;
-        }
-        #[cfg(not(unix))]
-        let _ = mode;
-        Ok(())
+        os::set_mode(self.tmp.as_file(), mode)
+            .map_err(|e| Error::io("cannot set the mode of", self.tmp.path().to_path_buf(), e))
     }
 
     /// Gives the file the modification time `t` before it is put in place.
@@ -260,26 +210,10 @@ fn replace_with(path: &Path, parts: &[&[u8]], durable: bool) -> Result<PathBuf> 
     Ok(parent_of(path).to_path_buf())
 }
 
-/// Whether the regular file (or nothing) at `path` already holds exactly `contents`.
 /// Whether the file at `path` (a regular file or nothing) holds exactly `contents`.
 pub fn holds(path: &Path, contents: &[u8]) -> Result<bool> {
     check_regular(path)?;
     Ok(fs::read(path).is_ok_and(|old| old == contents))
-}
-
-/// A file's permission bits (0o644 where the OS has none).
-#[cfg(feature = "cli")]
-fn mode_of(m: &fs::Metadata) -> u32 {
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        m.permissions().mode() & 0o7777
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = m;
-        0o644
-    }
 }
 
 /// Writes `contents` atomically unless the file already holds exactly that. Returns whether
@@ -293,11 +227,7 @@ pub fn write_if_changed(path: &Path, contents: &[u8]) -> Result<bool> {
 
 /// Makes a rename in `dir` durable.
 pub fn sync_dir(dir: &Path) -> Result<()> {
-    #[cfg(unix)]
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(|e| Error::io("cannot sync the directory", dir, e))?;
-    Ok(())
+    os::sync_dir(dir).map_err(|e| Error::io("cannot sync the directory", dir, e))
 }
 
 /// Removes the temp files of [`write_atomic`] and [`Staged`] in `dir` that killed writers

@@ -3,7 +3,8 @@
 
 use serde::Serialize;
 
-use crate::registry::{Origin, Store};
+use crate::model::Origin;
+use crate::registry::Store;
 
 /// One problem, and its fix.
 #[derive(Debug, Clone, Serialize)]
@@ -100,7 +101,7 @@ fn findings(store: &Store) -> Vec<Finding> {
             });
         }
     }
-    let overlaps = crate::registry::validate::overlaps(&reg);
+    let overlaps = crate::model::validate::overlaps(&reg);
     for o in &overlaps {
         out.push(Finding {
             check: "overlaps",
@@ -111,7 +112,7 @@ fn findings(store: &Store) -> Vec<Finding> {
             ),
         });
     }
-    for (name, id, port) in crate::registry::validate::misplaced(&reg, &overlaps) {
+    for (name, id, port) in crate::model::validate::misplaced(&reg, &overlaps) {
         out.push(Finding {
             check: "instances",
             message: format!(
@@ -121,7 +122,7 @@ fn findings(store: &Store) -> Vec<Finding> {
             fix: "any write moves it to a free port of its type, e.g. `cargo styxy gc`".into(),
         });
     }
-    let stale: Vec<(&str, &crate::registry::Lease)> = reg
+    let stale: Vec<(&str, &crate::model::Lease)> = reg
         .types
         .iter()
         .flat_map(|(name, t)| t.leases.iter().map(move |l| (name.as_str(), l)))
@@ -173,13 +174,10 @@ fn findings(store: &Store) -> Vec<Finding> {
     if let Ok(file) = std::fs::File::open(&lock_path)
         && let Err(std::fs::TryLockError::WouldBlock) = file.try_lock()
     {
-        let holder = file
-            .metadata()
-            .ok()
-            .and_then(|m| crate::probe::flock_holder(std::os::unix::fs::MetadataExt::ino(&m)));
+        let holder = crate::os::lock_holder(&file);
         let who = match holder {
             Some(pid) => {
-                let alive = crate::probe::process_start_time(pid).is_some();
+                let alive = crate::os::process_start_time(pid).is_some();
                 if alive {
                     format!("pid {pid} ({})", crate::probe::command_line(pid))
                 } else {

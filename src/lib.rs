@@ -12,10 +12,12 @@
 //! - [`session`]: one turn at the registry: [`session::lock`] takes the lock and reads the
 //!   registry, change [`registry::Guard::registry`] with the [`allocate`] functions, then
 //!   [`session::Session::commit`] writes it, the per-checkout port files and the audit trail.
+//! - [`model`]: the registry's plain values (service types, ranges, instances, leases,
+//!   settings, rules, events) and their validation.
 //! - [`allocate`]: the allocation engine, pure functions of the registry as read under the
 //!   lock.
 //! - [`registry`]: the [`registry::Store`] (where the registry is, how to read it without
-//!   the lock) and the [`registry::model`] it holds.
+//!   the lock), which reads and commits the [`model::Registry`].
 //! - [`Error`]: what can go wrong, each with the fix in its message.
 //!
 //! Everything else (the files' formats, the port files, the workspace discovery, the probe
@@ -34,6 +36,8 @@ pub mod build;
 pub(crate) mod emit;
 pub mod error;
 pub(crate) mod fsx;
+pub mod model;
+pub mod os;
 pub(crate) mod portfile;
 pub(crate) mod probe;
 pub mod registry;

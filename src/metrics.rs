@@ -15,7 +15,8 @@ use prometheus_client::registry::Registry as Metrics;
 
 use crate::allocate::Space;
 use crate::audit::Record;
-use crate::registry::model::{Counters, Histogram, LOCK_BUCKETS, PortRange, Registry};
+use crate::model::{PortRange, Registry};
+use crate::registry::counters::{Counters, Histogram, LOCK_BUCKETS};
 
 /// A histogram as the state keeps it, encoded as it is.
 #[derive(Debug)]

@@ -8,8 +8,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::Result;
 use crate::fsx::{self, fnv1a};
+use crate::model::ServiceType;
 use crate::registry::Store;
-use crate::registry::model::ServiceType;
 
 /// The directory in the registry that holds the port files.
 pub const PORTS_DIR: &str = "ports";

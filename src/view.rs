@@ -4,7 +4,7 @@
 use serde::Serialize;
 
 use crate::allocate;
-use crate::registry::model::{InstanceBehavior, PortRange, Registry, ServiceType};
+use crate::model::{InstanceBehavior, PortRange, Registry, ServiceType};
 
 #[derive(Debug, Serialize)]
 pub struct Listing<'a> {

@@ -4,7 +4,7 @@
 use serde::Serialize;
 
 use crate::allocate::{Event, Outcome, leases};
-use crate::registry::model::{Lease, Origin, Registry};
+use crate::model::{Lease, Origin, Registry};
 
 /// What `gc` looks at outside the registry.
 pub struct Facts<'a> {
@@ -123,7 +123,7 @@ pub fn gc(reg: &mut Registry, facts: &Facts<'_>) -> Outcome<Vec<Dropped>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::registry::model::{Instance, PortRange, ServiceType};
+    use crate::model::{Instance, PortRange, ServiceType};
 
     #[test]
     fn drops_gone_checkouts_lost_services_dead_leases_and_empty_auto_types() {

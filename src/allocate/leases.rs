@@ -4,7 +4,7 @@
 use crate::allocate::{Event, Outcome};
 use crate::error::{AllocError, AllocResult as Result};
 
-use crate::registry::model::{InstanceBehavior, Lease, Registry, ServiceType};
+use crate::model::{InstanceBehavior, Lease, Registry, ServiceType};
 
 /// Drops the leases whose process is gone, from every type.
 pub fn drop_dead(reg: &mut Registry, live: &dyn Fn(&Lease) -> bool) -> Vec<Event> {
@@ -120,7 +120,7 @@ pub fn end(reg: &mut Registry, service_type: &str, pid: u32) -> Vec<Event> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::registry::model::{Origin, PortRange, ServiceType};
+    use crate::model::{Origin, PortRange, ServiceType};
 
     fn lease(pid: u32) -> Lease {
         Lease {

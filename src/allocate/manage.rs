@@ -4,10 +4,8 @@
 use crate::allocate::{Event, Outcome, Released, release};
 use crate::error::{AllocError, AllocResult as Result};
 
-use crate::registry::model::{
-    InstanceBehavior, Origin, Placement, PortRange, Registry, Rule, ServiceType,
-};
-use crate::registry::validate;
+use crate::model::validate;
+use crate::model::{InstanceBehavior, Origin, Placement, PortRange, Registry, Rule, ServiceType};
 
 /// The fields of a type that a user sets by hand; `None` leaves a field as it is.
 #[derive(Debug, Clone, Default)]

@@ -12,12 +12,12 @@ use serde::Serialize;
 
 use crate::error::{AllocError, AllocResult as Result};
 
-use crate::registry::model::{
+use crate::model::validate;
+use crate::model::{
     Instance, InstanceBehavior, Lease, Origin, Placement, PortRange, Registry, Rule, ServiceType,
 };
-use crate::registry::validate;
 
-pub use crate::registry::model::Event;
+pub use crate::model::Event;
 pub use place::Space;
 
 /// Tells whether something listens on a port right now.
@@ -43,7 +43,7 @@ impl<F: Fn(u16) -> bool> Probe for F {
 /// Facts about this machine, read at the edge and passed in.
 #[derive(Clone, Copy)]
 pub struct Machine<'a> {
-    /// The OS ephemeral port range (`/proc/sys/net/ipv4/ip_local_port_range`).
+    /// The OS ephemeral port range (`crate::os::ephemeral_range`).
     pub ephemeral: Option<PortRange>,
     pub probe: &'a dyn Probe,
 }

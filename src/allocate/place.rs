@@ -3,7 +3,7 @@
 //! All arithmetic is in `u32` so that `end + gap` can never wrap at 65535.
 
 use crate::allocate::Probe;
-use crate::registry::model::{Placement, PortRange};
+use crate::model::{Placement, PortRange};
 
 /// An inclusive span of ports in `u32`, used while searching.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -3,12 +3,12 @@
 use std::collections::BTreeSet;
 
 use crate::allocate::Probe;
-use crate::registry::model::{InstanceBehavior, ServiceType};
+use crate::model::{InstanceBehavior, ServiceType};
 
 /// The port a new instance of `t` gets: a `single` type's shared port if it has one; else
 /// `wish` (when inside the ranges), then the preferred ports, then the lowest port of the
 /// ranges, skipping ports other instances hold, ports in `elsewhere` (held by another type
-/// whose ranges overlap these, [`Registry::held_elsewhere`](crate::registry::Registry::held_elsewhere)) and ports something listens on now.
+/// whose ranges overlap these, [`Registry::held_elsewhere`](crate::model::Registry::held_elsewhere)) and ports something listens on now.
 /// `None` when every port is taken.
 pub fn pick(
     t: &ServiceType,
@@ -35,7 +35,7 @@ pub fn pick(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::registry::model::{Instance, Origin, PortRange};
+    use crate::model::{Instance, Origin, PortRange};
 
     fn none() -> BTreeSet<u16> {
         BTreeSet::new()

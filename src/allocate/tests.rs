@@ -6,7 +6,7 @@ use proptest::prelude::*;
 
 use super::manage::{self, TypeChange};
 use super::*;
-use crate::registry::model::Settings;
+use crate::model::Settings;
 use crate::registry::store::template;
 
 const EPHEMERAL: PortRange = PortRange::new(32768, 60999);

@@ -4,7 +4,7 @@ use clap::Args;
 
 use crate::allocate::{self, Request};
 use crate::cli::{Ctx, port_arg};
-use crate::registry::InstanceBehavior;
+use crate::model::InstanceBehavior;
 
 /// Give an instance a port in a service type (creating the type if it is new)
 ///
@@ -83,7 +83,7 @@ pub fn run(ctx: &Ctx, args: AllocateArgs) -> anyhow::Result<()> {
             g.port,
             g.instance,
             what,
-            crate::registry::model::join_ranges(&g.ranges)
+            crate::model::join_ranges(&g.ranges)
         )
     })
 }

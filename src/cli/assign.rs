@@ -5,7 +5,7 @@ use serde::Serialize;
 
 use crate::cli::Ctx;
 use crate::cli::workspace::{self, Selection};
-use crate::registry::model::{InstanceBehavior, PortRange, join_ranges};
+use crate::model::{InstanceBehavior, PortRange, join_ranges};
 
 /// Give every service of the workspace its port (idempotent)
 ///

@@ -4,8 +4,8 @@ use clap::Args;
 use serde::Serialize;
 
 use crate::cli::{Ctx, port_arg};
+use crate::model::PortRange;
 use crate::probe::Listener;
-use crate::registry::PortRange;
 use crate::view::{InstanceView, LeaseView};
 
 /// Who holds a port in the registry, and whether something listens on it now
@@ -95,7 +95,7 @@ pub fn run(ctx: &Ctx, args: CheckArgs) -> anyhow::Result<()> {
             Some(t) => writeln!(
                 out,
                 "port {port}: in the range of {t:?} ({})",
-                crate::registry::model::join_ranges(view.ranges)
+                crate::model::join_ranges(view.ranges)
             )?,
         }
         for h in &view.instances {

@@ -111,7 +111,7 @@ fn matching(current: &OsStr, names: impl IntoIterator<Item = String>) -> Vec<Com
 
 /// The registry of `STYXY_HOME` (or the default), read without the lock; nothing on error:
 /// a completion never fails loudly.
-fn registry() -> Option<crate::registry::model::Registry> {
+fn registry() -> Option<crate::model::Registry> {
     let dir = crate::registry::paths::registry_dir(None).ok()?;
     crate::registry::Store::new(dir).quiet(true).read().ok()
 }
@@ -119,7 +119,7 @@ fn registry() -> Option<crate::registry::model::Registry> {
 /// The candidates from what the registry holds.
 fn from_registry(
     current: &OsStr,
-    names: impl FnOnce(crate::registry::model::Registry) -> Vec<String>,
+    names: impl FnOnce(crate::model::Registry) -> Vec<String>,
 ) -> Vec<CompletionCandidate> {
     matching(current, registry().map(names).unwrap_or_default())
 }

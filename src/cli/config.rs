@@ -100,14 +100,14 @@ pub fn run(ctx: &Ctx, cmd: ConfigCommand) -> anyhow::Result<()> {
             let reg = ctx.store.read()?;
             // A hand edit may leave instances their type cannot give: reported, and moved
             // by the next write.
-            let found = crate::registry::validate::overlaps(&reg);
-            let misplaced: Vec<String> = crate::registry::validate::misplaced(&reg, &found)
+            let found = crate::model::validate::overlaps(&reg);
+            let misplaced: Vec<String> = crate::model::validate::misplaced(&reg, &found)
                 .into_iter()
                 .map(|(t, id, port)| format!("instance {id:?} of {t:?} holds port {port}, which its ranges {} cannot give it (another instance's, or outside them)", reg.types[t].ranges_text()))
                 .collect();
             let overlaps: Vec<String> = found
                 .iter()
-                .map(crate::registry::validate::Overlap::describe)
+                .map(crate::model::validate::Overlap::describe)
                 .collect();
             let view = Validated {
                 file: file.clone(),

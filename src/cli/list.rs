@@ -3,7 +3,7 @@
 use clap::Args;
 
 use crate::cli::Ctx;
-use crate::registry::model::join_ranges;
+use crate::model::join_ranges;
 use crate::view::listing;
 
 /// List service types, instances and ports (listening now or not), and the settings
@@ -30,7 +30,7 @@ pub fn run(ctx: &Ctx, args: ListArgs) -> anyhow::Result<()> {
     let pattern = args
         .pattern
         .as_deref()
-        .map(crate::registry::validate::pattern)
+        .map(crate::model::validate::pattern)
         .transpose()?;
     let listing = listing(&reg, |n, t| {
         pattern.as_ref().is_none_or(|p| p.matches(n)) && (!args.used || !t.instances.is_empty())

@@ -531,12 +531,12 @@ fn report(e: &anyhow::Error) {
 
 /// clap value parser for a port: 1-65535, with our message.
 pub(crate) fn port_arg(s: &str) -> Result<u16, String> {
-    crate::registry::validate::parse_port(s).map_err(|e| e.to_string())
+    crate::model::validate::parse_port(s).map_err(|e| e.to_string())
 }
 
 /// clap value parser for a range `A-B`.
-pub(crate) fn range_arg(s: &str) -> Result<crate::registry::PortRange, String> {
-    crate::registry::validate::parse_range(s).map_err(|e| e.to_string())
+pub(crate) fn range_arg(s: &str) -> Result<crate::model::PortRange, String> {
+    crate::model::validate::parse_range(s).map_err(|e| e.to_string())
 }
 
 #[cfg(test)]

@@ -5,7 +5,7 @@ use serde::Serialize;
 
 use crate::allocate::manage;
 use crate::cli::{Ctx, port_arg};
-use crate::registry::{InstanceBehavior, Placement, Rule};
+use crate::model::{InstanceBehavior, Placement, Rule};
 
 /// Auto-allocation rules: what a new type whose name matches a glob gets
 #[derive(Debug, Subcommand)]

@@ -17,7 +17,7 @@ use crate::allocate::leases;
 use crate::cli::Ctx;
 use crate::cli::workspace::{self, Selection};
 use crate::error::AllocError;
-use crate::registry::Lease;
+use crate::model::Lease;
 
 /// `cargo run` a bin with the workspace's port variables and `PORT` set to its own port
 ///
@@ -158,7 +158,7 @@ pub fn run(ctx: &Ctx, args: RunArgs, manifest: Option<&Path>) -> anyhow::Result<
     let lease = Lease {
         port,
         pid,
-        start_time: crate::probe::process_start_time(pid).unwrap_or(0),
+        start_time: crate::os::process_start_time(pid).unwrap_or(0),
         instance: service.instance.clone(),
         since: Some(humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string()),
     };
@@ -242,106 +242,46 @@ pub const CHILD: &str = "__styxy-run-child";
 /// process (not the terminal) signals to us, and continuing a stopped bin so that it gets
 /// the signal.
 fn spawn_and_wait(cargo_args: Vec<OsString>, env: Vec<(String, String)>) -> anyhow::Result<u8> {
-    use signal_hook::consts::{SIGHUP, SIGINT, SIGQUIT, SIGTERM};
-    use signal_hook::iterator::SignalsInfo;
-    use signal_hook::iterator::exfiltrator::WithOrigin;
-    use signal_hook::low_level::siginfo::Cause;
-
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    // On Linux, through the trampoline: `/proc/self/exe` is this very binary even when it
-    // was replaced on disk meanwhile (`cargo install` during a run).
-    let (program, args): (OsString, Vec<OsString>) = if cfg!(target_os = "linux") {
-        let mut args = vec![CHILD.into(), std::process::id().to_string().into(), cargo];
-        args.extend(cargo_args);
-        ("/proc/self/exe".into(), args)
-    } else {
-        (cargo, cargo_args)
-    };
+    let (program, args) = crate::os::tied_command(CHILD, cargo, cargo_args);
     // Caught before the child exists, so none is lost in between, and so that a Ctrl-C
     // ends the bin, not us before we have ended its lease.
-    let mut signals = SignalsInfo::<WithOrigin>::new([SIGINT, SIGQUIT, SIGTERM, SIGHUP])?;
+    let signals = crate::os::Forwarder::new()?;
     let mut expr = duct::cmd(program, args).unchecked();
     for (k, v) in env {
         expr = expr.env(k, v);
     }
     let handle = expr.start()?;
-    let child = handle
-        .pids()
-        .first()
-        .and_then(|p| i32::try_from(*p).ok())
-        .and_then(rustix::process::Pid::from_raw);
-    // The child is not reaped before `wait` below, so its pid names it until then; a pidfd
-    // keeps naming it exactly, where the kernel has them.
-    #[cfg(target_os = "linux")]
-    let pidfd = child
-        .and_then(|c| rustix::process::pidfd_open(c, rustix::process::PidfdFlags::empty()).ok());
-    #[cfg(not(target_os = "linux"))]
-    let pidfd: Option<std::os::fd::OwnedFd> = None;
-    let closer = signals.handle();
-    let forwarder = std::thread::spawn(move || {
-        for origin in signals.forever() {
-            // The terminal signals its whole foreground process group: the bin has it.
-            if !matches!(origin.cause, Cause::Sent(_)) {
-                continue;
-            }
-            let (Some(child), Some(sig)) = (
-                child,
-                rustix::process::Signal::from_named_raw(origin.signal),
-            ) else {
-                continue;
-            };
-            let send = |sig| match &pidfd {
-                #[cfg(target_os = "linux")]
-                Some(fd) => rustix::process::pidfd_send_signal(fd, sig),
-                _ => rustix::process::kill_process(child, sig),
-            };
-            let _ = send(sig);
-            // A stopped process keeps a signal pending until it is continued.
-            if crate::probe::is_stopped(child.as_raw_pid().unsigned_abs()) {
-                let _ = send(rustix::process::Signal::CONT);
-            }
-        }
-    });
+    let forwarding = handle.pids().first().map(|pid| signals.forward_to(*pid));
     let output = handle.wait();
-    closer.close();
-    let _ = forwarder.join();
-    let status = output?.status;
-    Ok(match status.code() {
-        Some(code) => u8::try_from(code).unwrap_or(1),
-        None => {
-            let signal = std::os::unix::process::ExitStatusExt::signal(&status).unwrap_or(0);
-            u8::try_from(128 + signal).unwrap_or(255)
-        }
-    })
+    if let Some(f) = forwarding {
+        f.stop();
+    }
+    Ok(crate::os::exit_code(output?.status))
 }
 
-/// The trampoline (`cargo-styxy __styxy-run-child PARENT PROGRAM ARGS…`, Linux only): asks
-/// the kernel to SIGKILL this process when `run` (pid PARENT) dies, then `exec`s PROGRAM
-/// (cargo). The request survives the `exec`s into cargo and from cargo into the bin, so
-/// whatever ends `run`, the bin does not outlive its lease.
+/// The trampoline (`cargo-styxy __styxy-run-child PARENT PROGRAM ARGS…`, Linux only): ties
+/// this process to `run` (pid PARENT), so that whatever ends `run`, the bin does not outlive
+/// its lease, then becomes PROGRAM (cargo).
 pub fn child(args: &[OsString]) -> std::process::ExitCode {
-    use std::os::unix::process::CommandExt;
     let (Some(parent), Some(program)) = (
-        args.first()
-            .and_then(|p| p.to_str()?.parse::<i32>().ok())
-            .and_then(rustix::process::Pid::from_raw),
+        args.first().and_then(|p| p.to_str()?.parse::<u32>().ok()),
         args.get(1),
     ) else {
         eprintln!("error: {CHILD} is for `cargo styxy run` only");
         return std::process::ExitCode::from(crate::cli::USAGE_FAILURE);
     };
-    #[cfg(target_os = "linux")]
-    if let Err(e) =
-        rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::KILL))
-    {
-        eprintln!("warning: the bin may outlive `cargo styxy run`: {e}");
+    let warn = |e| {
+        if let crate::os::TieError::Untied(e) = e {
+            eprintln!("warning: the bin may outlive `cargo styxy run`: {e}");
+        }
+    };
+    match crate::os::exec_tied_to(parent, program, &args[2..], warn) {
+        crate::os::TieError::Exec(e) => {
+            eprintln!("error: cannot run {}: {e}", Path::new(program).display());
+            // As a shell says a command it cannot run.
+            std::process::ExitCode::from(127)
+        }
+        _ => std::process::ExitCode::from(crate::cli::EXIT_FAILURE),
     }
-    // `run` died before the request was made: nothing would kill us later.
-    if rustix::process::getppid() != Some(parent) {
-        return std::process::ExitCode::from(crate::cli::EXIT_FAILURE);
-    }
-    let e = std::process::Command::new(program).args(&args[2..]).exec();
-    eprintln!("error: cannot run {}: {e}", Path::new(program).display());
-    // As a shell says a command it cannot run.
-    std::process::ExitCode::from(127)
 }

@@ -42,7 +42,7 @@ pub fn run(ctx: &Ctx, args: ScanArgs) -> anyhow::Result<()> {
     let span = args.start..=args.end;
     let ports: Vec<u16> = match crate::probe::listening_ports() {
         Some(all) => all.into_iter().filter(|p| span.contains(p)).collect(),
-        // No /proc listing: probe every port of the span the way a server binds.
+        // No listing of sockets on this OS: probe every port of the span the way a server binds.
         None => span
             .clone()
             .filter(|p| crate::probe::is_listening(*p))

@@ -5,7 +5,7 @@ use serde::Serialize;
 
 use crate::allocate::manage::{self, TypeChange};
 use crate::cli::{Ctx, port_arg, range_arg};
-use crate::registry::{InstanceBehavior, PortRange};
+use crate::model::{InstanceBehavior, PortRange};
 
 /// Manage service types by hand
 #[derive(Debug, Subcommand)]

@@ -9,7 +9,7 @@ use std::sync::OnceLock;
 use serde::Deserialize;
 use toml_edit::{Array, DocumentMut, InlineTable, Item, Table, TableLike, Value};
 
-use crate::registry::model::{
+use crate::model::{
     InstanceBehavior, Instances, Lease, Origin, PortRange, Registry, Rule, ServiceType, Settings,
     Strategy, Types,
 };
@@ -544,7 +544,7 @@ fn update_rule(table: &mut dyn TableLike, _inline: bool, old: Option<&Rule>, r: 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::registry::model::{Strategy, Zone};
+    use crate::model::{Strategy, Zone};
 
     #[test]
     fn strategies_are_written() {

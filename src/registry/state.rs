@@ -7,9 +7,9 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::registry::model::{
-    Counters, Instance, Instances, Lease, Origin, Record, Registry, ServiceType, Types,
-};
+use super::counters::Counters;
+use crate::audit::Record;
+use crate::model::{Instance, Instances, Lease, Origin, Registry, ServiceType, Types};
 
 /// The state file in the registry directory.
 pub const STATE_FILE: &str = "state.json";

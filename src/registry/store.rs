@@ -9,13 +9,15 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use toml_edit::DocumentMut;
 
+use crate::audit::Record;
 use crate::error::{AllocError, Error, Invalid, Result, StoreError};
 use crate::fsx;
+use crate::model::validate;
+use crate::model::{Event, Instances, Registry, ServiceType};
 use crate::registry::config::{self, Config};
+use crate::registry::counters::Counters;
 use crate::registry::lock;
-use crate::registry::model::{Counters, Event, Instances, Record, Registry, ServiceType};
 use crate::registry::state::{self, STATE_FILE, StateError};
-use crate::registry::validate;
 
 /// The file people write, in the registry directory.
 pub const REGISTRY_FILE: &str = "registry.toml";
@@ -90,10 +92,7 @@ fn identity(config: Option<&[u8]>, state: Option<&fs::Metadata>) -> String {
                 .ok()
                 .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
                 .map_or(0, |d| d.as_nanos());
-            #[cfg(unix)]
-            let ino = std::os::unix::fs::MetadataExt::ino(m);
-            #[cfg(not(unix))]
-            let ino = 0;
+            let ino = crate::os::file_id(m);
             format!("{ino}-{}-{mtime}", m.len())
         },
     );
@@ -232,6 +231,7 @@ impl Store {
             StateError::Newer(format) => Error::from(StoreError::NewerState {
                 file: self.state_file(),
                 format,
+                reads: state::FORMAT,
             }),
             StateError::Parse(message) => Error::from(StoreError::InvalidState {
                 file: self.state_file(),
@@ -290,7 +290,7 @@ impl Store {
                     // The state was written: what the old format kept here is stale.
                     registry
                         .types
-                        .retain(|_, t| t.origin != crate::registry::Origin::Auto);
+                        .retain(|_, t| t.origin != crate::model::Origin::Auto);
                     for t in registry.types.values_mut() {
                         t.instances.clear();
                         t.leases.clear();
@@ -326,9 +326,7 @@ impl Store {
         fsx::check_regular(&path)?;
         let mut options = OpenOptions::new();
         options.read(true).write(true).create(true).truncate(false);
-        #[cfg(unix)]
-        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-        let file = options
+        let file = crate::os::private_file(&mut options)
             .open(&path)
             .map_err(|e| Error::io("cannot open the lock file", &path, e))?;
         let start = Instant::now();
@@ -478,7 +476,7 @@ impl<'s> Guard<'s> {
 
     /// Instances the state holds of types defined nowhere any more (removed from
     /// `registry.toml` by hand): the next commit drops them.
-    pub fn orphans(&self) -> &[(String, String, crate::registry::model::Instance)] {
+    pub fn orphans(&self) -> &[(String, String, crate::model::Instance)] {
         &self.loaded.rest.orphans.instances
     }
 
@@ -501,7 +499,7 @@ impl<'s> Guard<'s> {
             // A backup of the single-file format: its definitions only; the state holds the rest.
             registry
                 .types
-                .retain(|_, t| t.origin != crate::registry::Origin::Auto);
+                .retain(|_, t| t.origin != crate::model::Origin::Auto);
             config::write(&mut doc, &registry, &registry, &[], true);
             registry = store.parse_config(&doc.to_string(), source)?.registry;
         }
@@ -771,7 +769,7 @@ mod tests {
         assert!(validate::definitions(&reg).is_ok());
         assert_eq!(
             reg.types["ai"].instance_behavior,
-            crate::registry::model::InstanceBehavior::Single
+            crate::model::InstanceBehavior::Single
         );
         assert_eq!(
             config::parse("").unwrap().registry,

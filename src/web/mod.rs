@@ -21,10 +21,9 @@ use serde_json::{Value, json};
 use crate::allocate::manage::{self, TypeChange};
 use crate::allocate::{Event, Outcome};
 use crate::error::{AllocError, Error, StoreError};
-use crate::registry::model::{
-    InstanceBehavior, Placement, PortRange, Registry, Rule, Strategy, Zone,
-};
-use crate::registry::{Store, validate};
+use crate::model::validate;
+use crate::model::{InstanceBehavior, Placement, PortRange, Registry, Rule, Strategy, Zone};
+use crate::registry::Store;
 
 const PAGE: &str = include_str!("../../templates/dashboard.html");
 /// The charting library the metrics tab draws with (see its README for where it comes from).
@@ -86,7 +85,7 @@ pub fn snapshot(store: &Store) -> Value {
         "registry": store.file(),
         "service_types": listing.service_types,
         "settings": listing.settings,
-        "audit_events": crate::registry::model::Event::NAMES,
+        "audit_events": crate::model::Event::NAMES,
         "space": { "min_port": space.lo, "max_port": space.hi },
         "ephemeral": machine.ephemeral,
         "rules": reg.rules,
@@ -867,11 +866,11 @@ pub fn serve(
             let l = tokio::net::TcpListener::from_std(l)?;
             servers.push(tokio::spawn(accept(l, app.clone(), slots.clone())));
         }
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = term.recv() => {}
-        }
+        let (stop, stopped) = tokio::sync::oneshot::channel();
+        crate::os::on_termination(move || {
+            let _ = stop.send(());
+        })?;
+        let _ = stopped.await;
         for s in servers {
             s.abort();
         }

@@ -13,8 +13,8 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{AllocError, Error, Result, WorkspaceError};
-use crate::registry::model::InstanceBehavior;
-use crate::registry::validate;
+use crate::model::InstanceBehavior;
+use crate::model::validate;
 
 /// A workspace member as far as ports are concerned.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -2,9 +2,9 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::error::{AllocError, AllocResult as Result, Invalid};
+use super::{AllocError, AllocResult as Result, Invalid};
 
-use crate::registry::model::{InstanceBehavior, PortRange, Registry, ServiceType, Settings};
+use crate::model::{InstanceBehavior, PortRange, Registry, ServiceType, Settings};
 
 /// The longest service type name accepted.
 pub const MAX_NAME_LEN: usize = 100;
@@ -430,7 +430,7 @@ mod tests {
             let ranges = ranges.iter().map(|(a, b)| PortRange::new(*a, *b)).collect();
             reg.types.insert(
                 (*n).to_owned(),
-                ServiceType::new(ranges, crate::registry::model::Origin::User),
+                ServiceType::new(ranges, crate::model::Origin::User),
             );
         }
         reg
@@ -458,7 +458,7 @@ mod tests {
 
     #[test]
     fn a_port_in_two_overlapping_types_stays_with_the_first() {
-        use crate::registry::model::Instance;
+        use crate::model::Instance;
         let mut reg = reg_of(&[("a", &[(2000, 2009)]), ("b", &[(2005, 2014)])]);
         let at = |port| Instance::new("", port, None, None);
         reg.types
@@ -478,7 +478,7 @@ mod tests {
         let mut reg = reg_of(&[("a", &[(2000, 2009)])]);
         reg.rules.insert(
             "web-*".into(),
-            crate::registry::model::Rule {
+            crate::model::Rule {
                 zone: Some("nowhere".into()),
                 ..Default::default()
             },
@@ -500,7 +500,7 @@ mod tests {
 
     #[test]
     fn misplaced_instances_are_outside_or_doubled() {
-        use crate::registry::model::Instance;
+        use crate::model::Instance;
         let mut reg = reg_of(&[("a", &[(2000, 2009)])]);
         let at = |port| Instance::new("", port, None, None);
         let t = reg.types.get_mut("a").unwrap();

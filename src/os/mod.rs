@@ -1,0 +1,235 @@
+//! The one door to the operating system: every question the tool asks the OS (which sockets
+//! listen and who holds them, whether a process lives and when it started, the ephemeral
+//! range, how a private file is made and synced, how `run` ties the bin to itself and passes
+//! signals on) is a small function here, named for what it answers. The platform files
+//! inside answer it: `linux.rs` (sock_diag, `/proc`), `unix.rs` (what every Unix shares:
+//! modes, owners, signals, `exec`) and `portable.rs` (std alone, for the systems that have no
+//! file of their own yet). Nothing outside this folder names the OS.
+
+use std::collections::HashMap;
+use std::ffi::OsString;
+use std::fs::{self, File, OpenOptions};
+use std::path::Path;
+
+#[cfg(target_os = "linux")]
+mod linux;
+#[cfg(not(target_os = "linux"))]
+mod portable;
+#[cfg(unix)]
+mod unix;
+
+#[cfg(target_os = "linux")]
+use linux as facts;
+#[cfg(not(target_os = "linux"))]
+use portable as facts;
+#[cfg(not(unix))]
+use portable as files;
+#[cfg(unix)]
+use unix as files;
+
+/// The OS ephemeral port range (first, last), where the kernel picks ports for outgoing
+/// connections: `/proc/sys/net/ipv4/ip_local_port_range` on Linux, IANA's 49152-65535
+/// elsewhere. `None` when the OS says something that does not parse.
+pub fn ephemeral_range() -> Option<(u16, u16)> {
+    facts::ephemeral_range()
+}
+
+/// A listening TCP socket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Socket {
+    pub port: u16,
+    /// What names the socket to [`socket_owners`] (its inode on Linux).
+    pub id: u64,
+    /// Bound to a loopback or wildcard address, so `localhost:PORT` reaches it.
+    pub local: bool,
+}
+
+/// Every listening TCP socket, IPv4 and IPv6, without binding any; `None` where the OS has
+/// no such listing (a bind then tells whether a port is taken, not by whom).
+pub fn listening_sockets() -> Option<Vec<Socket>> {
+    facts::listening_sockets()
+}
+
+/// (port, pid) of every process holding one of the sockets of `ports_by_id` (a
+/// [`Socket::id`] to its port), each once, in pid order. Only our own user's processes are
+/// visible unless we are root; empty where the OS does not tell.
+pub fn socket_owners(ports_by_id: &HashMap<u64, u16>) -> Vec<(u16, u32)> {
+    if ports_by_id.is_empty() {
+        return Vec::new();
+    }
+    facts::socket_owners(ports_by_id)
+}
+
+/// A process's command line as its arguments (empty where the OS does not tell).
+pub fn command_args(pid: u32) -> Vec<String> {
+    facts::command_args(pid)
+}
+
+/// The pid holding the exclusive lock on `file` (the registry's lock file), where the OS
+/// tells.
+pub fn lock_holder(file: &File) -> Option<u32> {
+    facts::lock_holder(file)
+}
+
+/// A process's start time in the OS's own unit (clock ticks since boot on Linux), or `None`
+/// if no such process exists. With the pid it identifies one process, even after the pid is
+/// recycled.
+pub fn process_start_time(pid: u32) -> Option<u64> {
+    facts::process_start_time(pid)
+}
+
+/// Whether process `pid` is stopped (by SIGSTOP, SIGTSTP or a terminal read).
+pub fn is_stopped(pid: u32) -> bool {
+    facts::is_stopped(pid)
+}
+
+/// This process's user name from the system's user database (`/etc/passwd`), else `uid N`;
+/// `None` where the OS has no user ids.
+pub fn user_name() -> Option<String> {
+    files::user_name()
+}
+
+/// Creates `dir` and its parents, private to this user (0700) where the OS has modes.
+pub fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    let mut builder = fs::DirBuilder::new();
+    builder.recursive(true);
+    files::private_dir(&mut builder);
+    builder.create(dir)
+}
+
+/// Makes `options` create a file private to this user (0600) where the OS has modes.
+pub fn private_file(options: &mut OpenOptions) -> &mut OpenOptions {
+    files::private_file(options);
+    options
+}
+
+/// A file's permission bits (0o644 where the OS has none).
+pub fn mode(m: &fs::Metadata) -> u32 {
+    files::mode(m)
+}
+
+/// Gives `file` the permission bits `mode`, where the OS has them.
+pub fn set_mode(file: &File, mode: u32) -> std::io::Result<()> {
+    files::set_mode(file, mode)
+}
+
+/// What names a file on its device (its inode), or 0 where the OS does not tell: with the
+/// size and mtime, whether a file was replaced.
+pub fn file_id(m: &fs::Metadata) -> u64 {
+    files::file_id(m)
+}
+
+/// What a file that is neither a regular file, a directory nor a symlink is: "a FIFO", "a
+/// device", "a socket"; `None` where the OS has no such kinds.
+pub fn special_kind(t: fs::FileType) -> Option<&'static str> {
+    files::special_kind(t)
+}
+
+/// Why the directory `dir` (whose metadata is `m`) is not safe to keep the registry in:
+/// someone else owns it, or others may write in it (as ssh's StrictModes checks).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DirTrust {
+    /// Ours, and nobody else may write in it (or the OS has no owners).
+    Private,
+    ForeignOwner {
+        owner: u32,
+        me: u32,
+    },
+    OthersWrite {
+        mode: u32,
+    },
+}
+
+/// Whether `dir` is ours alone: see [`DirTrust`].
+pub fn dir_trust(dir: &Path, m: &fs::Metadata) -> std::io::Result<DirTrust> {
+    files::dir_trust(dir, m)
+}
+
+/// Makes a rename in `dir` durable (a no-op where the OS cannot sync a directory).
+pub fn sync_dir(dir: &Path) -> std::io::Result<()> {
+    files::sync_dir(dir)
+}
+
+/// The exit code a shell would report for `status`: the code, or 128 + the signal.
+pub fn exit_code(status: std::process::ExitStatus) -> u8 {
+    files::exit_code(status)
+}
+
+/// The program and arguments that start `program args` so that it dies with this process:
+/// on Linux through this binary again (`/proc/self/exe trampoline PID program args…`, the
+/// trampoline calling [`exec_tied_to`]); elsewhere as it is.
+pub fn tied_command(
+    trampoline: &str,
+    program: OsString,
+    args: Vec<OsString>,
+) -> (OsString, Vec<OsString>) {
+    facts::tied_command(trampoline, program, args)
+}
+
+/// What keeps [`exec_tied_to`] from tying a process to its parent.
+#[derive(Debug)]
+pub enum TieError {
+    /// The parent is gone already: nothing would end this process later.
+    ParentGone,
+    /// The process runs untied (the OS refused, or has no way): the bin may outlive its
+    /// parent.
+    Untied(std::io::Error),
+    /// The exec itself failed.
+    Exec(std::io::Error),
+}
+
+/// Asks the OS to kill this process when `parent` dies, then replaces this process with
+/// `program args`. Returns only on failure; an [`TieError::Untied`] comes back through
+/// `warn` and the exec goes on.
+#[cfg(feature = "cli")]
+pub fn exec_tied_to(
+    parent: u32,
+    program: &std::ffi::OsStr,
+    args: &[OsString],
+    warn: impl FnOnce(TieError),
+) -> TieError {
+    facts::exec_tied_to(parent, program, args, warn)
+}
+
+/// Signals that a process (not the terminal) sends to this one (SIGINT, SIGQUIT, SIGTERM,
+/// SIGHUP), caught from creation so none is lost before the child exists, and passed on to
+/// a child by [`Forwarder::forward_to`].
+#[cfg(feature = "cli")]
+pub use files::{Forwarder, Forwarding};
+
+/// Runs `on_signal` once, on a thread of its own, when this process is asked to stop
+/// (Ctrl-C, SIGTERM).
+#[cfg(feature = "cli")]
+pub fn on_termination(on_signal: impl FnOnce() + Send + 'static) -> std::io::Result<()> {
+    files::on_termination(on_signal)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::TcpListener;
+
+    #[test]
+    fn our_own_start_time_is_stable_and_a_missing_pid_has_none() {
+        let me = std::process::id();
+        let t = super::process_start_time(me);
+        assert!(t.is_some());
+        assert_eq!(t, super::process_start_time(me));
+        assert_eq!(super::process_start_time(u32::MAX), None);
+    }
+
+    #[test]
+    fn sees_our_own_listener_and_names_us() {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        let Some(sockets) = super::listening_sockets() else {
+            return;
+        };
+        let ours: std::collections::HashMap<u64, u16> = sockets
+            .iter()
+            .filter(|s| s.port == port)
+            .map(|s| (s.id, s.port))
+            .collect();
+        assert!(!ours.is_empty(), "{port} not in {sockets:?}");
+        assert!(super::socket_owners(&ours).contains(&(port, std::process::id())));
+    }
+}

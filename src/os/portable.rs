@@ -1,0 +1,88 @@
+//! What std alone answers, for the systems that have no file of their own here yet: no
+//! listing of listening sockets (a bind tells whether a port is taken, not by whom), no
+//! owners, start times or locks, IANA's ephemeral range; and, where the OS is not a Unix,
+//! no modes or owners on files.
+
+#![cfg_attr(unix, allow(dead_code))]
+
+use std::collections::HashMap;
+use std::ffi::OsString;
+use std::fs::{self, DirBuilder, File, OpenOptions};
+use std::path::Path;
+
+use super::{DirTrust, Socket};
+
+pub fn ephemeral_range() -> Option<(u16, u16)> {
+    Some((49152, 65535))
+}
+
+pub fn listening_sockets() -> Option<Vec<Socket>> {
+    None
+}
+
+pub fn socket_owners(_ports_by_id: &HashMap<u64, u16>) -> Vec<(u16, u32)> {
+    Vec::new()
+}
+
+pub fn command_args(_pid: u32) -> Vec<String> {
+    Vec::new()
+}
+
+pub fn lock_holder(_file: &File) -> Option<u32> {
+    None
+}
+
+pub fn process_start_time(_pid: u32) -> Option<u64> {
+    None
+}
+
+pub fn is_stopped(_pid: u32) -> bool {
+    false
+}
+
+pub fn tied_command(
+    _trampoline: &str,
+    program: OsString,
+    args: Vec<OsString>,
+) -> (OsString, Vec<OsString>) {
+    (program, args)
+}
+
+pub fn user_name() -> Option<String> {
+    None
+}
+
+pub fn private_dir(_builder: &mut DirBuilder) {}
+
+pub fn private_file(_options: &mut OpenOptions) {}
+
+pub fn mode(_m: &fs::Metadata) -> u32 {
+    0o644
+}
+
+pub fn set_mode(_file: &File, _mode: u32) -> std::io::Result<()> {
+    Ok(())
+}
+
+pub fn file_id(_m: &fs::Metadata) -> u64 {
+    0
+}
+
+pub fn special_kind(_t: fs::FileType) -> Option<&'static str> {
+    None
+}
+
+pub fn dir_trust(_dir: &Path, _m: &fs::Metadata) -> std::io::Result<DirTrust> {
+    Ok(DirTrust::Private)
+}
+
+pub fn sync_dir(_dir: &Path) -> std::io::Result<()> {
+    Ok(())
+}
+
+pub fn exit_code(status: std::process::ExitStatus) -> u8 {
+    status
+        .code()
+        .and_then(|c| u8::try_from(c).ok())
+        .unwrap_or(1)
+}
