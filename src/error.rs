@@ -1,8 +1,31 @@
-//! The library's typed errors. Each message is one sentence that ends with the fix.
+//! The library's typed errors, one enum per area, each with its exit code. Each message is
+//! one sentence that ends with the fix.
 
 use std::path::PathBuf;
 
 pub use crate::model::{AllocError, AllocResult, Invalid};
+
+/// The process exit codes (README "Exit codes"): each error's area has its own, so a script
+/// can tell a lock held too long or a broken registry from a request that was refused.
+pub mod exit {
+    /// A command that did not succeed: a request the registry cannot take (a full range, an
+    /// unknown type), a check that found something (`doctor`, `wait`'s timeout).
+    pub const FAILURE: u8 = 1;
+    /// The arguments cannot mean anything (clap's code).
+    pub const USAGE: u8 = 2;
+    /// `registry.toml` or the state does not parse or validate, or is of a newer format.
+    pub const INVALID_REGISTRY: u8 = 3;
+    /// Another cargo-styxy held the registry lock longer than `STYXY_LOCK_TIMEOUT`.
+    pub const LOCK_TIMEOUT: u8 = 4;
+    /// The cargo workspace: no manifest, `cargo metadata` failed, a manifest or a
+    /// `[package.metadata.styxy]` table that cannot be read.
+    pub const WORKSPACE: u8 = 5;
+    /// The registry directory cannot be used: no home, a directory others may write in, a
+    /// special file where a file belongs, a read or write that failed.
+    pub const REGISTRY_IO: u8 = 6;
+    /// A file the user named (`-o FILE`) cannot be written.
+    pub const OUTPUT: u8 = 7;
+}
 
 /// The registry's files, directory and lock: what reading or writing them can meet.
 #[derive(Debug, thiserror::Error)]
@@ -94,6 +117,24 @@ pub enum WorkspaceError {
     #[error("{path}: {reason}")]
     Manifest { path: PathBuf, reason: String },
 
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+
+    #[error("manifest {path} does not exist; pass --manifest-path to a Cargo.toml")]
+    NoManifest { path: PathBuf },
+
+    #[error(
+        "no Cargo.toml in {dir} or any parent; run this in a cargo workspace or pass --manifest-path"
+    )]
+    NotInWorkspace { dir: PathBuf },
+
+    #[error("cargo metadata failed for {manifest}: {message}")]
+    CargoMetadata { manifest: PathBuf, message: String },
+
     #[error(
         "{first} and {second} would both get the env name {env}; give one of them its own with `env = \"…\"` in its `[package.metadata.styxy.bins.<bin>]`"
     )]
@@ -128,19 +169,32 @@ pub enum Error {
     Alloc(#[from] AllocError),
     #[error(transparent)]
     Workspace(#[from] WorkspaceError),
+    /// A file the user named (`-o FILE`) could not be written: the error met.
+    #[error(transparent)]
+    Output(Box<Error>),
 }
 
 impl StoreError {
-    /// The process exit status for this error (spec: 1 for every error, 2 for usage).
+    /// The process exit code for this error: see [`exit`].
     pub fn exit_code(&self) -> u8 {
-        1
+        match self {
+            Self::Parse { .. }
+            | Self::InvalidRegistry { .. }
+            | Self::InvalidState { .. }
+            | Self::NewerState { .. } => exit::INVALID_REGISTRY,
+            Self::LockTimeout { .. } => exit::LOCK_TIMEOUT,
+            Self::UnsafeDir { .. } | Self::NotAFile { .. } | Self::NoHome | Self::Io { .. } => {
+                exit::REGISTRY_IO
+            }
+            Self::RefusedWrite { .. } | Self::NoBackup { .. } => exit::FAILURE,
+        }
     }
 }
 
 impl WorkspaceError {
-    /// The process exit status for this error.
+    /// The process exit code for this error: see [`exit`].
     pub fn exit_code(&self) -> u8 {
-        1
+        exit::WORKSPACE
     }
 }
 
@@ -168,12 +222,13 @@ impl Error {
         })
     }
 
-    /// The process exit status for this error: its area's.
+    /// The process exit code for this error: its area's (see [`exit`]).
     pub fn exit_code(&self) -> u8 {
         match self {
             Self::Store(e) => e.exit_code(),
-            Self::Alloc(e) => e.exit_code(),
+            Self::Alloc(_) => exit::FAILURE,
             Self::Workspace(e) => e.exit_code(),
+            Self::Output(_) => exit::OUTPUT,
         }
     }
 }

@@ -38,6 +38,11 @@ pub fn write_target(path: &Path) -> PathBuf {
 /// files the tool keeps in the registry stay 0600.
 #[cfg(feature = "cli")]
 pub fn write_output_if_changed(path: &Path, contents: &[u8]) -> Result<bool> {
+    write_output(path, contents).map_err(|e| Error::Output(Box::new(e)))
+}
+
+#[cfg(feature = "cli")]
+fn write_output(path: &Path, contents: &[u8]) -> Result<bool> {
     let target = write_target(path);
     if holds(&target, contents)? {
         return Ok(false);

@@ -377,7 +377,7 @@ fn a_corrupt_registry_is_never_overwritten_and_can_be_restored() {
         &["list"],
         &["config", "set", "chunk_size", "5"],
     ] {
-        let err = home.fails(args, 1);
+        let err = home.fails(args, 3);
         assert!(
             err.contains(&format!("registry.toml:{}:", lines - 1)),
             "{err}"
@@ -420,7 +420,7 @@ fn a_held_lock_times_out_naming_the_lock_file() {
         .output()
         .unwrap();
     let err = String::from_utf8(out.stderr).unwrap();
-    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert_eq!(out.status.code(), Some(4), "{err}");
     assert!(
         err.contains("registry.lock") && err.contains("STYXY_LOCK_TIMEOUT"),
         "{err}"
@@ -858,7 +858,7 @@ fn a_registry_dir_others_may_write_in_is_refused_with_the_fix() {
     home.ok(&["allocate", "--service", "x", "--instance", "i"]);
     std::fs::set_permissions(home.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
     let before = home.read();
-    let err = home.fails(&["allocate", "--service", "y", "--instance", "i"], 1);
+    let err = home.fails(&["allocate", "--service", "y", "--instance", "i"], 6);
     assert!(err.contains("chmod go-w"), "{err}");
     assert_eq!(home.read(), before);
     std::fs::set_permissions(home.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
@@ -873,7 +873,7 @@ fn nothing_the_tool_keeps_is_written_through_a_symlink() {
     std::fs::write(victim.path(), "precious").unwrap();
     // The state is refused before anything is committed; the audit trail, written after the
     // commit point, is a warning on a committed change.
-    for (name, code) in [("state.json", 1), ("audit.jsonl", 0)] {
+    for (name, code) in [("state.json", 6), ("audit.jsonl", 0)] {
         let path = home.path().join(name);
         let _ = std::fs::remove_file(&path);
         std::os::unix::fs::symlink(victim.path(), &path).unwrap();
@@ -925,7 +925,7 @@ fn a_registry_dir_of_another_user_is_refused() {
             "--instance",
             "i",
         ],
-        1,
+        6,
     );
     assert!(err.contains("not to you") && err.contains("chown"), "{err}");
     assert_eq!(
@@ -949,12 +949,12 @@ fn a_fifo_or_directory_where_a_file_belongs_is_an_error_not_a_hang() {
         &["list"][..],
         &["allocate", "--service", "y", "--instance", "i"],
     ] {
-        let err = home.fails(args, 1);
+        let err = home.fails(args, 6);
         assert!(err.contains("a FIFO"), "{err}");
     }
     std::fs::remove_file(&state).unwrap();
     std::fs::create_dir(&state).unwrap();
-    let err = home.fails(&["list"], 1);
+    let err = home.fails(&["list"], 6);
     assert!(err.contains("a directory"), "{err}");
 }
 
@@ -1008,5 +1008,86 @@ fn new_ranges_skip_ports_that_listen() {
         second["ranges"],
         serde_json::json!([[low + 16, low + 25]]),
         "{second}"
+    );
+}
+
+/// Each exit code the README documents is what a real failing command returns.
+#[test]
+fn each_documented_exit_code_is_what_a_failing_command_returns() {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let section = readme.split("## Exit codes").nth(1).unwrap();
+    let documented: Vec<i32> = section
+        .lines()
+        .take_while(|l| !l.starts_with("## "))
+        .filter_map(|l| l.strip_prefix("| ")?.split(' ').next()?.parse().ok())
+        .filter(|code| *code != 0)
+        .collect();
+
+    let home = Home::new();
+    home.ok(&["allocate", "--service", "x", "--instance", "i"]);
+    let mut seen = vec![];
+    let mut check = |code: i32, err: String, phrase: &str| {
+        assert!(
+            err.contains(phrase),
+            "exit {code}: expected {phrase:?} in {err}"
+        );
+        seen.push(code);
+    };
+    check(
+        1,
+        home.fails(&["release", "--service", "x", "--instance", "nobody"], 1),
+        "nobody",
+    );
+    check(
+        2,
+        home.fails(&["allocate", "--instance", "i"], 2),
+        "--service",
+    );
+
+    let lock = std::fs::File::options()
+        .write(true)
+        .open(home.path().join("registry.lock"))
+        .unwrap();
+    lock.lock().unwrap();
+    let out = home
+        .cmd(&["allocate", "--service", "y", "--instance", "i"])
+        .env("STYXY_LOCK_TIMEOUT", "1")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(4));
+    check(4, String::from_utf8(out.stderr).unwrap(), "gave up waiting");
+    lock.unlock().unwrap();
+
+    check(
+        5,
+        home.fails(
+            &["port", "x", "--manifest-path", "/nonexistent/Cargo.toml"],
+            5,
+        ),
+        "does not exist",
+    );
+    let not_a_dir = tempfile::NamedTempFile::new().unwrap();
+    let registry = not_a_dir.path().to_str().unwrap();
+    check(
+        6,
+        home.fails(&["--registry", registry, "list"], 6),
+        registry,
+    );
+    check(
+        7,
+        home.fails(&["metrics", "-o", "/nonexistent/dir/styxy.prom"], 7),
+        "/nonexistent/dir",
+    );
+
+    let mut text = home.config();
+    text.push_str("\n[types.broken\n");
+    std::fs::write(home.registry(), &text).unwrap();
+    check(3, home.fails(&["list"], 3), "registry.toml");
+
+    seen.sort_unstable();
+    assert_eq!(
+        seen, documented,
+        "the README's exit codes and the ones checked here"
     );
 }

@@ -163,7 +163,7 @@ fn bad_zones_written_by_hand_are_refused() {
         ),
     ] {
         std::fs::write(home.registry(), text).unwrap();
-        let err = home.fails(&["config", "validate"], 1);
+        let err = home.fails(&["config", "validate"], 3);
         assert!(err.contains(phrase), "{text}: {err}");
     }
 }

@@ -35,10 +35,7 @@ use serde::Serialize;
 
 use crate::registry::{Store, paths};
 
-/// Exit status of a command that failed.
-pub const EXIT_FAILURE: u8 = 1;
-/// The exit status of a usage error (clap's).
-pub const USAGE_FAILURE: u8 = 2;
+use crate::error::exit;
 
 /// cargo runs us as `cargo-styxy styxy …`: the root is `cargo` with one subcommand.
 #[derive(Debug, Parser)]
@@ -409,8 +406,8 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> ExitCode {
 }
 
 /// How a command that did not succeed ends (cargo-release's `CliError`): the error to report,
-/// if any, and the exit status: 1 for a failure, 2 for a usage error, or the status of the
-/// bin that `run` ran (reported by the bin itself).
+/// if any, and the exit status: its area's code ([`crate::error::exit`]), or the status of
+/// the bin that `run` ran (reported by the bin itself).
 #[derive(Debug)]
 pub struct CliError {
     error: Option<anyhow::Error>,
@@ -422,7 +419,7 @@ impl CliError {
     pub(crate) fn usage(error: anyhow::Error) -> Self {
         Self {
             error: Some(error),
-            code: USAGE_FAILURE,
+            code: exit::USAGE,
         }
     }
 
@@ -432,15 +429,34 @@ impl CliError {
     }
 }
 
-/// A failure: every error of the library and of a command exits 1 (spec), as
-/// [`crate::Error::exit_code`] says.
+/// A failure: an error of the library exits with its area's code
+/// ([`crate::Error::exit_code`]), any other error of a command with 1.
 impl<E: Into<anyhow::Error>> From<E> for CliError {
     fn from(error: E) -> Self {
+        let error = error.into();
         Self {
-            error: Some(error.into()),
-            code: EXIT_FAILURE,
+            code: exit_code_of(&error),
+            error: Some(error),
         }
     }
+}
+
+/// The exit code of the library's error in `error`'s chain, else 1. A command's own
+/// context may wrap the library's error, so the chain is searched, outermost first.
+fn exit_code_of(error: &anyhow::Error) -> u8 {
+    use crate::error::{StoreError, WorkspaceError};
+    error
+        .chain()
+        .find_map(|c| {
+            c.downcast_ref::<crate::Error>()
+                .map(crate::Error::exit_code)
+                .or_else(|| c.downcast_ref::<StoreError>().map(StoreError::exit_code))
+                .or_else(|| {
+                    c.downcast_ref::<WorkspaceError>()
+                        .map(WorkspaceError::exit_code)
+                })
+        })
+        .unwrap_or(exit::FAILURE)
 }
 
 fn execute(global: &GlobalArgs, command: Command) -> Result<(), CliError> {

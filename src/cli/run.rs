@@ -269,7 +269,7 @@ pub fn child(args: &[OsString]) -> std::process::ExitCode {
         args.get(1),
     ) else {
         eprintln!("error: {CHILD} is for `cargo styxy run` only");
-        return std::process::ExitCode::from(crate::cli::USAGE_FAILURE);
+        return std::process::ExitCode::from(crate::error::exit::USAGE);
     };
     let warn = |e| {
         if let crate::os::TieError::Untied(e) = e {
@@ -282,6 +282,6 @@ pub fn child(args: &[OsString]) -> std::process::ExitCode {
             // As a shell says a command it cannot run.
             std::process::ExitCode::from(127)
         }
-        _ => std::process::ExitCode::from(crate::cli::EXIT_FAILURE),
+        _ => std::process::ExitCode::from(crate::error::exit::FAILURE),
     }
 }

@@ -5,6 +5,8 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
+
+use crate::error::WorkspaceError;
 use clap::Args;
 
 use crate::assign::{self, Assigned};
@@ -27,21 +29,16 @@ pub fn manifest(explicit: Option<&Path>) -> anyhow::Result<PathBuf> {
     let found = match explicit {
         Some(p) => {
             if !p.is_file() {
-                anyhow::bail!(
-                    "manifest {} does not exist; pass --manifest-path to a Cargo.toml",
-                    p.display()
-                );
+                return Err(WorkspaceError::NoManifest {
+                    path: p.to_path_buf(),
+                }
+                .into());
             }
             p.to_path_buf()
         }
         None => {
             let cwd = std::env::current_dir().context("cannot read the current directory")?;
-            workspace::find_manifest(&cwd).with_context(|| {
-                format!(
-                    "no Cargo.toml in {} or any parent; run this in a cargo workspace or pass --manifest-path",
-                    cwd.display()
-                )
-            })?
+            workspace::find_manifest(&cwd).ok_or(WorkspaceError::NotInWorkspace { dir: cwd })?
         }
     };
     Ok(std::fs::canonicalize(&found).unwrap_or(found))
@@ -61,13 +58,14 @@ pub fn load(ctx: &Ctx, manifest: &Path) -> anyhow::Result<Workspace> {
         .manifest_path(manifest)
         .no_deps()
         .exec()
-        .map_err(|e| match e {
-            cargo_metadata::Error::CargoMetadata { stderr } => anyhow::anyhow!(
-                "cargo metadata failed for {}: {}",
-                manifest.display(),
-                stderr.trim().trim_start_matches("error: ")
-            ),
-            other => anyhow::anyhow!("cargo metadata failed for {}: {other}", manifest.display()),
+        .map_err(|e| WorkspaceError::CargoMetadata {
+            manifest: manifest.to_path_buf(),
+            message: match e {
+                cargo_metadata::Error::CargoMetadata { stderr } => {
+                    stderr.trim().trim_start_matches("error: ").to_owned()
+                }
+                other => other.to_string(),
+            },
         })?;
     let root = std::fs::canonicalize(&meta.workspace_root)
         .unwrap_or_else(|_| meta.workspace_root.clone().into_std_path_buf());

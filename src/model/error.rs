@@ -176,10 +176,3 @@ pub enum AllocError {
 
 /// What the allocation engine and the checks of values return: errors of one area.
 pub type AllocResult<T, E = AllocError> = std::result::Result<T, E>;
-
-impl AllocError {
-    /// The process exit status for this error.
-    pub fn exit_code(&self) -> u8 {
-        1
-    }
-}

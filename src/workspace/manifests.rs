@@ -10,7 +10,10 @@ use crate::error::{Error, Result, WorkspaceError};
 use crate::workspace::{Package, Workspace};
 
 fn read_toml(path: &Path) -> Result<toml::Table> {
-    let text = fs::read_to_string(path).map_err(|e| Error::io("cannot read", path, e))?;
+    let text = fs::read_to_string(path).map_err(|source| WorkspaceError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
     text.parse::<toml::Table>().map_err(|e| {
         Error::from(WorkspaceError::Manifest {
             path: path.to_path_buf(),
