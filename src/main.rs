@@ -1,5 +1,12 @@
-//! `cargo-styxy`: run as `cargo styxy <command>` or `cargo-styxy <command>`.
+//! `cargo-styxy`: run as `cargo styxy <command>` or `cargo-styxy <command>`. The commands
+//! (`cli/`), the dashboard (`web/`) and what both read back (`observe/`) sit on the `styxy`
+//! library.
+
+mod cli;
+mod observe;
+#[cfg(feature = "web")]
+mod web;
 
 fn main() -> std::process::ExitCode {
-    styxy::cli::main()
+    cli::main()
 }

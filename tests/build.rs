@@ -25,9 +25,10 @@ fn example_copy() -> tempfile::TempDir {
     copy_tree(&src, dir.path());
     for member in ["shop-api", "shop-cli"] {
         let manifest = dir.path().join(member).join("Cargo.toml");
-        let text = std::fs::read_to_string(&manifest)
-            .unwrap()
-            .replace("path = \"../../..\"", &format!("path = {REPO:?}"));
+        let text = std::fs::read_to_string(&manifest).unwrap().replace(
+            "path = \"../../../crates/styxy\"",
+            &format!("path = \"{REPO}/crates/styxy\""),
+        );
         std::fs::write(manifest, text).unwrap();
     }
     // Our lock file pins the library's dependencies to versions already built here.

@@ -1,18 +1,18 @@
-//! The library a build script depends on stays small: no CLI, web or async crates.
+//! The library `styxy` stands alone: with or without its `tool` feature it holds none of
+//! the binary's crates (CLI, web, async, metrics rendering, subprocesses).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 
 use std::process::Command;
 
-#[test]
-fn build_time_library_pulls_no_cli_web_or_async_crates() {
+/// The crates of `cargo tree -p styxy -e normal` with `features`.
+fn library_tree(features: &[&str]) -> String {
     let out = common::succeeded(
         Command::new(env!("CARGO"))
             .args([
                 "tree",
                 "--offline",
-                "--no-default-features",
                 "--edges",
                 "normal",
                 "--prefix",
@@ -20,29 +20,47 @@ fn build_time_library_pulls_no_cli_web_or_async_crates() {
                 "--format",
                 "{p}",
                 "--package",
-                "cargo-styxy",
+                "styxy",
             ])
+            .args(features)
             .current_dir(env!("CARGO_MANIFEST_DIR")),
     );
-    let tree = String::from_utf8(out.stdout).unwrap();
-    assert!(
-        tree.contains("toml_edit"),
-        "not the tree we expect:\n{tree}"
-    );
-    for banned in [
-        "tokio",
-        "axum",
-        "hyper",
-        "clap",
-        "prometheus-client",
-        "cargo_metadata",
-    ] {
-        let found = tree
-            .lines()
-            .any(|l| l.split_whitespace().next() == Some(banned));
+    String::from_utf8(out.stdout).unwrap()
+}
+
+#[test]
+fn the_library_pulls_none_of_the_binarys_crates() {
+    for features in [&[][..], &["--features", "tool"]] {
+        let tree = library_tree(features);
         assert!(
-            !found,
-            "{banned} is in the build-time library's tree:\n{tree}"
+            tree.contains("toml_edit"),
+            "not the tree we expect:\n{tree}"
         );
+        assert_eq!(
+            tree.lines().any(|l| l.starts_with("signal-hook ")),
+            !features.is_empty() && cfg!(unix),
+            "signal-hook comes with `tool` only:\n{tree}"
+        );
+        for banned in [
+            "tokio",
+            "axum",
+            "hyper",
+            "clap",
+            "clap_complete",
+            "clap-cargo",
+            "anstream",
+            "anyhow",
+            "duct",
+            "prometheus-client",
+            "cargo_metadata",
+        ] {
+            let found = tree
+                .lines()
+                .any(|l| l.split_whitespace().next() == Some(banned));
+            assert!(
+                !found,
+                "{banned} is in the library's tree ({features:?}):\n{tree}"
+            );
+        }
     }
 }

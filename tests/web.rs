@@ -626,7 +626,7 @@ fn a_symlinked_token_file_is_refused_not_written_through() {
     std::os::unix::fs::symlink(victim.path(), home.path().join("ui.token")).unwrap();
     let out = home.cmd(&["ui"]).output().unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert_eq!(out.status.code(), Some(6), "{err}");
     assert!(err.contains("symlink"), "{err}");
     assert_eq!(std::fs::read_to_string(victim.path()).unwrap(), "precious");
 }

@@ -786,7 +786,7 @@ fn init_adds_the_build_integration_once() {
     let home = Home::new();
     let ws = shop();
     let m = manifest(ws.path());
-    let repo = env!("CARGO_MANIFEST_DIR");
+    let library = concat!(env!("CARGO_MANIFEST_DIR"), "/crates/styxy");
     home.ok(&[
         "init",
         "--manifest-path",
@@ -794,11 +794,12 @@ fn init_adds_the_build_integration_once() {
         "-p",
         "shop-api",
         "--path",
-        repo,
+        library,
     ]);
     let toml = std::fs::read_to_string(ws.path().join("api/Cargo.toml")).unwrap();
     assert!(
-        toml.contains("[build-dependencies]") && toml.contains("default-features = false"),
+        toml.contains("[build-dependencies]")
+            && toml.contains(&format!("styxy = {{ path = {library:?}")),
         "{toml}"
     );
     let build = std::fs::read_to_string(ws.path().join("api/build.rs")).unwrap();
@@ -822,7 +823,7 @@ fn init_adds_the_build_integration_once() {
         "--manifest-path",
         &m,
     ]));
-    assert!(String::from_utf8_lossy(&meta.stdout).contains("cargo-styxy"));
+    assert!(String::from_utf8_lossy(&meta.stdout).contains(r#""name":"styxy""#));
 }
 
 #[test]

@@ -2,9 +2,9 @@
 
 use clap::Args;
 
-use crate::allocate::{self, Request};
 use crate::cli::{Ctx, port_arg};
-use crate::model::InstanceBehavior;
+use styxy::allocate::{self, Request};
+use styxy::model::InstanceBehavior;
 
 /// Give an instance a port in a service type (creating the type if it is new)
 ///
@@ -35,7 +35,7 @@ pub fn run(ctx: &Ctx, args: AllocateArgs) -> anyhow::Result<()> {
     let cwd = std::env::current_dir()
         .and_then(std::fs::canonicalize)
         .map_err(|e| e.to_string())
-        .and_then(|p| crate::workspace::root_id(&p).map_err(|e| e.to_string()));
+        .and_then(|p| styxy::workspace::root_id(&p).map_err(|e| e.to_string()));
     let (instance, workspace) = match (&args.instance, &cwd) {
         (Some(id), _) => (id.clone(), None),
         (None, Ok(dir)) => (dir.clone(), Some(dir.clone())),
@@ -44,7 +44,7 @@ pub fn run(ctx: &Ctx, args: AllocateArgs) -> anyhow::Result<()> {
         }
     };
     let (mut guard, mut events) = ctx.lock()?;
-    let machine = crate::this_machine();
+    let machine = styxy::this_machine();
     let request = Request {
         strict: false,
         service_type: &args.service,
@@ -83,7 +83,7 @@ pub fn run(ctx: &Ctx, args: AllocateArgs) -> anyhow::Result<()> {
             g.port,
             g.instance,
             what,
-            crate::model::join_ranges(&g.ranges)
+            styxy::model::join_ranges(&g.ranges)
         )
     })
 }

@@ -5,7 +5,7 @@ use serde::Serialize;
 
 use crate::cli::Ctx;
 use crate::cli::workspace::{self, Selection};
-use crate::model::{InstanceBehavior, PortRange, join_ranges};
+use styxy::model::{InstanceBehavior, PortRange, join_ranges};
 
 /// Give every service of the workspace its port (idempotent)
 ///
@@ -43,7 +43,7 @@ pub fn run(ctx: &Ctx, args: AssignArgs, manifest: Option<&std::path::Path>) -> a
     let services = workspace::select(&ws, &args.selection, &manifest)?;
     let assigned = workspace::assign(ctx, &ws, &services)?;
     let view = Assignment {
-        workspace: crate::workspace::root_id(&ws.root)?,
+        workspace: styxy::workspace::root_id(&ws.root)?,
         services: assigned
             .iter()
             .map(|a| ServiceView {

@@ -4,8 +4,8 @@ use std::time::SystemTime;
 
 use clap::Args;
 
-use crate::audit::{self, Record};
 use crate::cli::{CliError, Ctx};
+use styxy::audit::{self, Record};
 
 /// Show the audit trail: every change to the registry, oldest first
 ///
@@ -42,7 +42,7 @@ fn time_arg(s: &str) -> Result<SystemTime, String> {
 /// The event names, as possible values: a name that is none of them is a usage error that
 /// lists them, and shells complete them.
 fn event_arg() -> clap::builder::PossibleValuesParser {
-    clap::builder::PossibleValuesParser::new(crate::model::Event::NAMES)
+    clap::builder::PossibleValuesParser::new(styxy::model::Event::NAMES)
 }
 
 pub fn run(ctx: &Ctx, args: AuditArgs) -> Result<(), CliError> {
@@ -56,7 +56,7 @@ pub fn run(ctx: &Ctx, args: AuditArgs) -> Result<(), CliError> {
     let service = args
         .service
         .as_deref()
-        .map(crate::model::validate::pattern)
+        .map(styxy::model::validate::pattern)
         .transpose()?;
     let filter = audit::Filter {
         since: args.since,
@@ -66,7 +66,7 @@ pub fn run(ctx: &Ctx, args: AuditArgs) -> Result<(), CliError> {
         instance: args
             .instance
             .as_deref()
-            .map(crate::model::validate::pattern)
+            .map(styxy::model::validate::pattern)
             .transpose()?,
         text: None,
     };
@@ -91,7 +91,7 @@ pub fn run(ctx: &Ctx, args: AuditArgs) -> Result<(), CliError> {
                 what.push(format!("port {p}"));
             }
             if let Some(rs) = &r.ranges {
-                what.push(format!("ranges {}", crate::model::join_ranges(rs)));
+                what.push(format!("ranges {}", styxy::model::join_ranges(rs)));
             }
             if let (Some(k), Some(v)) = (&r.key, &r.value) {
                 what.push(format!("{k} = {v}"));

@@ -4,9 +4,9 @@ use clap::Args;
 use serde::Serialize;
 
 use crate::cli::{Ctx, port_arg};
-use crate::model::PortRange;
-use crate::probe::Listener;
-use crate::view::{InstanceView, LeaseView};
+use crate::observe::view::{InstanceView, LeaseView};
+use styxy::model::PortRange;
+use styxy::probe::Listener;
 
 /// Who holds a port in the registry, and whether something listens on it now
 ///
@@ -42,7 +42,7 @@ pub fn run(ctx: &Ctx, args: CheckArgs) -> anyhow::Result<()> {
     let reg = ctx.store.read()?;
     let port = args.port;
     let owner = reg.owner_of(port);
-    let serving = crate::probe::serving(&[port].into(), true);
+    let serving = styxy::probe::serving(&[port].into(), true);
     let listening = serving.contains_key(&port);
     let listener_pid = serving.get(&port).copied().flatten();
     let instances: Vec<InstanceView> = owner
@@ -64,7 +64,7 @@ pub fn run(ctx: &Ctx, args: CheckArgs) -> anyhow::Result<()> {
         .map(|(_, t)| {
             t.leases
                 .iter()
-                .filter(|l| l.port == port && crate::probe::lease_is_live(l))
+                .filter(|l| l.port == port && styxy::probe::lease_is_live(l))
                 .map(|l| LeaseView {
                     port,
                     pid: l.pid,
@@ -74,7 +74,7 @@ pub fn run(ctx: &Ctx, args: CheckArgs) -> anyhow::Result<()> {
         })
         .unwrap_or_default();
     let listeners = if listening {
-        crate::probe::listeners_of(port)
+        styxy::probe::listeners_of(port)
     } else {
         Vec::new()
     };
@@ -95,7 +95,7 @@ pub fn run(ctx: &Ctx, args: CheckArgs) -> anyhow::Result<()> {
             Some(t) => writeln!(
                 out,
                 "port {port}: in the range of {t:?} ({})",
-                crate::model::join_ranges(view.ranges)
+                styxy::model::join_ranges(view.ranges)
             )?,
         }
         for h in &view.instances {

@@ -111,15 +111,15 @@ fn matching(current: &OsStr, names: impl IntoIterator<Item = String>) -> Vec<Com
 
 /// The registry of `STYXY_HOME` (or the default), read without the lock; nothing on error:
 /// a completion never fails loudly.
-fn registry() -> Option<crate::model::Registry> {
-    let dir = crate::registry::paths::registry_dir(None).ok()?;
-    crate::registry::Store::new(dir).quiet(true).read().ok()
+fn registry() -> Option<styxy::model::Registry> {
+    let dir = styxy::registry::paths::registry_dir(None).ok()?;
+    styxy::registry::Store::new(dir).quiet(true).read().ok()
 }
 
 /// The candidates from what the registry holds.
 fn from_registry(
     current: &OsStr,
-    names: impl FnOnce(crate::model::Registry) -> Vec<String>,
+    names: impl FnOnce(styxy::model::Registry) -> Vec<String>,
 ) -> Vec<CompletionCandidate> {
     matching(current, registry().map(names).unwrap_or_default())
 }
@@ -127,7 +127,7 @@ fn from_registry(
 /// The candidates from the workspace around the current directory.
 fn from_workspace(
     current: &OsStr,
-    names: impl FnOnce(crate::workspace::Workspace) -> Vec<String>,
+    names: impl FnOnce(styxy::workspace::Workspace) -> Vec<String>,
 ) -> Vec<CompletionCandidate> {
     matching(current, workspace().map(names).unwrap_or_default())
 }
@@ -148,9 +148,9 @@ fn zones(current: &OsStr) -> Vec<CompletionCandidate> {
 }
 
 /// The workspace around the current directory, from its manifests (no cargo at a TAB).
-fn workspace() -> Option<crate::workspace::Workspace> {
-    let manifest = crate::workspace::find_manifest(&std::env::current_dir().ok()?)?;
-    crate::workspace::manifests::discover(manifest.parent()?)
+fn workspace() -> Option<styxy::workspace::Workspace> {
+    let manifest = styxy::workspace::find_manifest(&std::env::current_dir().ok()?)?;
+    styxy::workspace::manifests::discover(manifest.parent()?)
         .ok()
         .map(|(ws, _)| ws)
 }
@@ -170,7 +170,7 @@ fn bins(current: &OsStr) -> Vec<CompletionCandidate> {
 /// What `port` and `wait` take: each service's `package/bin` label and env name.
 fn services(current: &OsStr) -> Vec<CompletionCandidate> {
     from_workspace(current, |ws| {
-        crate::workspace::services(&ws)
+        styxy::workspace::services(&ws)
             .map(|all| all.into_iter().flat_map(|s| [s.label(), s.env]).collect())
             .unwrap_or_default()
     })

@@ -5,9 +5,9 @@ use std::path::PathBuf;
 use clap::Subcommand;
 use serde::Serialize;
 
-use crate::allocate::manage;
 use crate::cli::Ctx;
-use crate::view::settings_view;
+use crate::observe::view::settings_view;
+use styxy::allocate::manage;
 
 /// Registry settings, location, validation and backups
 #[derive(Debug, Subcommand)]
@@ -52,7 +52,7 @@ fn setting_help() -> String {
 #[derive(Debug, Serialize)]
 struct Show {
     file: PathBuf,
-    settings: crate::view::SettingsView,
+    settings: crate::observe::view::SettingsView,
 }
 
 #[derive(Debug, Serialize)]
@@ -100,14 +100,14 @@ pub fn run(ctx: &Ctx, cmd: ConfigCommand) -> anyhow::Result<()> {
             let reg = ctx.store.read()?;
             // A hand edit may leave instances their type cannot give: reported, and moved
             // by the next write.
-            let found = crate::model::validate::overlaps(&reg);
-            let misplaced: Vec<String> = crate::model::validate::misplaced(&reg, &found)
+            let found = styxy::model::validate::overlaps(&reg);
+            let misplaced: Vec<String> = styxy::model::validate::misplaced(&reg, &found)
                 .into_iter()
                 .map(|(t, id, port)| format!("instance {id:?} of {t:?} holds port {port}, which its ranges {} cannot give it (another instance's, or outside them)", reg.types[t].ranges_text()))
                 .collect();
             let overlaps: Vec<String> = found
                 .iter()
-                .map(crate::model::validate::Overlap::describe)
+                .map(styxy::model::validate::Overlap::describe)
                 .collect();
             let view = Validated {
                 file: file.clone(),
@@ -152,7 +152,7 @@ pub fn run(ctx: &Ctx, cmd: ConfigCommand) -> anyhow::Result<()> {
             })
         }
         ConfigCommand::Restore { backup, .. } => {
-            let restored = crate::session::restore(&ctx.store, backup.as_deref())?;
+            let restored = styxy::session::restore(&ctx.store, backup.as_deref())?;
             ctx.print(&restored, |out| {
                 writeln!(
                     out,
@@ -170,7 +170,7 @@ pub fn run(ctx: &Ctx, cmd: ConfigCommand) -> anyhow::Result<()> {
 fn edit(ctx: &Ctx) -> anyhow::Result<()> {
     use anyhow::Context;
     let before = ctx.store.current_text()?;
-    crate::fsx::create_private_dir(ctx.store.dir())?;
+    styxy::fsx::create_private_dir(ctx.store.dir())?;
     let copy = tempfile::Builder::new()
         .prefix("registry.edit.")
         .suffix(".toml")
@@ -191,7 +191,7 @@ fn edit(ctx: &Ctx) -> anyhow::Result<()> {
         anyhow::bail!("the editor {editor:?} failed ({status}); nothing was changed");
     }
     let after = std::fs::read_to_string(copy.path())?;
-    match crate::session::replace_text(&ctx.store, &before, &after) {
+    match styxy::session::replace_text(&ctx.store, &before, &after) {
         Ok(changed) => ctx.print(&serde_json::json!({ "changed": changed }), |out| {
             let what = if changed { "saved" } else { "no change to" };
             writeln!(out, "{what} {}", ctx.store.file().display())

@@ -14,7 +14,7 @@ use crate::cli::Ctx;
 pub struct DoctorArgs {}
 
 pub fn run(ctx: &Ctx, _args: DoctorArgs) -> anyhow::Result<()> {
-    let report = crate::health::check(&ctx.store);
+    let report = crate::observe::health::check(&ctx.store);
     ctx.print(&report, |out| {
         if report.healthy {
             writeln!(

@@ -6,7 +6,7 @@ use clap::Args;
 
 use crate::cli::workspace::{self, Selection};
 use crate::cli::{Ctx, Format};
-use crate::emit::{self, EnvFormat};
+use styxy::emit::{self, EnvFormat};
 
 /// Print or write the workspace's port variables (assigning first if needed)
 ///
@@ -51,7 +51,7 @@ pub fn run(ctx: &Ctx, args: EnvArgs, manifest: Option<&std::path::Path>) -> anyh
     let text = emit::env(format, &vars);
     match args.output.filter(|p| p.as_os_str() != "-") {
         Some(path) => {
-            let wrote = crate::fsx::write_output_if_changed(&path, text.as_bytes())?;
+            let wrote = styxy::fsx::write_output_if_changed(&path, text.as_bytes())?;
             let what = if wrote { "wrote" } else { "unchanged:" };
             ctx.note(&format!("{what} {}", path.display()));
             Ok(())

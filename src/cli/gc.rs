@@ -3,8 +3,8 @@
 use clap::Args;
 use serde::Serialize;
 
-use crate::allocate::gc::Dropped;
 use crate::cli::Ctx;
+use styxy::allocate::gc::Dropped;
 
 /// Drop instances whose checkout is gone or no longer has their service, leases of dead
 /// processes, and auto-allocated types left with no instances
@@ -25,7 +25,7 @@ struct Report {
 }
 
 pub fn run(ctx: &Ctx, args: GcArgs) -> anyhow::Result<()> {
-    let out = crate::session::gc(&ctx.store, args.dry_run)?;
+    let out = styxy::session::gc(&ctx.store, args.dry_run)?;
     for w in &out.warnings {
         ctx.warn(w);
     }

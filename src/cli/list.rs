@@ -3,8 +3,8 @@
 use clap::Args;
 
 use crate::cli::Ctx;
-use crate::model::join_ranges;
-use crate::view::listing;
+use crate::observe::view::listing;
+use styxy::model::join_ranges;
 
 /// List service types, instances and ports (listening now or not), and the settings
 ///
@@ -30,7 +30,7 @@ pub fn run(ctx: &Ctx, args: ListArgs) -> anyhow::Result<()> {
     let pattern = args
         .pattern
         .as_deref()
-        .map(crate::model::validate::pattern)
+        .map(styxy::model::validate::pattern)
         .transpose()?;
     let listing = listing(&reg, |n, t| {
         pattern.as_ref().is_none_or(|p| p.matches(n)) && (!args.used || !t.instances.is_empty())

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use clap::Args;
 
 use crate::cli::Ctx;
-use crate::metrics;
+use crate::observe::metrics;
 
 /// Print the registry's metrics in the Prometheus text format
 ///
@@ -28,7 +28,7 @@ pub fn run(ctx: &Ctx, args: MetricsArgs) -> anyhow::Result<()> {
     let text = metrics::of_store(&ctx.store, exposition)?;
     match args.output {
         Some(path) => {
-            crate::fsx::write_output_if_changed(&path, text.as_bytes())?;
+            styxy::fsx::write_output_if_changed(&path, text.as_bytes())?;
         }
         None => {
             use std::io::Write;

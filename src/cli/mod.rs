@@ -33,9 +33,9 @@ use anstream::eprintln;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use serde::Serialize;
 
-use crate::registry::{Store, paths};
+use styxy::registry::{Store, paths};
 
-use crate::error::exit;
+use styxy::error::exit;
 
 /// cargo runs us as `cargo-styxy styxy …`: the root is `cargo` with one subcommand.
 #[derive(Debug, Parser)]
@@ -314,8 +314,8 @@ impl Ctx {
     /// right: warns what that did, and returns its events, which go first in the commit.
     pub fn lock(
         &self,
-    ) -> anyhow::Result<(crate::session::Session<'_>, Vec<crate::allocate::Event>)> {
-        let (guard, tidied) = crate::session::lock(&self.store)?;
+    ) -> anyhow::Result<(styxy::session::Session<'_>, Vec<styxy::allocate::Event>)> {
+        let (guard, tidied) = styxy::session::lock(&self.store)?;
         for w in &tidied.warnings {
             self.warn(w);
         }
@@ -406,7 +406,7 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> ExitCode {
 }
 
 /// How a command that did not succeed ends (cargo-release's `CliError`): the error to report,
-/// if any, and the exit status: its area's code ([`crate::error::exit`]), or the status of
+/// if any, and the exit status: its area's code ([`styxy::error::exit`]), or the status of
 /// the bin that `run` ran (reported by the bin itself).
 #[derive(Debug)]
 pub struct CliError {
@@ -430,7 +430,7 @@ impl CliError {
 }
 
 /// A failure: an error of the library exits with its area's code
-/// ([`crate::Error::exit_code`]), any other error of a command with 1.
+/// ([`styxy::Error::exit_code`]), any other error of a command with 1.
 impl<E: Into<anyhow::Error>> From<E> for CliError {
     fn from(error: E) -> Self {
         let error = error.into();
@@ -444,12 +444,12 @@ impl<E: Into<anyhow::Error>> From<E> for CliError {
 /// The exit code of the library's error in `error`'s chain, else 1. A command's own
 /// context may wrap the library's error, so the chain is searched, outermost first.
 fn exit_code_of(error: &anyhow::Error) -> u8 {
-    use crate::error::{StoreError, WorkspaceError};
+    use styxy::error::{StoreError, WorkspaceError};
     error
         .chain()
         .find_map(|c| {
-            c.downcast_ref::<crate::Error>()
-                .map(crate::Error::exit_code)
+            c.downcast_ref::<styxy::Error>()
+                .map(styxy::Error::exit_code)
                 .or_else(|| c.downcast_ref::<StoreError>().map(StoreError::exit_code))
                 .or_else(|| {
                     c.downcast_ref::<WorkspaceError>()
@@ -547,12 +547,12 @@ fn report(e: &anyhow::Error) {
 
 /// clap value parser for a port: 1-65535, with our message.
 pub(crate) fn port_arg(s: &str) -> Result<u16, String> {
-    crate::model::validate::parse_port(s).map_err(|e| e.to_string())
+    styxy::model::validate::parse_port(s).map_err(|e| e.to_string())
 }
 
 /// clap value parser for a range `A-B`.
-pub(crate) fn range_arg(s: &str) -> Result<crate::model::PortRange, String> {
-    crate::model::validate::parse_range(s).map_err(|e| e.to_string())
+pub(crate) fn range_arg(s: &str) -> Result<styxy::model::PortRange, String> {
+    styxy::model::validate::parse_range(s).map_err(|e| e.to_string())
 }
 
 #[cfg(test)]

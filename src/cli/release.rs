@@ -2,8 +2,8 @@
 
 use clap::Args;
 
-use crate::allocate;
 use crate::cli::Ctx;
+use styxy::allocate;
 
 /// Free instance ports
 ///
@@ -28,7 +28,7 @@ pub fn run(ctx: &Ctx, args: ReleaseArgs, manifest: Option<&std::path::Path>) -> 
     let root = if args.workspace {
         let manifest = crate::cli::workspace::manifest(manifest)?;
         let ws = crate::cli::workspace::load(ctx, &manifest)?;
-        Some(crate::workspace::root_id(&ws.root)?)
+        Some(styxy::workspace::root_id(&ws.root)?)
     } else {
         None
     };

@@ -3,9 +3,9 @@
 use clap::Subcommand;
 use serde::Serialize;
 
-use crate::allocate::manage;
 use crate::cli::{Ctx, port_arg};
-use crate::model::{InstanceBehavior, Placement, Rule};
+use styxy::allocate::manage;
+use styxy::model::{InstanceBehavior, Placement, Rule};
 
 /// Auto-allocation rules: what a new type whose name matches a glob gets
 #[derive(Debug, Subcommand)]

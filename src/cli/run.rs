@@ -13,11 +13,11 @@ use std::path::{Path, PathBuf};
 
 use clap::Args;
 
-use crate::allocate::leases;
 use crate::cli::Ctx;
 use crate::cli::workspace::{self, Selection};
-use crate::error::AllocError;
-use crate::model::Lease;
+use styxy::allocate::leases;
+use styxy::error::AllocError;
+use styxy::model::Lease;
 
 /// `cargo run` a bin with the workspace's port variables and `PORT` set to its own port
 ///
@@ -119,7 +119,7 @@ impl CargoFlags {
 pub fn run(ctx: &Ctx, args: RunArgs, manifest: Option<&Path>) -> anyhow::Result<u8> {
     let manifest = workspace::manifest(manifest)?;
     let ws = workspace::load(ctx, &manifest)?;
-    let all = crate::workspace::services(&ws)?;
+    let all = styxy::workspace::services(&ws)?;
     let picked: Vec<_> = workspace::select(&ws, &args.selection, &manifest)?
         .into_iter()
         .filter(|s| s.bin.is_some())
@@ -158,7 +158,7 @@ pub fn run(ctx: &Ctx, args: RunArgs, manifest: Option<&Path>) -> anyhow::Result<
     let lease = Lease {
         port,
         pid,
-        start_time: crate::os::process_start_time(pid).unwrap_or(0),
+        start_time: styxy::os::process_start_time(pid).unwrap_or(0),
         instance: service.instance.clone(),
         since: Some(humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string()),
     };
@@ -173,16 +173,16 @@ pub fn run(ctx: &Ctx, args: RunArgs, manifest: Option<&Path>) -> anyhow::Result<
             &mut guard.registry,
             &service.service_type,
             lease,
-            &crate::probe::lease_is_live,
+            &styxy::probe::lease_is_live,
         ) {
             Ok(out) => {
                 // A server started another way (or one that outlived a lease) holds the port:
                 // the bin would only fail to bind it.
-                if let Some(listener) = crate::probe::serving(&[port].into(), true).get(&port) {
+                if let Some(listener) = styxy::probe::serving(&[port].into(), true).get(&port) {
                     drop(guard);
                     let who = listener.map_or_else(
                         || "a process the OS does not name".to_owned(),
-                        |p| format!("pid {p} ({})", crate::probe::command_line(p)),
+                        |p| format!("pid {p} ({})", styxy::probe::command_line(p)),
                     );
                     if args.reuse {
                         return reuse(format!("{who} listens on port {port}"));
@@ -221,11 +221,11 @@ pub fn run(ctx: &Ctx, args: RunArgs, manifest: Option<&Path>) -> anyhow::Result<
     }
     let mut env: Vec<(String, String)> = vec![("PORT".into(), port.to_string())];
     env.extend(
-        crate::emit::vars(&all, &ports)
+        styxy::emit::vars(&all, &ports)
             .into_iter()
             .map(|(k, v)| match v {
-                crate::emit::Value::Port(p) => (k, p.to_string()),
-                crate::emit::Value::Text(t) => (k, t),
+                styxy::emit::Value::Port(p) => (k, p.to_string()),
+                styxy::emit::Value::Text(t) => (k, t),
             }),
     );
     let status = spawn_and_wait(cargo_args, env);
@@ -243,10 +243,10 @@ pub const CHILD: &str = "__styxy-run-child";
 /// the signal.
 fn spawn_and_wait(cargo_args: Vec<OsString>, env: Vec<(String, String)>) -> anyhow::Result<u8> {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let (program, args) = crate::os::tied_command(CHILD, cargo, cargo_args);
+    let (program, args) = styxy::os::tied_command(CHILD, cargo, cargo_args);
     // Caught before the child exists, so none is lost in between, and so that a Ctrl-C
     // ends the bin, not us before we have ended its lease.
-    let signals = crate::os::Forwarder::new()?;
+    let signals = styxy::os::Forwarder::new()?;
     let mut expr = duct::cmd(program, args).unchecked();
     for (k, v) in env {
         expr = expr.env(k, v);
@@ -257,7 +257,7 @@ fn spawn_and_wait(cargo_args: Vec<OsString>, env: Vec<(String, String)>) -> anyh
     if let Some(f) = forwarding {
         f.stop();
     }
-    Ok(crate::os::exit_code(output?.status))
+    Ok(styxy::os::exit_code(output?.status))
 }
 
 /// The trampoline (`cargo-styxy __styxy-run-child PARENT PROGRAM ARGS…`, Linux only): ties
@@ -269,19 +269,19 @@ pub fn child(args: &[OsString]) -> std::process::ExitCode {
         args.get(1),
     ) else {
         eprintln!("error: {CHILD} is for `cargo styxy run` only");
-        return std::process::ExitCode::from(crate::error::exit::USAGE);
+        return std::process::ExitCode::from(styxy::error::exit::USAGE);
     };
     let warn = |e| {
-        if let crate::os::TieError::Untied(e) = e {
+        if let styxy::os::TieError::Untied(e) = e {
             eprintln!("warning: the bin may outlive `cargo styxy run`: {e}");
         }
     };
-    match crate::os::exec_tied_to(parent, program, &args[2..], warn) {
-        crate::os::TieError::Exec(e) => {
+    match styxy::os::exec_tied_to(parent, program, &args[2..], warn) {
+        styxy::os::TieError::Exec(e) => {
             eprintln!("error: cannot run {}: {e}", Path::new(program).display());
             // As a shell says a command it cannot run.
             std::process::ExitCode::from(127)
         }
-        _ => std::process::ExitCode::from(crate::error::exit::FAILURE),
+        _ => std::process::ExitCode::from(styxy::error::exit::FAILURE),
     }
 }

@@ -4,7 +4,7 @@ use clap::Args;
 use serde::Serialize;
 
 use crate::cli::{Ctx, port_arg};
-use crate::probe::Listener;
+use styxy::probe::Listener;
 
 /// List the ports listening now, each with its registry owner, or marked foreign
 ///
@@ -40,15 +40,15 @@ pub fn run(ctx: &Ctx, args: ScanArgs) -> anyhow::Result<()> {
     }
     let reg = ctx.store.read()?;
     let span = args.start..=args.end;
-    let ports: Vec<u16> = match crate::probe::listening_ports() {
+    let ports: Vec<u16> = match styxy::probe::listening_ports() {
         Some(all) => all.into_iter().filter(|p| span.contains(p)).collect(),
         // No listing of sockets on this OS: probe every port of the span the way a server binds.
         None => span
             .clone()
-            .filter(|p| crate::probe::is_listening(*p))
+            .filter(|p| styxy::probe::is_listening(*p))
             .collect(),
     };
-    let mut who = crate::probe::listeners_by_port(|p| span.contains(&p));
+    let mut who = styxy::probe::listeners_by_port(|p| span.contains(&p));
     let entries: Vec<Entry> = ports
         .into_iter()
         .map(|port| {

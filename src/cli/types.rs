@@ -3,9 +3,9 @@
 use clap::{Args, Subcommand};
 use serde::Serialize;
 
-use crate::allocate::manage::{self, TypeChange};
 use crate::cli::{Ctx, port_arg, range_arg};
-use crate::model::{InstanceBehavior, PortRange};
+use styxy::allocate::manage::{self, TypeChange};
+use styxy::model::{InstanceBehavior, PortRange};
 
 /// Manage service types by hand
 #[derive(Debug, Subcommand)]

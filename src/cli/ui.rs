@@ -5,8 +5,8 @@ use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener};
 
 use clap::Args;
 
-use crate::allocate::{self, Request};
 use crate::cli::{Ctx, Format, port_arg};
+use styxy::allocate::{self, Request};
 
 /// Serve the web dashboard on 127.0.0.1 (and [::1]) and print its URL
 ///
@@ -36,7 +36,7 @@ pub fn run(ctx: &Ctx, args: UiArgs) -> anyhow::Result<()> {
             port: args.port,
             ..Request::default()
         };
-        let out = allocate::allocate(&mut guard.registry, &crate::this_machine(), &request)?;
+        let out = allocate::allocate(&mut guard.registry, &styxy::this_machine(), &request)?;
         events.extend(out.events);
         guard.commit(&events)?;
         for w in &out.warnings {
@@ -70,7 +70,7 @@ pub fn run(ctx: &Ctx, args: UiArgs) -> anyhow::Result<()> {
         Err(e) => ctx.note(&format!("not listening on [::1]:{port}: {e}")),
     }
     let token = crate::web::security::new_token()?;
-    crate::fsx::write_atomic(&token_file, token.as_bytes())?;
+    styxy::fsx::write_atomic(&token_file, token.as_bytes())?;
     let url = print_url(ctx, port, &token, &token_file)?;
     ctx.note("serving the dashboard; Ctrl-C stops it");
     if args.open {
@@ -111,7 +111,7 @@ fn print_url(
 /// holds (a dashboard of another registry on the same port would refuse it).
 fn running_ui(port: u16, token_file: &std::path::Path) -> Option<(u32, String)> {
     use std::io::{BufRead, Write as _};
-    crate::fsx::check_regular(token_file).ok()?;
+    styxy::fsx::check_regular(token_file).ok()?;
     let token = std::fs::read_to_string(token_file).ok()?.trim().to_owned();
     let timeout = std::time::Duration::from_secs(2);
     let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
@@ -127,7 +127,7 @@ fn running_ui(port: u16, token_file: &std::path::Path) -> Option<(u32, String)> 
     if status.split_whitespace().nth(1) != Some("200") {
         return None;
     }
-    let pid = crate::probe::listeners_of(port)
+    let pid = styxy::probe::listeners_of(port)
         .first()
         .map_or(0, |l| l.pid);
     Some((pid, token))

@@ -67,7 +67,7 @@ pub fn run(ctx: &Ctx, args: WaitArgs, manifest: Option<&std::path::Path>) -> any
             .filter(|(_, w)| w.is_none())
             .map(|(p, _)| *p)
             .collect();
-        let up = crate::probe::serving(&pending, false);
+        let up = styxy::probe::serving(&pending, false);
         for (port, w) in ports.iter().zip(&mut waited) {
             if w.is_none() && up.contains_key(port) {
                 *w = Some(start.elapsed());

@@ -6,12 +6,12 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 
-use crate::error::WorkspaceError;
 use clap::Args;
+use styxy::error::WorkspaceError;
 
-use crate::assign::{self, Assigned};
 use crate::cli::Ctx;
-use crate::workspace::{self, Package, Service, Workspace, cache};
+use styxy::assign::{self, Assigned};
+use styxy::workspace::{self, Package, Service, Workspace, cache};
 
 /// Which packages and bins of the workspace a command covers (all by default).
 #[derive(Debug, Args, Default)]
@@ -205,8 +205,8 @@ pub fn named(ws: &Workspace, query: &str) -> anyhow::Result<Service> {
 
 /// Assigns `services` under the lock, printing the warnings.
 pub fn assign(ctx: &Ctx, ws: &Workspace, services: &[Service]) -> anyhow::Result<Vec<Assigned>> {
-    let root = crate::workspace::root_id(&ws.root)?;
-    let (assigned, warnings) = assign::assign(&ctx.store, &crate::this_machine(), &root, services)?;
+    let root = styxy::workspace::root_id(&ws.root)?;
+    let (assigned, warnings) = assign::assign(&ctx.store, &styxy::this_machine(), &root, services)?;
     for w in warnings {
         ctx.warn(&w);
     }
@@ -216,8 +216,8 @@ pub fn assign(ctx: &Ctx, ws: &Workspace, services: &[Service]) -> anyhow::Result
 /// The services' ports: read from the port file with no lock when it has them all and was
 /// derived from the registry as it is now (the fast path of `env` and `port`), else assigned.
 pub fn ports(ctx: &Ctx, ws: &Workspace, services: &[Service]) -> anyhow::Result<Vec<u16>> {
-    let root = crate::workspace::root_id(&ws.root)?;
-    let known = crate::portfile::current(&ctx.store, &root)
+    let root = styxy::workspace::root_id(&ws.root)?;
+    let known = styxy::portfile::current(&ctx.store, &root)
         .and_then(|pf| assign::from_port_file(&pf, services));
     match known {
         Some(ports) => Ok(ports),

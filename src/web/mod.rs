@@ -18,12 +18,12 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::allocate::manage::{self, TypeChange};
-use crate::allocate::{Event, Outcome};
-use crate::error::{AllocError, Error, StoreError};
-use crate::model::validate;
-use crate::model::{InstanceBehavior, Placement, PortRange, Registry, Rule, Strategy, Zone};
-use crate::registry::Store;
+use styxy::allocate::manage::{self, TypeChange};
+use styxy::allocate::{Event, Outcome};
+use styxy::error::{AllocError, Error, StoreError};
+use styxy::model::validate;
+use styxy::model::{InstanceBehavior, Placement, PortRange, Registry, Rule, Strategy, Zone};
+use styxy::registry::Store;
 
 const PAGE: &str = include_str!("../../templates/dashboard.html");
 /// The charting library the metrics tab draws with (see its README for where it comes from).
@@ -63,11 +63,11 @@ pub fn snapshot(store: &Store) -> Value {
         Ok(reg) => reg,
         Err(e) => return json!({ "error": e.to_string() }),
     };
-    let machine = crate::this_machine();
-    let space = crate::allocate::space(&reg, &machine);
-    let listing = crate::view::listing(&reg, |_, _| true);
-    let foreign: Vec<Value> = crate::probe::listening_ports()
-        .map(|l| crate::metrics::foreign_listeners(&reg, &l))
+    let machine = styxy::this_machine();
+    let space = styxy::allocate::space(&reg, &machine);
+    let listing = crate::observe::view::listing(&reg, |_, _| true);
+    let foreign: Vec<Value> = styxy::probe::listening_ports()
+        .map(|l| crate::observe::metrics::foreign_listeners(&reg, &l))
         .unwrap_or_default()
         .into_iter()
         .map(|(port, t)| json!({ "port": port, "service_type": t }))
@@ -85,7 +85,7 @@ pub fn snapshot(store: &Store) -> Value {
         "registry": store.file(),
         "service_types": listing.service_types,
         "settings": listing.settings,
-        "audit_events": crate::model::Event::NAMES,
+        "audit_events": styxy::model::Event::NAMES,
         "space": { "min_port": space.lo, "max_port": space.hi },
         "ephemeral": machine.ephemeral,
         "rules": reg.rules,
@@ -109,8 +109,8 @@ impl From<AllocError> for ApiError {
     }
 }
 
-impl From<crate::Error> for ApiError {
-    fn from(e: crate::Error) -> Self {
+impl From<styxy::Error> for ApiError {
+    fn from(e: styxy::Error) -> Self {
         let status = match e {
             Error::Store(StoreError::LockTimeout { .. } | StoreError::Io { .. }) => {
                 StatusCode::INTERNAL_SERVER_ERROR
@@ -131,7 +131,7 @@ async fn change<T: Send + 'static>(
 ) -> Result<T, ApiError> {
     let store = state.store.clone();
     let done = blocking(move || {
-        let (mut guard, mut events) = crate::session::lock(&store)?;
+        let (mut guard, mut events) = styxy::session::lock(&store)?;
         let out = change(&mut guard.registry)?;
         events.events.extend(out.events);
         guard.commit(&events.events)?;
@@ -381,7 +381,7 @@ async fn release(
 ) -> Result<Response, ApiError> {
     let Json(b) = body.map_err(bad_json)?;
     let released = change(&state, move |reg| {
-        crate::allocate::release_where(reg, None, None, Some(&b.workspace))
+        styxy::allocate::release_where(reg, None, None, Some(&b.workspace))
     })
     .await?;
     Ok(Json(json!({ "released": released })).into_response())
@@ -514,13 +514,13 @@ async fn audit(
     Query(q): Query<AuditQuery>,
 ) -> Result<Response, ApiError> {
     let bad = |e: String| ApiError(StatusCode::BAD_REQUEST, e);
-    let filter = crate::audit::Filter {
+    let filter = styxy::audit::Filter {
         since: nonempty(q.since)
-            .map(|s| crate::audit::parse_time(&s))
+            .map(|s| styxy::audit::parse_time(&s))
             .transpose()
             .map_err(bad)?,
         until: nonempty(q.until)
-            .map(|s| crate::audit::parse_time(&s))
+            .map(|s| styxy::audit::parse_time(&s))
             .transpose()
             .map_err(bad)?,
         event: nonempty(q.event),
@@ -533,20 +533,20 @@ async fn audit(
         text: nonempty(q.q),
     };
     let dir = state.store.dir().to_path_buf();
-    let (records, _) = blocking(move || Ok(crate::audit::read(&dir))).await?;
-    let mut picked: Vec<&crate::audit::Record> =
+    let (records, _) = blocking(move || Ok(styxy::audit::read(&dir))).await?;
+    let mut picked: Vec<&styxy::audit::Record> =
         records.iter().filter(|r| filter.matches(r)).collect();
     picked.reverse();
     let total = picked.len();
     let offset = q.offset.unwrap_or(0).min(total);
     let limit = q.limit.unwrap_or(50).clamp(1, 1000);
-    let page: Vec<&crate::audit::Record> = picked.into_iter().skip(offset).take(limit).collect();
+    let page: Vec<&styxy::audit::Record> = picked.into_iter().skip(offset).take(limit).collect();
     Ok(Json(json!({ "total": total, "offset": offset, "records": page })).into_response())
 }
 
 /// Runs `f` off the async threads; a panic or a cancelled task is a 500.
 async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T, crate::Error> + Send + 'static,
+    f: impl FnOnce() -> Result<T, styxy::Error> + Send + 'static,
 ) -> Result<T, ApiError> {
     tokio::task::spawn_blocking(f)
         .await
@@ -557,7 +557,7 @@ async fn blocking<T: Send + 'static>(
 /// `GET /api/doctor`: `doctor`'s findings, each with its fix.
 async fn doctor(State(state): State<Arc<AppState>>) -> Result<Response, ApiError> {
     let store = state.store.clone();
-    let report = blocking(move || Ok(crate::health::check(&store))).await?;
+    let report = blocking(move || Ok(crate::observe::health::check(&store))).await?;
     Ok(Json(report).into_response())
 }
 
@@ -574,7 +574,7 @@ async fn gc_run(State(state): State<Arc<AppState>>) -> Result<Response, ApiError
 
 async fn gc(state: &AppState, dry_run: bool) -> Result<Response, ApiError> {
     let store = state.store.clone();
-    let out = blocking(move || crate::session::gc(&store, dry_run)).await?;
+    let out = blocking(move || styxy::session::gc(&store, dry_run)).await?;
     Ok(
         Json(json!({ "dry_run": dry_run, "dropped": out.value, "warnings": out.warnings }))
             .into_response(),
@@ -602,7 +602,7 @@ async fn checkouts(State(state): State<Arc<AppState>>) -> Result<Response, ApiEr
         let checkouts: Vec<Value> = roots
             .into_iter()
             .map(|(root, ports)| {
-                let services = crate::workspace::services_at(std::path::Path::new(&root));
+                let services = styxy::workspace::services_at(std::path::Path::new(&root));
                 let listed: Vec<Value> = services
                     .iter()
                     .flatten()
@@ -674,13 +674,13 @@ async fn restore(
             .into_iter()
             .find(|p| p.file_name().and_then(|n| n.to_str()) == Some(b.backup.as_str()))
             .ok_or_else(|| {
-                crate::Error::from(AllocError::InvalidValue {
+                styxy::Error::from(AllocError::InvalidValue {
                     what: "backup",
                     value: b.backup.clone(),
                     reason: "no such backup; see GET /api/backups".into(),
                 })
             })?;
-        crate::session::restore(&store, Some(&chosen))
+        styxy::session::restore(&store, Some(&chosen))
     })
     .await?;
     refresh(&state).await;
@@ -695,7 +695,7 @@ struct HistoryQuery {
     buckets: Option<u32>,
 }
 
-/// `/api/history`: the charts' series over `span` (see [`crate::metrics::History`]).
+/// `/api/history`: the charts' series over `span` (see [`crate::observe::metrics::History`]).
 async fn history(
     State(state): State<Arc<AppState>>,
     Query(q): Query<HistoryQuery>,
@@ -716,10 +716,10 @@ async fn history(
     let store = state.store.clone();
     let history = blocking(move || {
         let reg = store.read()?;
-        let (records, _) = crate::audit::read(store.dir());
-        Ok(crate::metrics::history(
+        let (records, _) = styxy::audit::read(store.dir());
+        Ok(crate::observe::metrics::history(
             &reg,
-            crate::allocate::space(&reg, &crate::this_machine()),
+            styxy::allocate::space(&reg, &styxy::this_machine()),
             &records,
             std::time::SystemTime::now(),
             span,
@@ -742,12 +742,12 @@ async fn metrics(
         .filter_map(|v| v.to_str().ok())
         .any(|v| v.contains("application/openmetrics-text"))
     {
-        crate::metrics::Exposition::OpenMetrics
+        crate::observe::metrics::Exposition::OpenMetrics
     } else {
-        crate::metrics::Exposition::Classic
+        crate::observe::metrics::Exposition::Classic
     };
     let store = state.store.clone();
-    let text = blocking(move || crate::metrics::of_store(&store, exposition)).await?;
+    let text = blocking(move || crate::observe::metrics::of_store(&store, exposition)).await?;
     Ok(([(header::CONTENT_TYPE, exposition.content_type())], text).into_response())
 }
 
@@ -867,7 +867,7 @@ pub fn serve(
             servers.push(tokio::spawn(accept(l, app.clone(), slots.clone())));
         }
         let (stop, stopped) = tokio::sync::oneshot::channel();
-        crate::os::on_termination(move || {
+        styxy::os::on_termination(move || {
             let _ = stop.send(());
         })?;
         let _ = stopped.await;

@@ -65,9 +65,10 @@ fn example(root: &Path, dir: &Path) {
     copy_tree(&root.join("examples/shop"), dir);
     for member in ["shop-api", "shop-cli"] {
         let m = dir.join(member).join("Cargo.toml");
-        let text = std::fs::read_to_string(&m)
-            .expect("manifest")
-            .replace("path = \"../../..\"", &format!("path = {root:?}"));
+        let text = std::fs::read_to_string(&m).expect("manifest").replace(
+            "path = \"../../../crates/styxy\"",
+            &format!("path = \"{}/crates/styxy\"", root.display()),
+        );
         std::fs::write(m, text).expect("write");
     }
     let _ = std::fs::copy(root.join("Cargo.lock"), dir.join("Cargo.lock"));

@@ -181,7 +181,7 @@ pub enum TieError {
 /// Asks the OS to kill this process when `parent` dies, then replaces this process with
 /// `program args`. Returns only on failure; an [`TieError::Untied`] comes back through
 /// `warn` and the exec goes on.
-#[cfg(feature = "cli")]
+#[cfg(feature = "tool")]
 pub fn exec_tied_to(
     parent: u32,
     program: &std::ffi::OsStr,
@@ -194,12 +194,12 @@ pub fn exec_tied_to(
 /// Signals that a process (not the terminal) sends to this one (SIGINT, SIGQUIT, SIGTERM,
 /// SIGHUP), caught from creation so none is lost before the child exists, and passed on to
 /// a child by [`Forwarder::forward_to`].
-#[cfg(feature = "cli")]
+#[cfg(feature = "tool")]
 pub use files::{Forwarder, Forwarding};
 
 /// Runs `on_signal` once, on a thread of its own, when this process is asked to stop
 /// (Ctrl-C, SIGTERM).
-#[cfg(feature = "cli")]
+#[cfg(feature = "tool")]
 pub fn on_termination(on_signal: impl FnOnce() + Send + 'static) -> std::io::Result<()> {
     files::on_termination(on_signal)
 }

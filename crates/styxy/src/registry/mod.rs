@@ -3,12 +3,12 @@
 //! decides (`state`). The [`Store`] locks, reads both whole and commits the
 //! [`crate::model::Registry`] they hold. How the files are read and written is private.
 
-pub(crate) mod config;
-pub(crate) mod counters;
+pub mod config;
+pub mod counters;
 mod lock;
 pub mod paths;
-pub(crate) mod state;
-pub(crate) mod store;
+pub mod state;
+pub mod store;
 
 pub use config::builtins;
 pub use store::{Guard, Store};

@@ -20,40 +20,31 @@
 //!   the lock), which reads and commits the [`model::Registry`].
 //! - [`Error`]: what can go wrong, each with the fix in its message.
 //!
-//! Everything else (the files' formats, the port files, the workspace discovery, the probe
-//! of listening ports, the audit trail) is private to the crate. [`cli`] is the command-line
-//! tool's entry, for `main.rs`.
+//! The rest is what the `cargo-styxy` binary builds on: [`workspace`] (a checkout's
+//! services), [`assign`], [`emit`] and [`portfile`] (what the ports are written as),
+//! [`audit`], [`probe`] (what listens), [`os`] (every question asked of the OS) and [`fsx`]
+//! (how the registry's files are written).
 //!
-//! The library builds without the command-line tool (`default-features = false`), so a build
-//! script can depend on it without clap or any async runtime.
+//! The library has no CLI, web or async crates. Its one feature, `tool`, adds what the
+//! command-line tool needs of the OS (the kernel's listing of listening sockets and their
+//! owners, `run`'s signal handling); a build script leaves it off.
 //!
 //! MSRV: Rust 1.89 (`std::fs::File::lock`). The API is not stable before 1.0.
 
 pub mod allocate;
-pub(crate) mod assign;
-pub(crate) mod audit;
+pub mod assign;
+pub mod audit;
 pub mod build;
-pub(crate) mod emit;
+pub mod emit;
 pub mod error;
-pub(crate) mod fsx;
+pub mod fsx;
 pub mod model;
 pub mod os;
-pub(crate) mod portfile;
-pub(crate) mod probe;
+pub mod portfile;
+pub mod probe;
 pub mod registry;
 pub mod session;
-#[cfg(feature = "cli")]
-pub(crate) mod view;
-pub(crate) mod workspace;
-
-#[cfg(feature = "cli")]
-pub mod cli;
-#[cfg(feature = "cli")]
-pub(crate) mod health;
-#[cfg(feature = "cli")]
-pub(crate) mod metrics;
-#[cfg(feature = "web")]
-pub(crate) mod web;
+pub mod workspace;
 
 pub use error::{Error, Result};
 

@@ -3,7 +3,7 @@
 //! reading the manifests directly in build scripts, which must never run cargo; the naming
 //! rules below are the same for both.
 
-#[cfg(feature = "cli")]
+#[cfg(feature = "tool")]
 pub mod cache;
 pub mod manifests;
 
@@ -422,7 +422,7 @@ pub fn fallback_port(s: &Service) -> u16 {
 }
 
 /// The nearest `Cargo.toml` at or above `dir`.
-#[cfg(feature = "cli")]
+#[cfg(feature = "tool")]
 pub fn find_manifest(dir: &Path) -> Option<PathBuf> {
     dir.ancestors()
         .map(|d| d.join("Cargo.toml"))

@@ -30,7 +30,7 @@ impl crate::allocate::Probe for Live {
     }
 
     fn listeners_in(&self, range: PortRange) -> Vec<u16> {
-        #[cfg(feature = "cli")]
+        #[cfg(feature = "tool")]
         if let Some(rows) = os::listening_sockets() {
             let mut ports: Vec<u16> = rows
                 .into_iter()
@@ -74,7 +74,7 @@ mod tests {
 
 /// Ports with a listening TCP socket on any local address (no socket is bound). `None`
 /// where the OS has no such listing.
-#[cfg(feature = "cli")]
+#[cfg(feature = "tool")]
 pub fn listening_ports() -> Option<std::collections::BTreeSet<u16>> {
     os::listening_sockets().map(|rows| rows.into_iter().map(|s| s.port).collect())
 }
@@ -83,7 +83,7 @@ pub fn listening_ports() -> Option<std::collections::BTreeSet<u16>> {
 /// 127.0.0.1, `[::1]` or a wildcard address. With `pids`, each with the pid of the process
 /// holding that socket (the lowest, when a pre-forking server shares it), where the OS tells.
 /// This is the `listening` (and `listener_pid`) of `list`, `check`, `wait` and the dashboard.
-#[cfg(feature = "cli")]
+#[cfg(feature = "tool")]
 pub fn serving(
     ports: &std::collections::BTreeSet<u16>,
     pids: bool,
@@ -115,7 +115,7 @@ pub fn serving(
 
 /// A process listening on a port, as far as the OS tells (only our own user's processes
 /// are visible unless we are root).
-#[cfg(feature = "cli")]
+#[cfg(feature = "tool")]
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Listener {
     pub pid: u32,
@@ -123,7 +123,7 @@ pub struct Listener {
 }
 
 /// Who listens on `port`: the pids and commands owning its listening sockets.
-#[cfg(feature = "cli")]
+#[cfg(feature = "tool")]
 pub fn listeners_of(port: u16) -> Vec<Listener> {
     listeners_by_port(|p| p == port)
         .remove(&port)
@@ -132,7 +132,7 @@ pub fn listeners_of(port: u16) -> Vec<Listener> {
 
 /// The processes behind every listening port that `want` selects, in one pass over the
 /// processes.
-#[cfg(feature = "cli")]
+#[cfg(feature = "tool")]
 pub fn listeners_by_port(
     want: impl Fn(u16) -> bool,
 ) -> std::collections::BTreeMap<u16, Vec<Listener>> {
@@ -156,7 +156,7 @@ pub fn listeners_by_port(
 
 /// A process's command line on one line: arguments joined by spaces, control characters
 /// as spaces, at most 120 characters.
-#[cfg(feature = "cli")]
+#[cfg(feature = "tool")]
 pub fn command_line(pid: u32) -> String {
     let joined = os::command_args(pid).join(" ");
     let clean: String = joined
@@ -177,7 +177,7 @@ pub fn lease_is_live(lease: &crate::model::Lease) -> bool {
     os::process_start_time(lease.pid) == Some(lease.start_time)
 }
 
-#[cfg(all(test, feature = "cli"))]
+#[cfg(all(test, feature = "tool"))]
 mod listing_tests {
     use super::*;
 

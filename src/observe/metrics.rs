@@ -13,10 +13,10 @@ use prometheus_client::metrics::MetricType;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry as Metrics;
 
-use crate::allocate::Space;
-use crate::audit::Record;
-use crate::model::{PortRange, Registry};
-use crate::registry::counters::{Counters, Histogram, LOCK_BUCKETS};
+use styxy::allocate::Space;
+use styxy::audit::Record;
+use styxy::model::{PortRange, Registry};
+use styxy::registry::counters::{Counters, Histogram, LOCK_BUCKETS};
 
 /// A histogram as the state keeps it, encoded as it is.
 #[derive(Debug)]
@@ -168,19 +168,19 @@ pub fn foreign_listeners(reg: &Registry, listening: &BTreeSet<u16>) -> Vec<(u16,
 
 /// The metrics of the registry in `store` as it is now, with the machine's listeners and
 /// the leases' liveness probed: what `metrics` prints and the dashboard's `/metrics` serves.
-pub fn of_store(store: &crate::registry::Store, exposition: Exposition) -> crate::Result<String> {
+pub fn of_store(store: &styxy::registry::Store, exposition: Exposition) -> styxy::Result<String> {
     let (reg, counters) = store.read_with_counters()?;
-    let listening = crate::probe::listening_ports();
+    let listening = styxy::probe::listening_ports();
     let leases_live = reg
         .types
         .values()
         .flat_map(|t| &t.leases)
-        .filter(|l| crate::probe::lease_is_live(l))
+        .filter(|l| styxy::probe::lease_is_live(l))
         .count();
     Ok(render(
         &Inputs {
             registry: &reg,
-            space: crate::allocate::space(&reg, &crate::this_machine()),
+            space: styxy::allocate::space(&reg, &styxy::this_machine()),
             counters: &counters,
             listening: listening.as_ref(),
             leases_live: i64::try_from(leases_live).unwrap_or(i64::MAX),
@@ -463,8 +463,8 @@ mod tests {
     use std::time::{Duration, SystemTime};
 
     use super::*;
-    use crate::allocate::manage::{TypeChange, add_type};
-    use crate::allocate::{Machine, Request, allocate};
+    use styxy::allocate::manage::{TypeChange, add_type};
+    use styxy::allocate::{Machine, Request, allocate};
 
     /// A record of `event` `ago` seconds before `now`, with the given extra fields.
     fn record(now: SystemTime, ago: u64, event: &str, extra: serde_json::Value) -> Record {

@@ -3,8 +3,8 @@
 
 use serde::Serialize;
 
-use crate::model::Origin;
-use crate::registry::Store;
+use styxy::model::Origin;
+use styxy::registry::Store;
 
 /// One problem, and its fix.
 #[derive(Debug, Clone, Serialize)]
@@ -39,7 +39,7 @@ fn findings(store: &Store) -> Vec<Finding> {
             return out;
         }
     };
-    let machine = crate::this_machine();
+    let machine = styxy::this_machine();
     let gap = i64::from(reg.settings.gap_size);
     let all = reg.all_ranges();
     for pair in all.windows(2) {
@@ -72,12 +72,12 @@ fn findings(store: &Store) -> Vec<Finding> {
             }
         }
     }
-    if let Some(listening) = crate::probe::listening_ports() {
-        let ours: Vec<(u16, String)> = crate::metrics::foreign_listeners(&reg, &listening)
+    if let Some(listening) = styxy::probe::listening_ports() {
+        let ours: Vec<(u16, String)> = crate::observe::metrics::foreign_listeners(&reg, &listening)
             .into_iter()
             .filter(|(_, n)| reg.types[n].origin != Origin::Builtin)
             .collect();
-        let who = crate::probe::listeners_by_port(|p| ours.iter().any(|(q, _)| *q == p));
+        let who = styxy::probe::listeners_by_port(|p| ours.iter().any(|(q, _)| *q == p));
         for (port, name) in ours {
             let procs: Vec<String> = who
                 .get(&port)
@@ -101,7 +101,7 @@ fn findings(store: &Store) -> Vec<Finding> {
             });
         }
     }
-    let overlaps = crate::model::validate::overlaps(&reg);
+    let overlaps = styxy::model::validate::overlaps(&reg);
     for o in &overlaps {
         out.push(Finding {
             check: "overlaps",
@@ -112,7 +112,7 @@ fn findings(store: &Store) -> Vec<Finding> {
             ),
         });
     }
-    for (name, id, port) in crate::model::validate::misplaced(&reg, &overlaps) {
+    for (name, id, port) in styxy::model::validate::misplaced(&reg, &overlaps) {
         out.push(Finding {
             check: "instances",
             message: format!(
@@ -122,14 +122,14 @@ fn findings(store: &Store) -> Vec<Finding> {
             fix: "any write moves it to a free port of its type, e.g. `cargo styxy gc`".into(),
         });
     }
-    let stale: Vec<(&str, &crate::model::Lease)> = reg
+    let stale: Vec<(&str, &styxy::model::Lease)> = reg
         .types
         .iter()
         .flat_map(|(name, t)| t.leases.iter().map(move |l| (name.as_str(), l)))
-        .filter(|(_, l)| !crate::probe::lease_is_live(l))
+        .filter(|(_, l)| !styxy::probe::lease_is_live(l))
         .collect();
     // A stale lease whose port still listens: a server that outlived its `run`.
-    let serving = crate::probe::serving(&stale.iter().map(|(_, l)| l.port).collect(), true);
+    let serving = styxy::probe::serving(&stale.iter().map(|(_, l)| l.port).collect(), true);
     for (name, l) in stale {
         let (still, fix) = match serving.get(&l.port) {
             None => (String::new(), "`cargo styxy gc`".to_owned()),
@@ -174,12 +174,12 @@ fn findings(store: &Store) -> Vec<Finding> {
     if let Ok(file) = std::fs::File::open(&lock_path)
         && let Err(std::fs::TryLockError::WouldBlock) = file.try_lock()
     {
-        let holder = crate::os::lock_holder(&file);
+        let holder = styxy::os::lock_holder(&file);
         let who = match holder {
             Some(pid) => {
-                let alive = crate::os::process_start_time(pid).is_some();
+                let alive = styxy::os::process_start_time(pid).is_some();
                 if alive {
-                    format!("pid {pid} ({})", crate::probe::command_line(pid))
+                    format!("pid {pid} ({})", styxy::probe::command_line(pid))
                 } else {
                     format!("pid {pid}, which is gone")
                 }

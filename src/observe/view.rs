@@ -3,8 +3,8 @@
 
 use serde::Serialize;
 
-use crate::allocate;
-use crate::model::{InstanceBehavior, PortRange, Registry, ServiceType};
+use styxy::allocate;
+use styxy::model::{InstanceBehavior, PortRange, Registry, ServiceType};
 
 #[derive(Debug, Serialize)]
 pub struct Listing<'a> {
@@ -66,7 +66,7 @@ pub struct SettingsView {
 
 /// The settings as in force on this machine.
 pub fn settings_view(reg: &Registry) -> SettingsView {
-    let space = allocate::space(reg, &crate::this_machine());
+    let space = allocate::space(reg, &styxy::this_machine());
     let s = &reg.settings;
     SettingsView {
         min_port: space.lo,
@@ -88,7 +88,7 @@ pub fn listing<'r>(reg: &'r Registry, keep: impl Fn(&str, &ServiceType) -> bool)
         .iter()
         .flat_map(|(_, t)| t.instances.values().map(|i| i.port))
         .collect();
-    let serving = crate::probe::serving(&ports, true);
+    let serving = styxy::probe::serving(&ports, true);
     let service_types = kept
         .into_iter()
         .map(|(name, t)| TypeView {
@@ -113,7 +113,7 @@ pub fn listing<'r>(reg: &'r Registry, keep: impl Fn(&str, &ServiceType) -> bool)
             leases: t
                 .leases
                 .iter()
-                .filter(|l| crate::probe::lease_is_live(l))
+                .filter(|l| styxy::probe::lease_is_live(l))
                 .map(|l| LeaseView {
                     port: l.port,
                     pid: l.pid,

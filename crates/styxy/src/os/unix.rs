@@ -84,16 +84,16 @@ pub fn exit_code(status: std::process::ExitStatus) -> u8 {
 }
 
 /// Replaces this process with `program args`; returns only on failure.
-#[cfg(feature = "cli")]
+#[cfg(feature = "tool")]
 pub fn exec(program: &std::ffi::OsStr, args: &[std::ffi::OsString]) -> super::TieError {
     use std::os::unix::process::CommandExt;
     super::TieError::Exec(std::process::Command::new(program).args(args).exec())
 }
 
-#[cfg(feature = "cli")]
+#[cfg(feature = "tool")]
 pub use forward::{Forwarder, Forwarding, on_termination};
 
-#[cfg(feature = "cli")]
+#[cfg(feature = "tool")]
 mod forward {
     use rustix::process::{Pid, Signal};
     use signal_hook::consts::{SIGHUP, SIGINT, SIGQUIT, SIGTERM};

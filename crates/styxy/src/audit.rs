@@ -203,7 +203,7 @@ fn ends_without_newline(path: &Path) -> bool {
 
 /// Every record in `dir`, oldest first (rotated files too), and a warning for each line
 /// that could not be read.
-#[cfg(feature = "cli")]
+#[cfg(feature = "tool")]
 pub fn read(dir: &Path) -> (Vec<Record>, Vec<String>) {
     let mut files: Vec<(u32, PathBuf)> = fs::read_dir(dir)
         .map(|entries| {
@@ -248,7 +248,7 @@ pub fn read(dir: &Path) -> (Vec<Record>, Vec<String>) {
 }
 
 /// Which records to keep: every given criterion must hold.
-#[cfg(feature = "cli")]
+#[cfg(feature = "tool")]
 #[derive(Debug, Clone, Default)]
 pub struct Filter {
     pub since: Option<SystemTime>,
@@ -263,7 +263,7 @@ pub struct Filter {
     pub text: Option<String>,
 }
 
-#[cfg(feature = "cli")]
+#[cfg(feature = "tool")]
 impl Filter {
     pub fn matches(&self, r: &Record) -> bool {
         let t = r.time();
@@ -289,7 +289,7 @@ impl Filter {
 
 /// A time as users type it: RFC 3339 (`2026-11-27T10:00:00Z`, `2026-11-27T11:00:00+01:00`)
 /// or an age before now (`90m`, `1h`, `2d`).
-#[cfg(feature = "cli")]
+#[cfg(feature = "tool")]
 pub fn parse_time(s: &str) -> std::result::Result<SystemTime, String> {
     if let Ok(t) = humantime::parse_rfc3339_weak(s) {
         return Ok(t);
@@ -315,7 +315,7 @@ pub fn parse_time(s: &str) -> std::result::Result<SystemTime, String> {
 }
 
 /// `TIME+HH:MM` or `TIME-HH:MM`: the time without the offset, and the offset.
-#[cfg(feature = "cli")]
+#[cfg(feature = "tool")]
 fn utc_offset(s: &str) -> Option<(&str, i8, u64, u64)> {
     let (local, offset) = s.split_at_checked(s.len().checked_sub(6)?)?;
     let b = offset.as_bytes();

@@ -22,7 +22,7 @@ pub fn create_private_dir(dir: &Path) -> Result<()> {
 
 /// The file a write to `path` lands in: a symlink's target, so the link survives. Only for
 /// files a user names (`-o FILE`); what the tool keeps in the registry never follows a link.
-#[cfg(feature = "cli")]
+#[cfg(feature = "tool")]
 pub fn write_target(path: &Path) -> PathBuf {
     match fs::symlink_metadata(path) {
         Ok(m) if m.file_type().is_symlink() => {
@@ -36,12 +36,12 @@ pub fn write_target(path: &Path) -> PathBuf {
 /// through to its target, and the file keeps its mode, or is 0644 when new: it holds ports,
 /// not secrets, and a collector running as another user (node_exporter's) must read it. The
 /// files the tool keeps in the registry stay 0600.
-#[cfg(feature = "cli")]
+#[cfg(feature = "tool")]
 pub fn write_output_if_changed(path: &Path, contents: &[u8]) -> Result<bool> {
     write_output(path, contents).map_err(|e| Error::Output(Box::new(e)))
 }
 
-#[cfg(feature = "cli")]
+#[cfg(feature = "tool")]
 fn write_output(path: &Path, contents: &[u8]) -> Result<bool> {
     let target = write_target(path);
     if holds(&target, contents)? {
@@ -136,7 +136,7 @@ impl Staged {
     }
 
     /// Gives the file the permission bits `mode` (it is made 0600) before it is put in place.
-    #[cfg(feature = "cli")]
+    #[cfg(feature = "tool")]
     pub fn set_mode(&self, mode: u32) -> Result<()> {
         os::set_mode(self.tmp.as_file(), mode)
             .map_err(|e| Error::io("cannot set the mode of", self.tmp.path().to_path_buf(), e))
@@ -189,7 +189,7 @@ pub fn write_atomic(path: &Path, contents: &[u8]) -> Result<()> {
 
 /// Atomic replacement for caches: readers never see a torn file, but nothing waits for the
 /// disk (after a power loss a cache may be old or missing, and is rebuilt).
-#[cfg(feature = "cli")]
+#[cfg(feature = "tool")]
 pub fn replace_cache(path: &Path, contents: &[u8]) -> Result<()> {
     replace_with(path, &[contents], false).map(drop)
 }

@@ -29,7 +29,7 @@ fn reaches_loopback(addr: IpAddr) -> bool {
 /// some sandboxes do, or a build without it) read from `/proc/net/tcp{,6}`, each read of
 /// which walks the whole socket table (milliseconds on a large machine).
 pub fn listening_sockets() -> Option<Vec<Socket>> {
-    #[cfg(feature = "cli")]
+    #[cfg(feature = "tool")]
     if let Ok(rows) = sock_diag::listening() {
         return Some(rows);
     }
@@ -47,7 +47,7 @@ pub fn listening_sockets() -> Option<Vec<Socket>> {
 
 /// The kernel's listing of listening TCP sockets over netlink (`NETLINK_SOCK_DIAG`,
 /// `SOCK_DIAG_BY_FAMILY` with only `TCP_LISTEN` asked for; see sock_diag(7)).
-#[cfg(feature = "cli")]
+#[cfg(feature = "tool")]
 mod sock_diag {
     use super::{Socket, reaches_loopback};
     use rustix::net::netlink::{self, SocketAddrNetlink};
@@ -287,7 +287,7 @@ pub fn tied_command(
 
 /// `PR_SET_PDEATHSIG` with SIGKILL: the request survives the `exec`s into cargo and from
 /// cargo into the bin, so whatever ends the parent, the bin does not outlive it.
-#[cfg(feature = "cli")]
+#[cfg(feature = "tool")]
 pub fn exec_tied_to(
     parent: u32,
     program: &std::ffi::OsStr,
@@ -360,7 +360,7 @@ mod tests {
     }
 
     /// The netlink listing says what `/proc/net/tcp{,6}` says, inodes included.
-    #[cfg(feature = "cli")]
+    #[cfg(feature = "tool")]
     #[test]
     fn sock_diag_lists_what_proc_lists() {
         let v4 = TcpListener::bind("127.0.0.1:0").unwrap();
