@@ -43,7 +43,6 @@ pub fn run(ctx: &Ctx, args: AllocateArgs) -> anyhow::Result<()> {
             anyhow::bail!("cannot read the current directory ({e}); pass --instance ID")
         }
     };
-    let (mut guard, mut events) = ctx.lock()?;
     let machine = styxy::this_machine();
     let request = Request {
         strict: false,
@@ -56,20 +55,13 @@ pub fn run(ctx: &Ctx, args: AllocateArgs) -> anyhow::Result<()> {
         service: None,
         zone: args.zone.as_deref(),
     };
-    let outcome = match allocate::allocate(&mut guard.registry, &machine, &request) {
-        Ok(outcome) => outcome,
-        Err(e) => {
-            events.extend(allocate::failure_event(&request, &e));
-            guard.commit(&events)?;
-            return Err(e.into());
-        }
-    };
-    events.extend(outcome.events);
-    guard.commit(&events)?;
-    for w in &outcome.warnings {
-        ctx.warn(w);
-    }
-    let g = &outcome.value;
+    let grant = ctx.change(|change| {
+        let outcome = allocate::allocate(change.registry, &machine, &request).inspect_err(|e| {
+            change.record_failure(allocate::failure_event(&request, e));
+        })?;
+        Ok(change.apply(outcome))
+    })?;
+    let g = &grant;
     ctx.print(g, |out| {
         let what = match (g.auto_allocated, g.existing) {
             (true, _) => "new type",

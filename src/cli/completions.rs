@@ -113,7 +113,7 @@ fn matching(current: &OsStr, names: impl IntoIterator<Item = String>) -> Vec<Com
 /// a completion never fails loudly.
 fn registry() -> Option<styxy::model::Registry> {
     let dir = styxy::registry::paths::registry_dir(None).ok()?;
-    styxy::registry::Store::new(dir).quiet(true).read().ok()
+    styxy::registry::Store::new(dir).read().ok()
 }
 
 /// The candidates from what the registry holds.

@@ -134,11 +134,11 @@ pub fn run(ctx: &Ctx, cmd: ConfigCommand) -> anyhow::Result<()> {
             })
         }
         ConfigCommand::Set { key, value } => {
-            let (mut guard, mut events) = ctx.lock()?;
-            let out = manage::set_setting(&mut guard.registry, &key, &value)?;
-            let view = settings_view(&guard.registry);
-            events.extend(out.events);
-            guard.commit(&events)?;
+            let view = ctx.change(|change| {
+                let out = manage::set_setting(change.registry, &key, &value)?;
+                change.apply(out);
+                Ok(settings_view(change.registry))
+            })?;
             ctx.print(&view, |out| writeln!(out, "{key} = {value}"))
         }
         ConfigCommand::Edit => edit(ctx),
@@ -152,7 +152,7 @@ pub fn run(ctx: &Ctx, cmd: ConfigCommand) -> anyhow::Result<()> {
             })
         }
         ConfigCommand::Restore { backup, .. } => {
-            let restored = styxy::session::restore(&ctx.store, backup.as_deref())?;
+            let restored = ctx.warned(styxy::registry::restore(&ctx.store, backup.as_deref())?);
             ctx.print(&restored, |out| {
                 writeln!(
                     out,
@@ -191,11 +191,14 @@ fn edit(ctx: &Ctx) -> anyhow::Result<()> {
         anyhow::bail!("the editor {editor:?} failed ({status}); nothing was changed");
     }
     let after = std::fs::read_to_string(copy.path())?;
-    match styxy::session::replace_text(&ctx.store, &before, &after) {
-        Ok(changed) => ctx.print(&serde_json::json!({ "changed": changed }), |out| {
-            let what = if changed { "saved" } else { "no change to" };
-            writeln!(out, "{what} {}", ctx.store.file().display())
-        }),
+    match styxy::registry::edit(&ctx.store, &before, &after) {
+        Ok(changed) => {
+            let changed = ctx.warned(changed);
+            ctx.print(&serde_json::json!({ "changed": changed }), |out| {
+                let what = if changed { "saved" } else { "no change to" };
+                writeln!(out, "{what} {}", ctx.store.file().display())
+            })
+        }
         Err(e) => {
             let (_, kept) = copy.keep()?;
             anyhow::bail!(

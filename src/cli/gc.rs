@@ -25,13 +25,10 @@ struct Report {
 }
 
 pub fn run(ctx: &Ctx, args: GcArgs) -> anyhow::Result<()> {
-    let out = styxy::session::gc(&ctx.store, args.dry_run)?;
-    for w in &out.warnings {
-        ctx.warn(w);
-    }
+    let dropped = ctx.warned(styxy::gc::gc(&ctx.store, args.dry_run)?);
     let report = Report {
         dry_run: args.dry_run,
-        dropped: out.value,
+        dropped,
     };
     ctx.print(&report, |w| {
         let verb = if report.dry_run {

@@ -310,16 +310,22 @@ impl Ctx {
         }
     }
 
-    /// The registry under the lock, with what a hand edit or a dead process left behind set
-    /// right: warns what that did, and returns its events, which go first in the commit.
-    pub fn lock(
+    /// Runs `f` as one change of the registry, through the library's one change path
+    /// ([`styxy::registry::change`]), and prints the warnings it returns.
+    pub fn change<T>(
         &self,
-    ) -> anyhow::Result<(styxy::session::Session<'_>, Vec<styxy::allocate::Event>)> {
-        let (guard, tidied) = styxy::session::lock(&self.store)?;
-        for w in &tidied.warnings {
+        f: impl FnOnce(&mut styxy::registry::Change<'_>) -> anyhow::Result<T>,
+    ) -> anyhow::Result<T> {
+        let changed = styxy::registry::change(&self.store, f)?;
+        Ok(self.warned(changed))
+    }
+
+    /// The value of a change, its warnings printed.
+    pub fn warned<T>(&self, changed: styxy::registry::Changed<T>) -> T {
+        for w in &changed.warnings {
             self.warn(w);
         }
-        Ok((guard, tidied.events))
+        changed.value
     }
 
     /// Prints a progress note on stderr with `-v`.
@@ -483,7 +489,13 @@ fn execute(global: &GlobalArgs, command: Command) -> Result<(), CliError> {
     }
     let dir = paths::registry_dir(global.registry.as_deref())?;
     let ctx = Ctx {
-        store: Store::new(dir).quiet(global.quiet),
+        store: if global.quiet {
+            Store::new(dir)
+        } else {
+            Store::new(dir).on_lock_wait(|lock| {
+                eprintln!("waiting for the styxy registry lock {}", lock.display());
+            })
+        },
         format: global.format,
         quiet: global.quiet,
         verbose: global.verbose,

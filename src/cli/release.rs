@@ -32,17 +32,17 @@ pub fn run(ctx: &Ctx, args: ReleaseArgs, manifest: Option<&std::path::Path>) -> 
     } else {
         None
     };
-    let (mut guard, mut events) = ctx.lock()?;
-    let outcome = allocate::release_where(
-        &mut guard.registry,
-        args.service.as_deref(),
-        args.instance.as_deref(),
-        root.as_deref(),
-    )?;
-    events.extend(outcome.events);
-    guard.commit(&events)?;
-    ctx.print(&outcome.value, |out| {
-        for r in &outcome.value {
+    let released = ctx.change(|change| {
+        let outcome = allocate::release_where(
+            change.registry,
+            args.service.as_deref(),
+            args.instance.as_deref(),
+            root.as_deref(),
+        )?;
+        Ok(change.apply(outcome))
+    })?;
+    ctx.print(&released, |out| {
+        for r in &released {
             let gone = if r.type_removed { "; type removed" } else { "" };
             writeln!(
                 out,

@@ -95,17 +95,19 @@ pub fn run(ctx: &Ctx, cmd: RuleCommand) -> anyhow::Result<()> {
                 instance_behavior: instance,
                 zone,
             };
-            let (mut guard, mut events) = ctx.lock()?;
-            let out = manage::set_rule(&mut guard.registry, &pattern, rule)?;
-            events.extend(out.events);
-            guard.commit(&events)?;
+            ctx.change(|change| {
+                let out = manage::set_rule(change.registry, &pattern, rule)?;
+                change.apply(out);
+                Ok(())
+            })?;
             (pattern, false)
         }
         RuleCommand::Rm { pattern } => {
-            let (mut guard, mut events) = ctx.lock()?;
-            let out = manage::remove_rule(&mut guard.registry, &pattern)?;
-            events.extend(out.events);
-            guard.commit(&events)?;
+            ctx.change(|change| {
+                let out = manage::remove_rule(change.registry, &pattern)?;
+                change.apply(out);
+                Ok(())
+            })?;
             (pattern, true)
         }
     };

@@ -167,10 +167,9 @@ pub fn run(ctx: &Ctx, args: RunArgs, manifest: Option<&Path>) -> anyhow::Result<
         ctx.print(&port, |out| writeln!(out, "{port}"))?;
         Ok(0)
     };
-    {
-        let (mut guard, mut events) = ctx.lock()?;
+    let reused = ctx.change(|change| {
         match leases::take(
-            &mut guard.registry,
+            change.registry,
             &service.service_type,
             lease,
             &styxy::probe::lease_is_live,
@@ -179,30 +178,33 @@ pub fn run(ctx: &Ctx, args: RunArgs, manifest: Option<&Path>) -> anyhow::Result<
                 // A server started another way (or one that outlived a lease) holds the port:
                 // the bin would only fail to bind it.
                 if let Some(listener) = styxy::probe::serving(&[port].into(), true).get(&port) {
-                    drop(guard);
                     let who = listener.map_or_else(
                         || "a process the OS does not name".to_owned(),
                         |p| format!("pid {p} ({})", styxy::probe::command_line(p)),
                     );
                     if args.reuse {
-                        return reuse(format!("{who} listens on port {port}"));
+                        change.write_nothing();
+                        return Ok(Some(format!("{who} listens on port {port}")));
                     }
                     anyhow::bail!(
                         "port {port} of {} is already listening, by {who}, not under `cargo styxy run`; stop it, or pass --reuse to use it",
                         service.label()
                     );
                 }
-                events.extend(out.events);
-                guard.commit(&events)?;
+                change.apply(out);
+                Ok(None)
             }
             Err(AllocError::SingleInUse { pid, .. } | AllocError::RunningHere { pid, .. })
                 if args.reuse =>
             {
-                drop(guard);
-                return reuse(format!("already running as pid {pid}"));
+                change.write_nothing();
+                Ok(Some(format!("already running as pid {pid}")))
             }
-            Err(e) => return Err(e.into()),
+            Err(e) => Err(e.into()),
         }
+    })?;
+    if let Some(holder) = reused {
+        return reuse(holder);
     }
     // No lock is held from here on: cargo may build for minutes.
     let mut cargo_args: Vec<OsString> = vec![
@@ -229,9 +231,11 @@ pub fn run(ctx: &Ctx, args: RunArgs, manifest: Option<&Path>) -> anyhow::Result<
             }),
     );
     let status = spawn_and_wait(cargo_args, env);
-    let (mut guard, mut events) = ctx.lock()?;
-    events.extend(leases::end(&mut guard.registry, &service.service_type, pid));
-    guard.commit(&events)?;
+    ctx.change(|change| {
+        let ended = leases::end(change.registry, &service.service_type, pid);
+        change.record(ended);
+        Ok(())
+    })?;
     status
 }
 

@@ -84,41 +84,44 @@ struct Changed<'a> {
 }
 
 pub fn run(ctx: &Ctx, cmd: TypeCommand) -> anyhow::Result<()> {
-    let (mut guard, mut tidied) = ctx.lock()?;
-    let reg = &mut guard.registry;
-    let (name, events, removed) = match cmd {
-        TypeCommand::Add { name, fields } => {
-            if fields.ranges.is_empty() {
-                anyhow::bail!("a new type needs a range; pass --range A-B");
+    let (name, shown, removed) = ctx.change(|change| {
+        let reg = &mut *change.registry;
+        let (name, events, removed) = match cmd {
+            TypeCommand::Add { name, fields } => {
+                if fields.ranges.is_empty() {
+                    anyhow::bail!("a new type needs a range; pass --range A-B");
+                }
+                let out = manage::add_type(reg, &name, fields.change(false))?;
+                (name, out.events, None)
             }
-            let out = manage::add_type(reg, &name, fields.change(false))?;
-            (name, out.events, None)
-        }
-        TypeCommand::Set {
-            name,
-            fields,
-            multi,
-        } => {
-            let out = manage::set_type(reg, &name, fields.change(multi))?;
-            (name, out.events, None)
-        }
-        TypeCommand::Rm { name, force } => {
-            let before = reg.types.get(&name).cloned();
-            let out = manage::remove_type(reg, &name, force)?;
-            (name, out.events, before)
-        }
-    };
-    let shown = match &removed {
-        Some(t) => t.clone(),
-        None => guard.registry.types[&name].clone(),
-    };
-    tidied.extend(events);
-    guard.commit(&tidied)?;
+            TypeCommand::Set {
+                name,
+                fields,
+                multi,
+            } => {
+                let out = manage::set_type(reg, &name, fields.change(multi))?;
+                (name, out.events, None)
+            }
+            TypeCommand::Rm { name, force } => {
+                let before = reg.types.get(&name).cloned();
+                let out = manage::remove_type(reg, &name, force)?;
+                (name, out.events, before)
+            }
+        };
+        change.record(events);
+        Ok(match removed {
+            Some(t) => (name, t, true),
+            None => {
+                let shown = change.registry.types[&name].clone();
+                (name, shown, false)
+            }
+        })
+    })?;
     let view = Changed {
         service_type: &name,
         ranges: &shown.ranges,
         instance_behavior: shown.instance_behavior,
-        removed: removed.is_some(),
+        removed,
     };
     ctx.print(&view, |out| {
         let verb = if view.removed { "removed" } else { "saved" };

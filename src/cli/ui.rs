@@ -29,20 +29,17 @@ pub const UI_INSTANCE: &str = "cargo-styxy ui";
 
 pub fn run(ctx: &Ctx, args: UiArgs) -> anyhow::Result<()> {
     let port = {
-        let (mut guard, mut events) = ctx.lock()?;
         let request = Request {
             service_type: "coordination",
             instance: UI_INSTANCE,
             port: args.port,
             ..Request::default()
         };
-        let out = allocate::allocate(&mut guard.registry, &styxy::this_machine(), &request)?;
-        events.extend(out.events);
-        guard.commit(&events)?;
-        for w in &out.warnings {
-            ctx.warn(w);
-        }
-        out.value.port
+        ctx.change(|change| {
+            let out = allocate::allocate(change.registry, &styxy::this_machine(), &request)?;
+            Ok(change.apply(out))
+        })?
+        .port
     };
     let token_file = ctx.store.dir().join("ui.token");
     let v4 = match TcpListener::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, port))) {

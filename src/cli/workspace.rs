@@ -206,11 +206,8 @@ pub fn named(ws: &Workspace, query: &str) -> anyhow::Result<Service> {
 /// Assigns `services` under the lock, printing the warnings.
 pub fn assign(ctx: &Ctx, ws: &Workspace, services: &[Service]) -> anyhow::Result<Vec<Assigned>> {
     let root = styxy::workspace::root_id(&ws.root)?;
-    let (assigned, warnings) = assign::assign(&ctx.store, &styxy::this_machine(), &root, services)?;
-    for w in warnings {
-        ctx.warn(&w);
-    }
-    Ok(assigned)
+    let assigned = assign::assign(&ctx.store, &styxy::this_machine(), &root, services)?;
+    Ok(ctx.warned(assigned))
 }
 
 /// The services' ports: read from the port file with no lock when it has them all and was

@@ -124,18 +124,19 @@ impl From<styxy::Error> for ApiError {
     }
 }
 
-/// Runs `change` on the registry under the lock and commits it, off the async threads.
+/// Runs `change` on the registry through the library's one change path, off the async
+/// threads.
 async fn change<T: Send + 'static>(
     state: &AppState,
     change: impl FnOnce(&mut Registry) -> Result<Outcome<T>, AllocError> + Send + 'static,
 ) -> Result<T, ApiError> {
     let store = state.store.clone();
     let done = blocking(move || {
-        let (mut guard, mut events) = styxy::session::lock(&store)?;
-        let out = change(&mut guard.registry)?;
-        events.events.extend(out.events);
-        guard.commit(&events.events)?;
-        Ok(out.value)
+        styxy::registry::change(&store, |c| {
+            let out = change(c.registry)?;
+            Ok::<_, styxy::Error>(c.apply(out))
+        })
+        .map(|changed| changed.value)
     })
     .await?;
     // The map updates at once for the browser that made the change.
@@ -574,7 +575,7 @@ async fn gc_run(State(state): State<Arc<AppState>>) -> Result<Response, ApiError
 
 async fn gc(state: &AppState, dry_run: bool) -> Result<Response, ApiError> {
     let store = state.store.clone();
-    let out = blocking(move || styxy::session::gc(&store, dry_run)).await?;
+    let out = blocking(move || styxy::gc::gc(&store, dry_run)).await?;
     Ok(
         Json(json!({ "dry_run": dry_run, "dropped": out.value, "warnings": out.warnings }))
             .into_response(),
@@ -680,7 +681,7 @@ async fn restore(
                     reason: "no such backup; see GET /api/backups".into(),
                 })
             })?;
-        styxy::session::restore(&store, Some(&chosen))
+        styxy::registry::restore(&store, Some(&chosen)).map(|changed| changed.value)
     })
     .await?;
     refresh(&state).await;

@@ -131,9 +131,7 @@ fn from_registry(
         .and_then(|m| m.modified())
         .ok()
         .or(Some(SystemTime::UNIX_EPOCH));
-    let store = Store::new(paths::registry_dir(None)?)
-        .quiet(true)
-        .backdate_watched(before_build);
+    let store = Store::new(paths::registry_dir(None)?).backdate_watched(before_build);
     let pf_path = portfile::path(store.dir(), root);
     // A port file derived from an older registry (a hand edit, a kill) is not believed.
     let ports = match portfile::current(&store, root)
@@ -141,12 +139,11 @@ fn from_registry(
     {
         Some(ports) => ports,
         None => {
-            let (assigned, warnings) =
-                crate::assign::assign(&store, &crate::this_machine(), root, services)?;
-            for w in warnings {
+            let assigned = crate::assign::assign(&store, &crate::this_machine(), root, services)?;
+            for w in assigned.warnings {
                 println!("cargo:warning=styxy: {w}");
             }
-            assigned.into_iter().map(|a| a.grant.port).collect()
+            assigned.value.into_iter().map(|a| a.grant.port).collect()
         }
     };
     let mut watched: Vec<PathBuf> = pf_path

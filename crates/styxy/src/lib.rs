@@ -9,9 +9,10 @@
 //! The public API is what a build script and an embedder need:
 //!
 //! - [`build`]: `styxy::build::emit()`, the build-script entry point.
-//! - [`session`]: one turn at the registry: [`session::lock`] takes the lock and reads the
-//!   registry, change [`registry::Guard::registry`] with the [`allocate`] functions, then
-//!   [`session::Session::commit`] writes it, the per-checkout port files and the audit trail.
+//! - [`registry::change()`]: the one change path: takes the lock, reads and tidies the
+//!   registry, runs your change on it (with the [`allocate`] functions), commits it (the
+//!   state, `registry.toml` when a person's config changed, the per-checkout port files, the
+//!   audit trail), releases the lock and returns your value with the warnings met.
 //! - [`model`]: the registry's plain values (service types, ranges, instances, leases,
 //!   settings, rules, events) and their validation.
 //! - [`allocate`]: the allocation engine, pure functions of the registry as read under the
@@ -38,12 +39,12 @@ pub mod build;
 pub mod emit;
 pub mod error;
 pub mod fsx;
+pub mod gc;
 pub mod model;
 pub mod os;
 pub mod portfile;
 pub mod probe;
 pub mod registry;
-pub mod session;
 pub mod workspace;
 
 pub use error::{Error, Result};

@@ -1,8 +1,9 @@
 //! The shared per-user registry: two files with two owners. `registry.toml` holds what
 //! people write (`config`), layered over the built-in types; the state holds what the tool
-//! decides (`state`). The [`Store`] locks, reads both whole and commits the
-//! [`crate::model::Registry`] they hold. How the files are read and written is private.
+//! decides (`state`). The [`Store`] says where they are and reads them without the lock;
+//! [`change`] is the one path that changes them. How the files are written is private.
 
+mod change;
 pub mod config;
 pub mod counters;
 mod lock;
@@ -10,5 +11,8 @@ pub mod paths;
 pub mod state;
 pub mod store;
 
+pub use change::{
+    Change, Changed, Replacement, change, change_tidying_last, edit, replace, restore,
+};
 pub use config::builtins;
-pub use store::{Guard, Store};
+pub use store::Store;

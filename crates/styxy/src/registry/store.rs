@@ -43,7 +43,8 @@ pub struct Store {
     /// `registry.toml`, or the file its symlink points to.
     file: PathBuf,
     lock_timeout: std::result::Result<Duration, String>,
-    quiet: bool,
+    /// Told the lock file's path once a wait for the lock passes half a second.
+    on_lock_wait: Option<fn(&Path)>,
     backdate_watched: Option<SystemTime>,
 }
 
@@ -61,8 +62,8 @@ struct Loaded {
 }
 
 /// Exclusive access to the registry, holding the content as read *after* the lock was
-/// taken. Change [`Guard::registry`], then commit ([`crate::session::Session::commit`]);
-/// dropping the guard without a commit changes nothing. The lock is released when the guard
+/// taken: what the change path ([`super::change()`]) hands a change, then stages and
+/// installs. Dropping the guard without that changes nothing. The lock is released when the guard
 /// is dropped (and by the kernel if the process dies).
 #[derive(Debug)]
 pub struct Guard<'s> {
@@ -128,7 +129,7 @@ impl Store {
             dir,
             file,
             lock_timeout,
-            quiet: false,
+            on_lock_wait: None,
             backdate_watched: None,
         }
     }
@@ -147,9 +148,11 @@ impl Store {
         self.backdate_watched
     }
 
-    /// Don't print "waiting for the styxy registry lock", nor warnings.
-    pub fn quiet(mut self, quiet: bool) -> Self {
-        self.quiet = quiet;
+    /// Calls `tell` with the lock file's path once a wait for the lock has lasted half a
+    /// second (the CLI says "waiting for the styxy registry lock"). The library prints
+    /// nothing itself.
+    pub fn on_lock_wait(mut self, tell: fn(&Path)) -> Self {
+        self.on_lock_wait = Some(tell);
         self
     }
 
@@ -173,13 +176,6 @@ impl Store {
 
     pub fn backup_dir(&self) -> PathBuf {
         self.dir.join(BACKUP_DIR)
-    }
-
-    /// Prints a warning on stderr, unless [`Store::quiet`].
-    pub fn warn(&self, message: &str) {
-        if !self.quiet {
-            eprintln!("warning: {message}");
-        }
     }
 
     /// Reads the registry without the lock (writes are atomic, so a reader sees whole
@@ -337,7 +333,7 @@ impl Store {
         }
         let waiter = lock::Waiter::start(&file).map_err(|e| Error::io("cannot lock", &path, e))?;
         let tell_at = Duration::from_millis(500);
-        let mut told = self.quiet;
+        let mut told = self.on_lock_wait.is_none();
         loop {
             let waited = start.elapsed();
             if waited >= timeout {
@@ -360,7 +356,9 @@ impl Store {
                 return Ok((file, start.elapsed()));
             }
             if !told && start.elapsed() >= tell_at {
-                eprintln!("waiting for the styxy registry lock {}", path.display());
+                if let Some(tell) = self.on_lock_wait {
+                    tell(&path);
+                }
                 told = true;
             }
         }
@@ -369,7 +367,7 @@ impl Store {
     /// Takes the lock, sweeps temp files of killed writers, and reads the registry and the
     /// state (creating nothing yet). A file that does not parse is an error, and is never
     /// overwritten.
-    pub(crate) fn lock(&self) -> Result<Guard<'_>> {
+    pub(super) fn lock(&self) -> Result<Guard<'_>> {
         self.lock_with(false)
     }
 
@@ -453,7 +451,7 @@ impl Store {
 
     /// Takes the lock as [`Store::lock`] does, but a `registry.toml` that does not parse or
     /// validate reads as an empty one: for replacing it whole ([`Guard::replace_config`]).
-    pub(crate) fn lock_for_replacement(&self) -> Result<Guard<'_>> {
+    pub(super) fn lock_for_replacement(&self) -> Result<Guard<'_>> {
         self.lock_with(true)
     }
 }
@@ -488,7 +486,7 @@ impl<'s> Guard<'s> {
 
     /// Makes `text` (read from `source`) the next `registry.toml`, if it parses and validates
     /// with the state as it is.
-    pub(crate) fn replace_config(&mut self, text: &str, source: &Path) -> Result<()> {
+    pub(super) fn replace_config(&mut self, text: &str, source: &Path) -> Result<()> {
         let store = self.store;
         let mut doc = parse_doc(text, source)?;
         let Config {
@@ -510,26 +508,14 @@ impl<'s> Guard<'s> {
         Ok(())
     }
 
-    /// Commits the changes made to [`Guard::registry`]: `registry.toml` rewritten (only the
-    /// changed parts, comments kept) when a person's config changed, and the state written
-    /// whole; both atomically, `registry.toml` first. The state's rename is the commit point:
-    /// whatever can fail is done before it, and what follows (a backup) only warns. `events`
-    /// are what the change did, counted in the state even when nothing else changed (a refused
-    /// allocation is counted too); `records` are their audit lines, kept in the state until
-    /// the next commit (see [`Guard::last_records`]). The lock is held until the returned
-    /// [`Committed`] is dropped, so that what follows a commit (the port files' stamps, the
-    /// audit trail) is done under it too.
-    ///
-    /// When there is something to write, `before` is called with the registry to be
-    /// committed and the workspaces whose instances it changes, once everything is staged and
-    /// just before the commit: what it writes (the port files) is in place before the change
-    /// is, and if it fails nothing is committed.
-    pub(crate) fn commit(
-        self,
-        events: &[Event],
-        records: Vec<Record>,
-        before: impl FnOnce(&Registry, &BTreeSet<String>) -> Result<()>,
-    ) -> Result<Committed<'s>> {
+    /// Stages the changes made to [`Guard::registry`]: checks them, and writes in full beside
+    /// their files what [`Staging::install`] then puts in place: `registry.toml` (only the
+    /// changed parts, comments kept) when a person's config changed, and the state whole.
+    /// Whatever can fail is done here or before the state's rename in `install`, which is the
+    /// commit point. `events` are what the change did, counted in the state even when nothing
+    /// else changed (a refused allocation is counted too); `records` are their audit lines,
+    /// kept in the state until the next commit (see [`Guard::last_records`]).
+    pub(super) fn stage(self, events: &[Event], records: Vec<Record>) -> Result<Staging<'s>> {
         let store = self.store;
         let loaded = &self.loaded;
         // The changed types, found once: at 10,000 types each pass over all of them counts.
@@ -558,14 +544,13 @@ impl<'s> Guard<'s> {
                 .filter_map(|(_, id, i)| i.workspace(id).map(str::to_owned)),
         );
         if !config_changed && !state_changed {
-            return Ok(Committed {
-                store,
-                lock: Some(self.lock),
-                registry: self.registry,
-                records: Vec::new(),
+            return Ok(Staging {
                 roots,
-                written: false,
-                config_written: false,
+                config_text: None,
+                config_staged: None,
+                state_staged: None,
+                records: Vec::new(),
+                guard: self,
             });
         }
         // Overlaps a hand edit left are worked around; a new one is never written.
@@ -592,7 +577,6 @@ impl<'s> Guard<'s> {
                 })
             })?;
 
-        // Everything that can fail, before the commit point.
         let config_text = if config_changed || (state_changed && loaded.config_text.is_none()) {
             Some(match &self.replacement {
                 Some(text) => text.clone(),
@@ -619,10 +603,9 @@ impl<'s> Guard<'s> {
             let hint = loaded.state_len.unwrap_or(0);
             state::render(&self.registry, &counters, &records, hint)
         });
-        let config_file = store.file();
         let config_staged = config_text
             .as_deref()
-            .map(|t| fsx::Staged::new(&config_file, t.as_bytes()))
+            .map(|t| fsx::Staged::new(&store.file(), t.as_bytes()))
             .transpose()?;
         if let (Some(staged), Some(t)) = (&config_staged, store.watched_mtime()) {
             staged.set_modified(t)?;
@@ -631,11 +614,52 @@ impl<'s> Guard<'s> {
             .as_deref()
             .map(|t| fsx::Staged::new(&store.state_file(), t.as_bytes()))
             .transpose()?;
+        Ok(Staging {
+            roots,
+            config_text,
+            config_staged,
+            state_staged,
+            records,
+            guard: self,
+        })
+    }
+}
 
-        before(&self.registry, &roots)?;
+/// A change staged by [`Guard::stage`], not yet in place; the lock is held. Dropped without
+/// [`Staging::install`], nothing of it is written.
+#[derive(Debug)]
+pub(super) struct Staging<'s> {
+    guard: Guard<'s>,
+    /// Workspaces with an instance that the change adds, removes or moves.
+    pub roots: BTreeSet<String>,
+    config_text: Option<String>,
+    config_staged: Option<fsx::Staged>,
+    state_staged: Option<fsx::Staged>,
+    records: Vec<Record>,
+}
 
-        // The commit: registry.toml first (a state left behind by a kill reads the same
-        // under either version of it), then the state.
+impl<'s> Staging<'s> {
+    /// The registry to be committed.
+    pub fn registry(&self) -> &Registry {
+        &self.guard.registry
+    }
+
+    /// Puts the change in place: `registry.toml` first (a state left behind by a kill reads
+    /// the same under either version of it), then the state, whose rename is the commit
+    /// point. If the state cannot be put in place, the old `registry.toml` is put back. What
+    /// follows the commit point (a backup) only warns.
+    pub fn install(self) -> Result<Committed<'s>> {
+        let Self {
+            guard,
+            roots,
+            config_text,
+            config_staged,
+            state_staged,
+            records,
+        } = self;
+        let store = guard.store;
+        let loaded = &guard.loaded;
+        let written = config_staged.is_some() || state_staged.is_some();
         if let Some(staged) = config_staged {
             staged.install()?;
         }
@@ -644,8 +668,8 @@ impl<'s> Guard<'s> {
         {
             if config_text.is_some() {
                 // Put the old registry.toml back, so that nothing of the change stays.
-                let old = loaded.config_text.as_deref();
-                let _ = match old {
+                let config_file = store.file();
+                let _ = match loaded.config_text.as_deref() {
                     Some(old) => fsx::write_atomic(&config_file, old.as_bytes()),
                     None => fs::remove_file(&config_file)
                         .map_err(|e| Error::io("cannot remove", &config_file, e)),
@@ -654,35 +678,37 @@ impl<'s> Guard<'s> {
             return Err(e);
         }
 
-        // After the commit point nothing fails the command.
+        // After the commit point nothing fails the change.
         // Backups of versions that were live: the one a whole replacement or a migration
         // displaced (which may not parse, and was never kept), and the new one.
-        let displaced = (self.replacement.is_some() || loaded.legacy)
+        let mut warnings = Vec::new();
+        let displaced = (guard.replacement.is_some() || loaded.legacy)
             .then_some(loaded.config_text.as_ref())
             .flatten();
         for text in displaced.into_iter().chain(&config_text) {
             if let Err(e) = store.keep_backup(text.as_bytes()) {
-                store.warn(&format!("the change was made, but no backup kept: {e}"));
+                warnings.push(format!("the change was made, but no backup kept: {e}"));
             }
         }
         Ok(Committed {
             store,
-            lock: Some(self.lock),
-            registry: self.registry,
-            records,
+            lock: Some(guard.lock),
+            registry: guard.registry,
+            records: if written { records } else { Vec::new() },
             roots,
-            written: true,
+            written,
             config_written: config_text.is_some(),
+            warnings,
         })
     }
 }
 
 /// A commit done, with the lock still held: what follows a commit (the port files of
-/// [`Committed::roots`], the audit trail) is written by its owner before dropping it, which
-/// releases the lock (and then prunes old backups).
+/// [`Committed::roots`], the audit trail) is written by the change path before dropping it,
+/// which releases the lock (and then prunes old backups).
 #[derive(Debug)]
 #[must_use = "dropping it releases the lock before the port files and the audit trail are written"]
-pub(crate) struct Committed<'s> {
+pub(super) struct Committed<'s> {
     store: &'s Store,
     lock: Option<File>,
     /// The registry as committed.
@@ -694,6 +720,8 @@ pub(crate) struct Committed<'s> {
     /// Whether the registry or the state was written.
     pub written: bool,
     config_written: bool,
+    /// What went wrong after the commit point.
+    pub warnings: Vec<String>,
 }
 
 impl Drop for Committed<'_> {
