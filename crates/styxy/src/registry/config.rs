@@ -10,8 +10,7 @@ use serde::Deserialize;
 use toml_edit::{Array, DocumentMut, InlineTable, Item, Table, TableLike, Value};
 
 use crate::model::{
-    InstanceBehavior, Instances, Lease, Origin, PortRange, Registry, Rule, ServiceType, Settings,
-    Strategy, Types,
+    InstanceBehavior, Origin, PortRange, Registry, Rule, ServiceType, Settings, Strategy, Types,
 };
 
 /// The built-in service types (Styxy's 17 standard categories).
@@ -52,14 +51,6 @@ struct TypeEntry {
     /// Removes the built-in type of this name.
     #[serde(default)]
     removed: bool,
-    // What registries written before the state file existed held in this file; read when
-    // there is no state yet, and moved to the state by the first write.
-    origin: Option<Origin>,
-    requested_by: Option<String>,
-    #[serde(default)]
-    instances: Instances,
-    #[serde(default)]
-    leases: Vec<Lease>,
 }
 
 impl TypeEntry {
@@ -83,13 +74,6 @@ impl TypeEntry {
             t.zone = Some(z);
         }
     }
-
-    fn is_legacy(&self) -> bool {
-        self.origin.is_some()
-            || self.requested_by.is_some()
-            || !self.instances.is_empty()
-            || !self.leases.is_empty()
-    }
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -109,11 +93,8 @@ struct File {
 #[derive(Debug)]
 pub struct Config {
     /// The built-in types with the file's changes, the file's own types, its settings, rules
-    /// and zones. When `legacy`, also the instances, leases and auto-allocated types that a
-    /// registry of the single-file format holds.
+    /// and zones.
     pub registry: Registry,
-    /// Whether the file was written by a cargo-styxy that kept everything in it.
-    pub legacy: bool,
 }
 
 /// Why a `registry.toml` could not be read: the byte offset and the parser's message.
@@ -130,28 +111,22 @@ pub fn parse(text: &str) -> Result<Config, ParseError> {
         offset: e.span().map_or(0, |s| s.start),
         message: e.message().trim().replace('\n', " "),
     })?;
-    let legacy = file.types.values().any(TypeEntry::is_legacy);
     let mut types = builtins().clone();
     for (name, entry) in file.types {
         if entry.removed {
             types.remove(&name);
             continue;
         }
-        let origin = match (types.contains_key(&name), entry.origin) {
-            (_, Some(Origin::Auto)) => Origin::Auto,
-            (true, _) => Origin::Builtin,
-            (false, _) => Origin::User,
+        let origin = if types.contains_key(&name) {
+            Origin::Builtin
+        } else {
+            Origin::User
         };
         let mut t = match types.remove(&name) {
             Some(builtin) if origin == Origin::Builtin => builtin,
             _ => ServiceType::new(Vec::new(), origin),
         };
         t.origin = origin;
-        if legacy {
-            t.requested_by.clone_from(&entry.requested_by);
-            t.instances.clone_from(&entry.instances);
-            t.leases.clone_from(&entry.leases);
-        }
         entry.apply_to(&mut t);
         types.insert(name, t);
     }
@@ -162,7 +137,6 @@ pub fn parse(text: &str) -> Result<Config, ParseError> {
             rules: file.rules,
             strategies: file.strategies,
         },
-        legacy,
     })
 }
 
@@ -205,18 +179,8 @@ pub fn differs_between(old: &Registry, new: &Registry, changed: &[&String]) -> b
 }
 
 /// Makes `doc` say `new`, given that it said `old` (as [`parse`] read it) and that their
-/// service types differ by the types `changed`. A file of the single-file format loses what
-/// the state now holds.
-pub fn write(
-    doc: &mut DocumentMut,
-    old: &Registry,
-    new: &Registry,
-    changed: &[&String],
-    legacy: bool,
-) {
-    if legacy {
-        strip_legacy(doc);
-    }
+/// service types differ by the types `changed`.
+pub fn write(doc: &mut DocumentMut, old: &Registry, new: &Registry, changed: &[&String]) {
     if old.settings != new.settings {
         sync_settings(section(doc, "settings"), &old.settings, &new.settings);
     }
@@ -257,34 +221,6 @@ pub fn write(
     }
     if old.strategies != new.strategies {
         sync_strategies(section(doc, "strategies"), old, new);
-    }
-}
-
-/// Removes what the single-file format kept in this file: the auto-allocated types, and the
-/// instances, leases, origin and requester of the others.
-fn strip_legacy(doc: &mut DocumentMut) {
-    let Some(types) = doc.get_mut("types").and_then(Item::as_table_like_mut) else {
-        return;
-    };
-    let auto: Vec<String> = types
-        .iter()
-        .filter(|(_, t)| {
-            t.as_table_like()
-                .and_then(|t| t.get("origin"))
-                .and_then(Item::as_str)
-                == Some("auto")
-        })
-        .map(|(name, _)| name.to_owned())
-        .collect();
-    for name in auto {
-        types.remove(&name);
-    }
-    for (_, t) in types.iter_mut() {
-        if let Some(t) = t.as_table_like_mut() {
-            for key in ["origin", "requested_by", "instances", "leases"] {
-                t.remove(key);
-            }
-        }
     }
 }
 
@@ -564,7 +500,7 @@ mod tests {
             },
         );
         let mut doc: DocumentMut = "# keep\n[settings]\n".parse().unwrap();
-        write(&mut doc, &old, &new, &[], false);
+        write(&mut doc, &old, &new, &[]);
         let text = doc.to_string();
         assert_eq!(
             parse(&text).unwrap().registry.strategies,

@@ -4,6 +4,7 @@
 //! [`change`] is the one path that changes them. How the files are written is private.
 
 mod change;
+mod commit;
 pub mod config;
 pub mod counters;
 mod lock;

@@ -1,0 +1,267 @@
+//! The handlers that read back (the audit trail, doctor, gc, checkouts, backups, history,
+//! metrics) and the two that act on what they show (gc, restore).
+
+use super::{ApiError, bad_json, blocking};
+use crate::web::AppState;
+use crate::web::server::refresh;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Json;
+use axum::extract::{Query, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use styxy::error::AllocError;
+use styxy::model::validate;
+
+#[derive(Debug, Deserialize)]
+pub(super) struct AuditQuery {
+    event: Option<String>,
+    service: Option<String>,
+    instance: Option<String>,
+    since: Option<String>,
+    until: Option<String>,
+    q: Option<String>,
+    limit: Option<usize>,
+    offset: Option<usize>,
+}
+
+fn nonempty(s: Option<String>) -> Option<String> {
+    s.filter(|s| !s.trim().is_empty())
+}
+
+pub(super) async fn audit(
+    State(state): State<Arc<AppState>>,
+    Query(q): Query<AuditQuery>,
+) -> Result<Response, ApiError> {
+    let bad = |e: String| ApiError(StatusCode::BAD_REQUEST, e);
+    let filter = styxy::audit::Filter {
+        since: nonempty(q.since)
+            .map(|s| styxy::audit::parse_time(&s))
+            .transpose()
+            .map_err(bad)?,
+        until: nonempty(q.until)
+            .map(|s| styxy::audit::parse_time(&s))
+            .transpose()
+            .map_err(bad)?,
+        event: nonempty(q.event),
+        service: nonempty(q.service)
+            .map(|s| validate::pattern(&s))
+            .transpose()?,
+        instance: nonempty(q.instance)
+            .map(|s| validate::pattern(&s))
+            .transpose()?,
+        text: nonempty(q.q),
+    };
+    let dir = state.store.dir().to_path_buf();
+    let (records, _) = blocking(move || Ok(styxy::audit::read(&dir))).await?;
+    let mut picked: Vec<&styxy::audit::Record> =
+        records.iter().filter(|r| filter.matches(r)).collect();
+    picked.reverse();
+    let total = picked.len();
+    let offset = q.offset.unwrap_or(0).min(total);
+    let limit = q.limit.unwrap_or(50).clamp(1, 1000);
+    let page: Vec<&styxy::audit::Record> = picked.into_iter().skip(offset).take(limit).collect();
+    Ok(Json(json!({ "total": total, "offset": offset, "records": page })).into_response())
+}
+
+/// `GET /api/doctor`: `doctor`'s findings, each with its fix.
+pub(super) async fn doctor(State(state): State<Arc<AppState>>) -> Result<Response, ApiError> {
+    let store = state.store.clone();
+    let report = blocking(move || Ok(crate::observe::health::check(&store))).await?;
+    Ok(Json(report).into_response())
+}
+
+/// `GET /api/gc`: what `gc` would drop (`gc --dry-run`); `POST /api/gc` drops it.
+pub(super) async fn gc_preview(State(state): State<Arc<AppState>>) -> Result<Response, ApiError> {
+    gc(&state, true).await
+}
+
+pub(super) async fn gc_run(State(state): State<Arc<AppState>>) -> Result<Response, ApiError> {
+    let done = gc(&state, false).await;
+    refresh(&state).await;
+    done
+}
+
+async fn gc(state: &AppState, dry_run: bool) -> Result<Response, ApiError> {
+    let store = state.store.clone();
+    let out = blocking(move || styxy::gc::gc(&store, dry_run)).await?;
+    Ok(
+        Json(json!({ "dry_run": dry_run, "dropped": out.value, "warnings": out.warnings }))
+            .into_response(),
+    )
+}
+
+/// `GET /api/checkouts`: each checkout's services as its manifests say now (read without
+/// cargo): env names and the `url` template with the port the registry gives it.
+/// `readable` is false where the manifests are gone or cannot be read.
+pub(super) async fn checkouts(State(state): State<Arc<AppState>>) -> Result<Response, ApiError> {
+    let store = state.store.clone();
+    let found = blocking(move || {
+        let reg = store.read()?;
+        let mut roots: BTreeMap<String, BTreeMap<(String, String), u16>> = BTreeMap::new();
+        for (name, t) in &reg.types {
+            for (id, i) in t.instances.iter() {
+                if let Some(ws) = i.workspace(id) {
+                    roots
+                        .entry(ws.to_owned())
+                        .or_default()
+                        .insert((name.clone(), id.clone()), i.port);
+                }
+            }
+        }
+        let checkouts: Vec<Value> = roots
+            .into_iter()
+            .map(|(root, ports)| {
+                let services = styxy::workspace::services_at(std::path::Path::new(&root));
+                let listed: Vec<Value> = services
+                    .iter()
+                    .flatten()
+                    .filter_map(|s| {
+                        let port = *ports.get(&(s.service_type.clone(), s.instance.clone()))?;
+                        Some(json!({
+                            "service_type": s.service_type,
+                            "instance": s.instance,
+                            "package": s.package,
+                            "bin": s.bin,
+                            "env": s.env,
+                            "url": s.url_with(port),
+                        }))
+                    })
+                    .collect();
+                json!({ "workspace": root, "readable": services.is_some(), "services": listed })
+            })
+            .collect();
+        Ok(checkouts)
+    })
+    .await?;
+    Ok(Json(json!({ "checkouts": found })).into_response())
+}
+
+/// `GET /api/backups`: the backups of `registry.toml`, newest first, with their size and
+/// time.
+pub(super) async fn backups(State(state): State<Arc<AppState>>) -> Result<Response, ApiError> {
+    let store = state.store.clone();
+    let list = blocking(move || {
+        Ok(store
+            .backups()
+            .iter()
+            .filter_map(|b| {
+                let meta = std::fs::metadata(b).ok()?;
+                let modified = meta
+                    .modified()
+                    .ok()
+                    .map(|t| humantime::format_rfc3339_seconds(t).to_string());
+                Some(json!({
+                    "name": b.file_name()?.to_str()?,
+                    "bytes": meta.len(),
+                    "modified": modified,
+                }))
+            })
+            .collect::<Vec<Value>>())
+    })
+    .await?;
+    Ok(Json(json!({ "backups": list })).into_response())
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RestoreBody {
+    /// A backup's name, as `GET /api/backups` lists it.
+    backup: String,
+}
+
+/// `POST /api/restore`: replaces `registry.toml` with one of its backups, as `config
+/// restore` does (the file replaced is kept as a backup). Only a listed backup is taken.
+pub(super) async fn restore(
+    State(state): State<Arc<AppState>>,
+    body: Result<Json<RestoreBody>, axum::extract::rejection::JsonRejection>,
+) -> Result<Response, ApiError> {
+    let Json(b) = body.map_err(bad_json)?;
+    let store = state.store.clone();
+    let restored = blocking(move || {
+        let chosen = store
+            .backups()
+            .into_iter()
+            .find(|p| p.file_name().and_then(|n| n.to_str()) == Some(b.backup.as_str()))
+            .ok_or_else(|| {
+                styxy::Error::from(AllocError::InvalidValue {
+                    what: "backup",
+                    value: b.backup.clone(),
+                    reason: "no such backup; see GET /api/backups".into(),
+                })
+            })?;
+        styxy::registry::restore(&store, Some(&chosen)).map(|changed| changed.value)
+    })
+    .await?;
+    refresh(&state).await;
+    Ok(Json(json!({ "restored": restored })).into_response())
+}
+
+#[derive(Debug, Deserialize)]
+pub(super) struct HistoryQuery {
+    /// How far back: `1h`, `24h`, `7d` (humantime); a day when left out.
+    span: Option<String>,
+    /// How many intervals; 60 when left out.
+    buckets: Option<u32>,
+}
+
+/// `/api/history`: the charts' series over `span` (see [`crate::observe::metrics::History`]).
+pub(super) async fn history(
+    State(state): State<Arc<AppState>>,
+    Query(q): Query<HistoryQuery>,
+) -> Result<Response, ApiError> {
+    let span = match nonempty(q.span) {
+        None => Duration::from_secs(86_400),
+        Some(s) => humantime::parse_duration(&s)
+            .ok()
+            .filter(|d| (60..=366 * 86_400).contains(&d.as_secs()))
+            .ok_or_else(|| {
+                ApiError(
+                    StatusCode::BAD_REQUEST,
+                    format!("span {s:?} is not a time span between 1m and 366d (1h, 24h, 7d)"),
+                )
+            })?,
+    };
+    let buckets = q.buckets.unwrap_or(60).clamp(1, 1000);
+    let store = state.store.clone();
+    let history = blocking(move || {
+        let reg = store.read()?;
+        let (records, _) = styxy::audit::read(store.dir());
+        Ok(crate::observe::metrics::history(
+            &reg,
+            styxy::allocate::space(&reg, &styxy::this_machine()),
+            &records,
+            std::time::SystemTime::now(),
+            span,
+            buckets,
+        ))
+    })
+    .await?;
+    Ok(Json(history).into_response())
+}
+
+/// `/metrics`: OpenMetrics when the scraper asks for it (Prometheus sends
+/// `Accept: application/openmetrics-text`), else the classic text format.
+pub(super) async fn metrics(
+    State(state): State<Arc<AppState>>,
+    headers: axum::http::HeaderMap,
+) -> Result<Response, ApiError> {
+    let exposition = if headers
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(|v| v.contains("application/openmetrics-text"))
+    {
+        crate::observe::metrics::Exposition::OpenMetrics
+    } else {
+        crate::observe::metrics::Exposition::Classic
+    };
+    let store = state.store.clone();
+    let text = blocking(move || crate::observe::metrics::of_store(&store, exposition)).await?;
+    Ok(([(header::CONTENT_TYPE, exposition.content_type())], text).into_response())
+}
