@@ -1,14 +1,16 @@
 //! The clap definition: cargo's `cargo styxy …` argv, the global options (before or after
 //! a command's name), the commands and their shared argument parsers.
 
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
 #[cfg(feature = "web")]
 use super::ui;
 use super::{
     allocate, assign, audit, check, completions, config, doctor, env, gc, init, list, metrics,
     port, release, rule, run, scan, types, wait,
 };
-use clap::{Args, Parser, Subcommand, ValueEnum};
-use std::path::PathBuf;
 
 /// cargo runs us as `cargo-styxy styxy …`: the root is `cargo` with one subcommand.
 #[derive(Debug, Parser)]

@@ -4,7 +4,7 @@ use clap::Args;
 use serde::Serialize;
 
 use crate::cli::Ctx;
-use crate::cli::workspace::{self, Selection};
+use crate::cli::checkout::{self, Selection};
 use styxy::model::{InstanceBehavior, PortRange, join_ranges};
 
 /// Give every service of the workspace its port (idempotent)
@@ -38,12 +38,18 @@ struct ServiceView<'a> {
 }
 
 pub fn run(ctx: &Ctx, args: AssignArgs, manifest: Option<&std::path::Path>) -> anyhow::Result<()> {
-    let manifest = workspace::manifest(manifest)?;
-    let ws = workspace::load(ctx, &manifest)?;
-    let services = workspace::select(&ws, &args.selection, &manifest)?;
-    let assigned = workspace::assign(ctx, &ws, &services)?;
+    let manifest = checkout::manifest(manifest)?;
+    let ws = checkout::load(ctx, &manifest)?;
+    let services = checkout::select(&ws, &args.selection, &manifest)?;
+    let root = styxy::workspace::root_id(&ws.root)?;
+    let assigned = ctx.warned(styxy::assign::assign(
+        &ctx.store,
+        &styxy::this_machine(),
+        &root,
+        &services,
+    )?);
     let view = Assignment {
-        workspace: styxy::workspace::root_id(&ws.root)?,
+        workspace: root,
         services: assigned
             .iter()
             .map(|a| ServiceView {

@@ -1,11 +1,14 @@
 //! What a command gets from the global options: the registry, the output format and
 //! verbosity, and the ways to print, warn and change the registry.
 
-use super::Format;
+use std::io::{self, Write};
+
 use anstream::eprintln;
 use serde::Serialize;
-use std::io::{self, Write};
+
 use styxy::registry::Store;
+
+use super::Format;
 
 /// What a command needs from the global options.
 #[derive(Debug)]

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use crate::cli::workspace::{self, Selection};
+use crate::cli::checkout::{self, Selection};
 use crate::cli::{Ctx, Format};
 use styxy::emit::{self, EnvFormat};
 
@@ -27,10 +27,10 @@ pub struct EnvArgs {
 }
 
 pub fn run(ctx: &Ctx, args: EnvArgs, manifest: Option<&std::path::Path>) -> anyhow::Result<()> {
-    let manifest = workspace::manifest(manifest)?;
-    let ws = workspace::load(ctx, &manifest)?;
-    let services = workspace::select(&ws, &args.selection, &manifest)?;
-    let ports = workspace::ports(ctx, &ws, &services)?;
+    let manifest = checkout::manifest(manifest)?;
+    let ws = checkout::load(ctx, &manifest)?;
+    let services = checkout::select(&ws, &args.selection, &manifest)?;
+    let ports = checkout::ports(ctx, &ws, &services)?;
     let mut vars = emit::vars(&services, &ports);
     let format = match ctx.format {
         Format::Human | Format::Dotenv => EnvFormat::Dotenv,

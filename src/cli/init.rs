@@ -7,7 +7,7 @@ use clap::Args;
 use toml_edit::{DocumentMut, InlineTable, Item, Table, Value};
 
 use crate::cli::Ctx;
-use crate::cli::workspace;
+use crate::cli::checkout;
 
 /// The build script `init` writes.
 const BUILD_RS: &str = include_str!("../../templates/build.rs");
@@ -31,10 +31,10 @@ pub struct InitArgs {
 }
 
 pub fn run(ctx: &Ctx, args: InitArgs, manifest: Option<&std::path::Path>) -> anyhow::Result<()> {
-    let manifest = workspace::manifest(manifest)?;
+    let manifest = checkout::manifest(manifest)?;
     let target = match &args.package {
         Some(name) => {
-            let ws = workspace::load(ctx, &manifest)?;
+            let ws = checkout::load(ctx, &manifest)?;
             ws.packages
                 .iter()
                 .find(|p| p.name == *name)

@@ -7,6 +7,7 @@ mod args;
 mod assign;
 mod audit;
 mod check;
+mod checkout;
 mod completions;
 mod config;
 mod context;
@@ -25,7 +26,6 @@ mod types;
 #[cfg(feature = "web")]
 mod ui;
 mod wait;
-mod workspace;
 
 use std::ffi::OsString;
 use std::io;

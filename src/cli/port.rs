@@ -3,7 +3,7 @@
 use clap::Args;
 
 use crate::cli::Ctx;
-use crate::cli::workspace;
+use crate::cli::checkout;
 
 /// Print the port of one service of the workspace, nothing else
 ///
@@ -15,9 +15,9 @@ pub struct PortArgs {
 }
 
 pub fn run(ctx: &Ctx, args: PortArgs, manifest: Option<&std::path::Path>) -> anyhow::Result<()> {
-    let manifest = workspace::manifest(manifest)?;
-    let ws = workspace::load(ctx, &manifest)?;
-    let service = workspace::named(&ws, &args.service)?;
-    let port = workspace::ports(ctx, &ws, std::slice::from_ref(&service))?[0];
+    let manifest = checkout::manifest(manifest)?;
+    let ws = checkout::load(ctx, &manifest)?;
+    let service = checkout::named(&ws, &args.service)?;
+    let port = checkout::ports(ctx, &ws, std::slice::from_ref(&service))?[0];
     ctx.print(&port, |out| writeln!(out, "{port}"))
 }

@@ -26,8 +26,8 @@ pub struct ReleaseArgs {
 pub fn run(ctx: &Ctx, args: ReleaseArgs, manifest: Option<&std::path::Path>) -> anyhow::Result<()> {
     // The checkout's root comes from cargo (or the cache) before the lock is taken.
     let root = if args.workspace {
-        let manifest = crate::cli::workspace::manifest(manifest)?;
-        let ws = crate::cli::workspace::load(ctx, &manifest)?;
+        let manifest = crate::cli::checkout::manifest(manifest)?;
+        let ws = crate::cli::checkout::load(ctx, &manifest)?;
         Some(styxy::workspace::root_id(&ws.root)?)
     } else {
         None

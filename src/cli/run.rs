@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use clap::Args;
 
 use crate::cli::Ctx;
-use crate::cli::workspace::{self, Selection};
+use crate::cli::checkout::{self, Selection};
 use styxy::allocate::leases;
 use styxy::error::AllocError;
 use styxy::model::Lease;
@@ -117,10 +117,10 @@ impl CargoFlags {
 /// Runs the bin with its ports; returns its exit status, which `cargo styxy run` passes on
 /// as its own.
 pub fn run(ctx: &Ctx, args: RunArgs, manifest: Option<&Path>) -> anyhow::Result<u8> {
-    let manifest = workspace::manifest(manifest)?;
-    let ws = workspace::load(ctx, &manifest)?;
+    let manifest = checkout::manifest(manifest)?;
+    let ws = checkout::load(ctx, &manifest)?;
     let all = styxy::workspace::services(&ws)?;
-    let picked: Vec<_> = workspace::select(&ws, &args.selection, &manifest)?
+    let picked: Vec<_> = checkout::select(&ws, &args.selection, &manifest)?
         .into_iter()
         .filter(|s| s.bin.is_some())
         .collect();
@@ -137,7 +137,7 @@ pub fn run(ctx: &Ctx, args: RunArgs, manifest: Option<&Path>) -> anyhow::Result<
         ),
     };
     let bin = service.bin.clone().unwrap_or_default();
-    let ports = workspace::ports(ctx, &ws, &all)?;
+    let ports = checkout::ports(ctx, &ws, &all)?;
     let port = all
         .iter()
         .zip(&ports)

@@ -8,7 +8,7 @@ use clap::Args;
 use serde::Serialize;
 
 use crate::cli::Ctx;
-use crate::cli::workspace;
+use crate::cli::checkout;
 
 /// Wait until services of the workspace listen on their ports
 ///
@@ -50,14 +50,14 @@ const POLL: Duration = Duration::from_millis(20);
 
 pub fn run(ctx: &Ctx, args: WaitArgs, manifest: Option<&std::path::Path>) -> anyhow::Result<()> {
     let start = Instant::now();
-    let manifest = workspace::manifest(manifest)?;
-    let ws = workspace::load(ctx, &manifest)?;
+    let manifest = checkout::manifest(manifest)?;
+    let ws = checkout::load(ctx, &manifest)?;
     let services = args
         .services
         .iter()
-        .map(|name| workspace::named(&ws, name))
+        .map(|name| checkout::named(&ws, name))
         .collect::<anyhow::Result<Vec<_>>>()?;
-    let ports = workspace::ports(ctx, &ws, &services)?;
+    let ports = checkout::ports(ctx, &ws, &services)?;
     let mut waited: Vec<Option<Duration>> = vec![None; ports.len()];
     let deadline = start + args.timeout;
     loop {

@@ -1,12 +1,13 @@
 //! The page and the vendored charting library, embedded in the binary.
 
-use super::AppState;
-use super::security;
 use std::sync::Arc;
 
 use axum::extract::{Request, State};
 use axum::http::header;
 use axum::response::{Html, IntoResponse, Response};
+
+use super::AppState;
+use super::security;
 
 const PAGE: &str = include_str!("../../templates/dashboard.html");
 /// The charting library the metrics tab draws with (see its README for where it comes from).

@@ -1,7 +1,6 @@
 //! The dashboard's server: its shared state, the watcher that keeps every open page up to
 //! date, and the HTTP/1 listeners with their connection cap and header timeout.
 
-use super::routes::router;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -9,6 +8,8 @@ use axum::Router;
 use serde_json::{Value, json};
 
 use styxy::registry::Store;
+
+use super::routes::router;
 
 /// What every request handler shares.
 #[derive(Debug)]

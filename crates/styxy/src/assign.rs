@@ -4,8 +4,8 @@
 use serde::Serialize;
 
 use crate::allocate::{self, Grant, Machine, Request};
+use crate::emit::portfile::PortFile;
 use crate::error::{AllocError, Error, Result};
-use crate::portfile::PortFile;
 use crate::registry::{self, Changed, Store};
 use crate::workspace::Service;
 

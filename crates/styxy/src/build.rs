@@ -21,8 +21,8 @@
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
+use crate::emit::portfile;
 use crate::error::{AllocError, Error, Result};
-use crate::portfile;
 use crate::registry::{Store, paths};
 use crate::workspace::{self, Service, manifests};
 

@@ -22,7 +22,8 @@
 //! - [`Error`]: what can go wrong, each with the fix in its message.
 //!
 //! The rest is what the `cargo-styxy` binary builds on: [`workspace`] (a checkout's
-//! services), [`assign`], [`emit`] and [`portfile`] (what the ports are written as),
+//! services), [`assign`], [`emit`] (what the ports are written as: env files, constants,
+//! port files),
 //! [`audit`], [`probe`] (what listens), [`os`] (every question asked of the OS) and [`fsx`]
 //! (how the registry's files are written).
 //!
@@ -42,7 +43,6 @@ pub mod fsx;
 pub mod gc;
 pub mod model;
 pub mod os;
-pub mod portfile;
 pub mod probe;
 pub mod registry;
 pub mod workspace;

@@ -1,7 +1,5 @@
 //! The handlers that change the registry: types, settings, rules, zones, releases.
 
-use super::{ApiError, bad_json, change};
-use crate::web::AppState;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -17,6 +15,9 @@ use styxy::allocate::{Event, Outcome};
 use styxy::error::AllocError;
 use styxy::model::validate;
 use styxy::model::{InstanceBehavior, Placement, PortRange, Rule, Strategy, Zone};
+
+use super::{ApiError, bad_json, change};
+use crate::web::AppState;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]

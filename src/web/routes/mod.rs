@@ -4,9 +4,6 @@
 mod edit;
 mod read;
 
-use crate::web::security;
-use crate::web::server::refresh;
-use crate::web::{AppState, assets};
 use std::convert::Infallible;
 use std::sync::Arc;
 
@@ -21,6 +18,10 @@ use serde_json::json;
 use styxy::allocate::Outcome;
 use styxy::error::{AllocError, Error, StoreError};
 use styxy::model::Registry;
+
+use crate::web::security;
+use crate::web::server::refresh;
+use crate::web::{AppState, assets};
 
 /// An error as the API answers it: status and `{"error": "…"}`.
 pub(super) struct ApiError(StatusCode, String);

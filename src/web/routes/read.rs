@@ -1,9 +1,6 @@
 //! The handlers that read back (the audit trail, doctor, gc, checkouts, backups, history,
 //! metrics) and the two that act on what they show (gc, restore).
 
-use super::{ApiError, bad_json, blocking};
-use crate::web::AppState;
-use crate::web::server::refresh;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,6 +14,10 @@ use serde_json::{Value, json};
 
 use styxy::error::AllocError;
 use styxy::model::validate;
+
+use super::{ApiError, bad_json, blocking};
+use crate::web::AppState;
+use crate::web::server::refresh;
 
 #[derive(Debug, Deserialize)]
 pub(super) struct AuditQuery {

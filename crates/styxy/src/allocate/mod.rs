@@ -6,7 +6,9 @@ pub mod gc;
 pub mod leases;
 pub mod manage;
 pub mod place;
+mod release;
 pub mod slots;
+mod tidy;
 
 use serde::Serialize;
 
@@ -14,11 +16,13 @@ use crate::error::{AllocError, AllocResult as Result};
 
 use crate::model::validate;
 use crate::model::{
-    Instance, InstanceBehavior, Lease, Origin, Placement, PortRange, Registry, Rule, ServiceType,
+    Instance, InstanceBehavior, Origin, Placement, PortRange, Registry, Rule, ServiceType,
 };
 
 pub use crate::model::Event;
 pub use place::Space;
+pub use release::{Released, release, release_where};
+pub use tidy::tidy;
 
 /// Tells whether something listens on a port right now.
 pub trait Probe {
@@ -495,178 +499,5 @@ fn full_error(name: &str, t: &ServiceType) -> AllocError {
     }
 }
 
-/// One freed instance.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Released {
-    pub service_type: String,
-    pub instance: String,
-    pub port: u16,
-    /// The instance was the last of an auto-allocated type, which is gone with it.
-    pub type_removed: bool,
-}
-
-/// Frees the instances that match: `instance` in `service_type`, every instance of
-/// `service_type`, or `instance` in every type. An auto-allocated type left with no instances
-/// is removed, so its range returns to free space.
-pub fn release(
-    reg: &mut Registry,
-    service_type: Option<&str>,
-    instance: Option<&str>,
-) -> Result<Outcome<Vec<Released>>> {
-    release_where(reg, service_type, instance, None)
-}
-
-/// [`release`], further narrowed to the instances of the checkout `workspace` when given.
-pub fn release_where(
-    reg: &mut Registry,
-    service_type: Option<&str>,
-    instance: Option<&str>,
-    workspace: Option<&str>,
-) -> Result<Outcome<Vec<Released>>> {
-    if let Some(name) = service_type
-        && !reg.types.contains_key(name)
-    {
-        return Err(AllocError::UnknownType {
-            name: name.to_owned(),
-            hint: "see `cargo styxy list` for the types".into(),
-        });
-    }
-    let mut out: Outcome<Vec<Released>> = Outcome::default();
-    // Found first, so that only the types that lose an instance are copied (see `Types`).
-    let found: Vec<(String, Vec<String>)> = reg
-        .types
-        .iter()
-        .filter(|(n, _)| service_type.is_none_or(|s| s == n.as_str()))
-        .filter_map(|(name, t)| {
-            let ids: Vec<String> = t
-                .instances
-                .iter()
-                .filter(|(id, _)| instance.is_none_or(|i| i == id.as_str()))
-                .filter(|(id, i)| workspace.is_none_or(|w| i.workspace(id) == Some(w)))
-                .map(|(id, _)| id.clone())
-                .collect();
-            (!ids.is_empty()).then(|| (name.clone(), ids))
-        })
-        .collect();
-    for (name, ids) in found {
-        let t = reg.types.get_mut(&name).expect("listed above");
-        for id in &ids {
-            let gone = t.instances.remove(id).expect("listed above");
-            let port = gone.port;
-            out.events.push(Event::InstanceReleased {
-                service_type: name.clone(),
-                instance: id.clone(),
-                port,
-                workspace: gone.workspace(id).map(str::to_owned),
-            });
-            out.value.push(Released {
-                service_type: name.clone(),
-                instance: id.clone(),
-                port,
-                type_removed: false,
-            });
-        }
-        if t.origin == Origin::Auto && t.instances.is_empty() {
-            let t = reg.types.remove(&name).expect("present");
-            out.events.push(Event::TypeRemoved {
-                service_type: name.clone(),
-                ranges: t.ranges,
-            });
-            if let Some(last) = out.value.last_mut() {
-                last.type_removed = true;
-            }
-        }
-    }
-    if out.value.is_empty() {
-        let what = match (service_type, instance, workspace) {
-            (_, _, Some(w)) => format!("the checkout {w} holds no port"),
-            (Some(s), Some(i), None) => format!("instance {i:?} holds no port in {s:?}"),
-            (Some(s), None, None) => format!("{s:?} has no instances"),
-            (None, Some(i), None) => format!("instance {i:?} holds no port"),
-            (None, None, None) => "nothing to release".to_owned(),
-        };
-        return Err(AllocError::NothingToRelease { what });
-    }
-    Ok(out)
-}
-
 #[cfg(test)]
 mod tests;
-
-/// Sets right what a hand edit of `registry.toml` or a dead process left behind, before a
-/// command changes anything: leases whose process is gone (`live` says) are dropped, and an
-/// instance whose port its type can no longer give it (outside the edited ranges, or another
-/// instance's) moves to a free port of its type, or is released when there is none. Every
-/// writing command calls this first, under the lock.
-pub fn tidy(
-    reg: &mut Registry,
-    machine: &Machine<'_>,
-    live: &dyn Fn(&Lease) -> bool,
-) -> Outcome<()> {
-    let mut out = Outcome::default();
-    let overlaps = validate::overlaps(reg);
-    for o in &overlaps {
-        out.warnings.push(format!(
-            "{} after a hand edit of registry.toml; change one with `cargo styxy type set {} --range A-B`",
-            o.describe(),
-            o.b
-        ));
-    }
-    let mut moved = std::collections::BTreeSet::new();
-    let misplaced: Vec<(String, String, u16)> = validate::misplaced(reg, &overlaps)
-        .into_iter()
-        .map(|(n, id, port)| (n.to_owned(), id.to_owned(), port))
-        .collect();
-    for (name, id, from) in misplaced {
-        let elsewhere = reg.held_elsewhere(&name);
-        let Some(t) = reg.types.get_mut(&name) else {
-            continue;
-        };
-        let Some(mut instance) = t.instances.remove(&id) else {
-            continue;
-        };
-        let why = if !t.contains(from) {
-            "it is outside the type's ranges"
-        } else if elsewhere.contains(&from) {
-            "an instance of another type, whose ranges overlap these, holds it"
-        } else {
-            "another instance holds it"
-        };
-        match slots::pick(t, None, &elsewhere, machine.probe) {
-            Some(port) => {
-                out.warnings.push(format!(
-                    "instance {id:?} of {name:?} moved from port {from} to {port}: {why} ({})",
-                    t.ranges_text()
-                ));
-                out.events.push(Event::InstanceMoved {
-                    service_type: name.clone(),
-                    instance: id.clone(),
-                    from,
-                    port,
-                    workspace: instance.workspace(&id).map(str::to_owned),
-                });
-                instance.port = port;
-                t.instances.insert(id.clone(), instance);
-            }
-            None => {
-                out.warnings.push(format!(
-                    "instance {id:?} of {name:?} released: {why}, and {} has no free port",
-                    t.ranges_text()
-                ));
-                out.events.push(Event::InstanceReleased {
-                    service_type: name.clone(),
-                    instance: id.clone(),
-                    port: from,
-                    workspace: instance.workspace(&id).map(str::to_owned),
-                });
-            }
-        }
-        moved.insert((name, id));
-    }
-    // Leases end whose process is gone, whose port an edit left outside the type, or whose
-    // instance moved (its process runs on the old port).
-    out.events.extend(leases::retain(reg, &|name, t, l| {
-        live(l) && t.contains(l.port) && !moved.contains(&(name.to_owned(), l.instance.clone()))
-    }));
-    out
-}

@@ -10,10 +10,11 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use crate::allocate::{self, Event, Outcome};
+use crate::emit::portfile;
 use crate::error::{AllocError, Error, Result, StoreError};
 use crate::model::Registry;
 use crate::registry::store::{Guard, Store};
-use crate::{audit, fsx, portfile, probe};
+use crate::{audit, fsx, probe};
 
 /// A change under the lock: the registry to change and what the change says it did.
 #[derive(Debug)]

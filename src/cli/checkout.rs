@@ -1,4 +1,4 @@
-//! The workspace of the current command: found like cargo finds it, described by `cargo
+//! The checkout a command is about: its workspace found like cargo finds it, described by `cargo
 //! metadata` (cached), narrowed by `-p`/`--bin`/`--exclude`, and its ports — from the port
 //! file when it has them all, else assigned under the lock.
 
@@ -10,7 +10,7 @@ use clap::Args;
 use styxy::error::WorkspaceError;
 
 use crate::cli::Ctx;
-use styxy::assign::{self, Assigned};
+use styxy::assign;
 use styxy::workspace::{self, Package, Service, Workspace, cache};
 
 /// Which packages and bins of the workspace a command covers (all by default).
@@ -203,24 +203,21 @@ pub fn named(ws: &Workspace, query: &str) -> anyhow::Result<Service> {
     }
 }
 
-/// Assigns `services` under the lock, printing the warnings.
-pub fn assign(ctx: &Ctx, ws: &Workspace, services: &[Service]) -> anyhow::Result<Vec<Assigned>> {
-    let root = styxy::workspace::root_id(&ws.root)?;
-    let assigned = assign::assign(&ctx.store, &styxy::this_machine(), &root, services)?;
-    Ok(ctx.warned(assigned))
-}
-
 /// The services' ports: read from the port file with no lock when it has them all and was
 /// derived from the registry as it is now (the fast path of `env` and `port`), else assigned.
 pub fn ports(ctx: &Ctx, ws: &Workspace, services: &[Service]) -> anyhow::Result<Vec<u16>> {
     let root = styxy::workspace::root_id(&ws.root)?;
-    let known = styxy::portfile::current(&ctx.store, &root)
+    let known = styxy::emit::portfile::current(&ctx.store, &root)
         .and_then(|pf| assign::from_port_file(&pf, services));
     match known {
         Some(ports) => Ok(ports),
-        None => Ok(assign(ctx, ws, services)?
-            .into_iter()
-            .map(|a| a.grant.port)
-            .collect()),
+        None => {
+            let assigned = assign::assign(&ctx.store, &styxy::this_machine(), &root, services)?;
+            Ok(ctx
+                .warned(assigned)
+                .into_iter()
+                .map(|a| a.grant.port)
+                .collect())
+        }
     }
 }

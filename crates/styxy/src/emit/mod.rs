@@ -1,5 +1,7 @@
-//! What the ports are written as: env files in several shells' syntax, and Rust constants
-//! for build scripts.
+//! What the ports are written as: env files in several shells' syntax, Rust constants for
+//! build scripts, and each checkout's port file ([`portfile`]).
+
+pub mod portfile;
 
 use std::fmt::Write;
 
