@@ -207,7 +207,9 @@ pub fn named(ws: &Workspace, query: &str) -> anyhow::Result<Service> {
 /// derived from the registry as it is now (the fast path of `env` and `port`), else assigned.
 pub fn ports(ctx: &Ctx, ws: &Workspace, services: &[Service]) -> anyhow::Result<Vec<u16>> {
     let root = styxy::workspace::root_id(&ws.root)?;
-    let known = styxy::emit::portfile::current(&ctx.store, &root)
+    let known = ctx
+        .store
+        .current_port_file(&root)
         .and_then(|pf| assign::from_port_file(&pf, services));
     match known {
         Some(ports) => Ok(ports),

@@ -6,5 +6,7 @@ mod assets;
 mod routes;
 pub mod security;
 mod server;
+mod state;
 
-pub use server::{AppState, serve};
+pub use server::serve;
+pub use state::AppState;

@@ -1,79 +1,15 @@
-//! The dashboard's server: its shared state, the watcher that keeps every open page up to
-//! date, and the HTTP/1 listeners with their connection cap and header timeout.
+//! The dashboard's server: the watcher that keeps every open page up to date, and the
+//! HTTP/1 listeners with their connection cap and header timeout.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use serde_json::{Value, json};
 
 use styxy::registry::Store;
 
 use super::routes::router;
-
-/// What every request handler shares.
-#[derive(Debug)]
-pub struct AppState {
-    pub store: Store,
-    pub token: String,
-    pub port: u16,
-    /// The latest dashboard state as JSON; the event stream sends every new one.
-    pub state: tokio::sync::watch::Sender<String>,
-    /// Woken when a page subscribes to the event stream: with none open, nothing polls.
-    pub watched: tokio::sync::Notify,
-}
-
-/// Reads the registry afresh into `state.state` (for a page that asks while nobody watched).
-pub(super) async fn refresh(state: &AppState) {
-    let store = state.store.clone();
-    if let Ok(fresh) = tokio::task::spawn_blocking(move || snapshot(&store).to_string()).await {
-        state.state.send_if_modified(|s| {
-            let changed = *s != fresh;
-            if changed {
-                *s = fresh;
-            }
-            changed
-        });
-    }
-}
-
-/// The whole picture the map and tables draw: the listing, rules, zones, the managed span,
-/// the ephemeral range, and foreign listeners inside our ranges.
-pub(super) fn snapshot(store: &Store) -> Value {
-    let reg = match store.read() {
-        Ok(reg) => reg,
-        Err(e) => return json!({ "error": e.to_string() }),
-    };
-    let machine = styxy::this_machine();
-    let space = styxy::allocate::space(&reg, &machine);
-    let listing = crate::observe::view::listing(&reg, |_, _| true);
-    let foreign: Vec<Value> = styxy::probe::listening_ports()
-        .map(|l| crate::observe::metrics::foreign_listeners(&reg, &l))
-        .unwrap_or_default()
-        .into_iter()
-        .map(|(port, t)| json!({ "port": port, "service_type": t }))
-        .collect();
-    let zones: Vec<Value> = reg
-        .strategies
-        .iter()
-        .flat_map(|(s, st)| {
-            st.zones.iter().map(move |(z, b)| {
-                json!({ "strategy": s, "name": z, "min_port": b.min_port, "max_port": b.max_port })
-            })
-        })
-        .collect();
-    json!({
-        "registry": store.file(),
-        "service_types": listing.service_types,
-        "settings": listing.settings,
-        "audit_events": styxy::model::Event::NAMES,
-        "space": { "min_port": space.lo, "max_port": space.hi },
-        "ephemeral": machine.ephemeral,
-        "rules": reg.rules,
-        "zones": zones,
-        "foreign": foreign,
-    })
-}
+use super::state::{AppState, refresh};
 
 /// Connections served at once, on all listeners: well under a default limit of 1,024 open
 /// files (or a tight 256), so that slow clients cannot take the last file descriptor.

@@ -134,7 +134,8 @@ fn from_registry(
     let store = Store::new(paths::registry_dir(None)?).backdate_watched(before_build);
     let pf_path = portfile::path(store.dir(), root);
     // A port file derived from an older registry (a hand edit, a kill) is not believed.
-    let ports = match portfile::current(&store, root)
+    let ports = match store
+        .current_port_file(root)
         .and_then(|pf| crate::assign::from_port_file(&pf, services))
     {
         Some(ports) => ports,

@@ -20,7 +20,7 @@ use styxy::error::{AllocError, Error, StoreError};
 use styxy::model::Registry;
 
 use crate::web::security;
-use crate::web::server::refresh;
+use crate::web::state::refresh;
 use crate::web::{AppState, assets};
 
 /// An error as the API answers it: status and `{"error": "…"}`.

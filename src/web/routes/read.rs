@@ -17,7 +17,7 @@ use styxy::model::validate;
 
 use super::{ApiError, bad_json, blocking};
 use crate::web::AppState;
-use crate::web::server::refresh;
+use crate::web::state::refresh;
 
 #[derive(Debug, Deserialize)]
 pub(super) struct AuditQuery {

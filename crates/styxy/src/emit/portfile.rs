@@ -9,7 +9,6 @@ use serde::{Deserialize, Serialize};
 use crate::error::Result;
 use crate::fsx::{self, fnv1a};
 use crate::model::ServiceType;
-use crate::registry::Store;
 
 /// The directory in the registry that holds the port files.
 pub const PORTS_DIR: &str = "ports";
@@ -102,13 +101,18 @@ pub fn stamp_path(port_file: &Path) -> PathBuf {
     port_file.with_extension("stamp")
 }
 
-/// The port file of the workspace `root`, if it was derived from the registry and state as
-/// they are now (its stamp says so); else `None`, and the caller takes the lock (assigns),
-/// which rewrites it.
-pub fn current(store: &Store, root: &str) -> Option<PortFile> {
-    let file = path(store.dir(), root);
+/// The port file of the workspace `root` in the registry directory `dir`, if it was derived
+/// from the registry and state as they are now: its stamp equals `identity()` (asked only
+/// when there is a stamp). Else `None`, and the caller takes the lock (assigns), which
+/// rewrites it.
+pub fn current(
+    dir: &Path,
+    root: &str,
+    identity: impl FnOnce() -> Option<String>,
+) -> Option<PortFile> {
+    let file = path(dir, root);
     let stamp = std::fs::read_to_string(stamp_path(&file)).ok()?;
-    if stamp != store.identity().ok()? {
+    if stamp != identity()? {
         return None;
     }
     PortFile::read(&file).filter(|pf| pf.workspace == root)
@@ -118,13 +122,15 @@ pub fn current(store: &Store, root: &str) -> Option<PortFile> {
 /// before the commit that makes it true, so that a writer killed at any instant leaves a port
 /// file that either says the registry's ports or changed (cargo reruns the build scripts that
 /// watch it) and has no stamp (so it is not believed), never an old one that looks current.
-/// A port file that already says `types` is left as it is, stamp and all.
+/// A port file that already says `types` is left as it is, stamp and all. `mtime`: the
+/// modification time to give it (a build script's backdating).
 pub fn stage<'r>(
-    store: &Store,
+    dir: &Path,
     types: impl Iterator<Item = (&'r String, &'r ServiceType)>,
     root: &str,
+    mtime: Option<std::time::SystemTime>,
 ) -> Result<()> {
-    let file = path(store.dir(), root);
+    let file = path(dir, root);
     let text = project(types, root).render();
     if fsx::holds(&file, text.as_bytes())? {
         return Ok(());
@@ -141,7 +147,7 @@ pub fn stage<'r>(
     }
     // The rename's directory sync makes the stamp's removal durable too.
     fsx::write_atomic(&file, text.as_bytes())?;
-    if let Some(t) = store.watched_mtime() {
+    if let Some(t) = mtime {
         let _ = std::fs::File::options()
             .write(true)
             .open(&file)
@@ -153,12 +159,13 @@ pub fn stage<'r>(
 /// Writes the port file of the workspace `root` as [`stage`] does, then its stamp: the
 /// identity of the registry it was derived from (`stamp`), once that registry is committed.
 pub fn write<'r>(
-    store: &Store,
+    dir: &Path,
     types: impl Iterator<Item = (&'r String, &'r ServiceType)>,
     root: &str,
     stamp: &str,
+    mtime: Option<std::time::SystemTime>,
 ) -> Result<()> {
-    stage(store, types, root)?;
-    let file = stamp_path(&path(store.dir(), root));
+    stage(dir, types, root, mtime)?;
+    let file = stamp_path(&path(dir, root));
     fsx::write_if_changed(&file, stamp.as_bytes()).map(drop)
 }

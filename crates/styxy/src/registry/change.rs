@@ -245,7 +245,12 @@ fn commit(
     let staging = guard.stage(events, records)?;
     if !staging.roots.is_empty() || !touched.is_empty() {
         for root in staging.roots.iter().chain(touched) {
-            portfile::stage(store, staging.registry().types.iter(), root)?;
+            portfile::stage(
+                store.dir(),
+                staging.registry().types.iter(),
+                root,
+                store.watched_mtime(),
+            )?;
         }
     }
     let committed = staging.install()?;
@@ -255,9 +260,9 @@ fn commit(
         match store.identity() {
             Ok(stamp) => {
                 for root in roots {
-                    if let Err(e) =
-                        portfile::write(store, committed.registry.types.iter(), root, &stamp)
-                    {
+                    let types = committed.registry.types.iter();
+                    let mtime = store.watched_mtime();
+                    if let Err(e) = portfile::write(store.dir(), types, root, &stamp, mtime) {
                         warnings.push(format!("{e}; `cargo styxy env` rewrites it"));
                     }
                 }

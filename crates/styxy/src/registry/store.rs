@@ -9,6 +9,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use toml_edit::DocumentMut;
 
 use crate::audit::Record;
+use crate::emit::portfile::{self, PortFile};
 use crate::error::{AllocError, Error, Result, StoreError};
 use crate::fsx;
 use crate::model::Registry;
@@ -370,6 +371,12 @@ impl Store {
             lock_wait,
             locked_at,
         })
+    }
+
+    /// The port file of the workspace `root`, if it was derived from the registry as it is
+    /// now (read without the lock: the fast path of `env`, `port` and build scripts).
+    pub fn current_port_file(&self, root: &str) -> Option<PortFile> {
+        portfile::current(&self.dir, root, || self.identity().ok())
     }
 
     /// The backups, newest first.
