@@ -198,6 +198,19 @@ fn a_hand_edited_registry_with_bad_values_names_the_place() {
             "[types.\"a b\"]\nranges = [[20000, 20001]]\n",
             "is not allowed",
         ),
+        // The fields `type add|set` refuse are refused in the file too.
+        (
+            "[types.x]\nranges = [[20000, 20001]]\nmax_instances = 0\n",
+            "at least 1 instance",
+        ),
+        (
+            "[types.x]\nranges = [[20000, 20001]]\npreferred_ports = [0]\n",
+            "preferred port",
+        ),
+        (
+            "[types.x]\nranges = [\"20010-20000\"]\n",
+            "registry.toml:2:",
+        ),
     ];
     for (text, phrase) in cases {
         std::fs::write(home.registry(), text).unwrap();
@@ -207,6 +220,9 @@ fn a_hand_edited_registry_with_bad_values_names_the_place() {
         let err = home.fails(&["config", "validate"], 3);
         assert!(err.contains(phrase), "{text}: {err}");
     }
+    // A range may be written as `type add` takes it.
+    std::fs::write(home.registry(), "[types.x]\nranges = [\"20000-20001\"]\n").unwrap();
+    assert!(home.ok(&["list", "x"]).contains("20000-20001"));
 }
 
 #[test]

@@ -125,7 +125,7 @@ fn routes_answer_with_the_token() {
     let r = ui.json_post(
         "POST",
         "/api/types",
-        r#"{"name":"web-made","ranges":["20000-20009"],"preferred":[20005]}"#,
+        r#"{"name":"web-made","ranges":["20000-20009"],"preferred_ports":[20005]}"#,
     );
     assert_eq!(r.status, 201, "{}", r.body);
     assert!(home.ok(&["list", "web-made"]).contains("20000-20009"));
@@ -141,10 +141,22 @@ fn routes_answer_with_the_token() {
             .unwrap()
             .contains("overlaps 20000-20009 of \"web-made\"")
     );
+    // The fields are registry.toml's: an unknown one is refused, not ignored.
     let r = ui.json_post(
         "PUT",
         "/api/types/web-made",
         r#"{"ranges":["20000-20019"],"single":true}"#,
+    );
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert!(
+        r.json()["error"].as_str().unwrap().contains("single"),
+        "{}",
+        r.body
+    );
+    let r = ui.json_post(
+        "PUT",
+        "/api/types/web-made",
+        r#"{"ranges":[[20000,20019]],"instance_behavior":"single"}"#,
     );
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(

@@ -4,8 +4,8 @@ use clap::{Args, Subcommand};
 use serde::Serialize;
 
 use crate::cli::{Ctx, port_arg, range_arg};
-use styxy::allocate::manage::{self, TypeChange};
-use styxy::model::{InstanceBehavior, PortRange};
+use styxy::allocate::manage;
+use styxy::model::{InstanceBehavior, PortRange, TypeFields};
 
 /// Manage service types by hand
 #[derive(Debug, Subcommand)]
@@ -58,8 +58,8 @@ pub struct Fields {
 }
 
 impl Fields {
-    fn change(self, multi: bool) -> TypeChange {
-        TypeChange {
+    fn change(self, multi: bool) -> TypeFields {
+        TypeFields {
             ranges: (!self.ranges.is_empty()).then_some(self.ranges),
             instance_behavior: if self.single {
                 Some(InstanceBehavior::Single)
@@ -71,6 +71,8 @@ impl Fields {
             preferred_ports: self.preferred,
             description: self.description,
             max_instances: self.max_instances,
+            zone: None,
+            removed: false,
         }
     }
 }

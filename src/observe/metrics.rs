@@ -463,8 +463,9 @@ mod tests {
     use std::time::{Duration, SystemTime};
 
     use super::*;
-    use styxy::allocate::manage::{TypeChange, add_type};
+    use styxy::allocate::manage::add_type;
     use styxy::allocate::{Machine, Request, allocate};
+    use styxy::model::TypeFields;
 
     /// A record of `event` `ago` seconds before `now`, with the given extra fields.
     fn record(now: SystemTime, ago: u64, event: &str, extra: serde_json::Value) -> Record {
@@ -481,9 +482,9 @@ mod tests {
     #[test]
     fn history_walks_the_trail_back_from_now() {
         let mut reg = Registry::default();
-        let change = TypeChange {
+        let change = TypeFields {
             ranges: Some(vec![PortRange::new(10000, 10009)]),
-            ..TypeChange::default()
+            ..TypeFields::default()
         };
         add_type(&mut reg, "t", change).unwrap();
         let machine = Machine {

@@ -10,49 +10,37 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use styxy::allocate::manage::{self, TypeChange};
+use styxy::allocate::manage;
 use styxy::allocate::{Event, Outcome};
 use styxy::error::AllocError;
 use styxy::model::validate;
-use styxy::model::{InstanceBehavior, Placement, PortRange, Rule, Strategy, Zone};
+use styxy::model::{InstanceBehavior, Placement, Rule, Strategy, TypeFields, Zone};
 
 use super::{ApiError, bad_json, change};
 use crate::web::AppState;
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+/// A type as the API takes it: its name (for `POST`) and its fields, as `registry.toml`'s
+/// `[types.NAME]` tables and `type add|set` have them. Read in two steps, not with serde's
+/// `flatten`, which would let an unknown field pass unnoticed.
+#[derive(Debug)]
 pub(super) struct TypeBody {
     name: Option<String>,
-    #[serde(default)]
-    ranges: Option<Vec<String>>,
-    single: Option<bool>,
-    preferred: Option<Vec<u16>>,
-    description: Option<String>,
-    max_instances: Option<u32>,
+    fields: TypeFields,
 }
 
-fn type_change(body: TypeBody) -> Result<TypeChange, ApiError> {
-    let ranges = body
-        .ranges
-        .map(|rs| {
-            rs.iter()
-                .map(|r| validate::parse_range(r))
-                .collect::<Result<Vec<PortRange>, AllocError>>()
-        })
-        .transpose()?;
-    Ok(TypeChange {
-        ranges,
-        instance_behavior: body.single.map(|s| {
-            if s {
-                InstanceBehavior::Single
-            } else {
-                InstanceBehavior::Multi
-            }
-        }),
-        preferred_ports: body.preferred,
-        description: body.description,
-        max_instances: body.max_instances,
-    })
+impl<'de> Deserialize<'de> for TypeBody {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::Error;
+        let mut body = serde_json::Map::deserialize(d)?;
+        let name = match body.remove("name") {
+            None => None,
+            Some(serde_json::Value::String(name)) => Some(name),
+            Some(other) => return Err(D::Error::custom(format!("name: not a string: {other}"))),
+        };
+        let fields =
+            TypeFields::deserialize(serde_json::Value::Object(body)).map_err(D::Error::custom)?;
+        Ok(Self { name, fields })
+    }
 }
 
 pub(super) async fn add_type(
@@ -60,16 +48,16 @@ pub(super) async fn add_type(
     body: Result<Json<TypeBody>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Response, ApiError> {
     let Json(body) = body.map_err(bad_json)?;
-    let name = body.name.clone().unwrap_or_default();
-    let change_ = type_change(body)?;
-    if change_.ranges.as_ref().is_none_or(Vec::is_empty) {
+    let name = body.name.unwrap_or_default();
+    let fields = body.fields;
+    if fields.ranges.as_ref().is_none_or(Vec::is_empty) {
         return Err(ApiError(
             StatusCode::BAD_REQUEST,
             "a new type needs a range, e.g. 20000-20009".into(),
         ));
     }
     let n = name.clone();
-    change(&state, move |reg| manage::add_type(reg, &n, change_)).await?;
+    change(&state, move |reg| manage::add_type(reg, &n, fields)).await?;
     Ok((StatusCode::CREATED, Json(json!({ "service_type": name }))).into_response())
 }
 
@@ -79,9 +67,8 @@ pub(super) async fn set_type(
     body: Result<Json<TypeBody>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Response, ApiError> {
     let Json(body) = body.map_err(bad_json)?;
-    let change_ = type_change(body)?;
     let n = name.clone();
-    change(&state, move |reg| manage::set_type(reg, &n, change_)).await?;
+    change(&state, move |reg| manage::set_type(reg, &n, body.fields)).await?;
     Ok(Json(json!({ "service_type": name })).into_response())
 }
 

@@ -5,18 +5,9 @@ use crate::allocate::{Event, Outcome, Released, release};
 use crate::error::{AllocError, AllocResult as Result};
 
 use crate::model::validate;
-use crate::model::{InstanceBehavior, Origin, Placement, PortRange, Registry, Rule, ServiceType};
-
-/// The fields of a type that a user sets by hand; `None` leaves a field as it is.
-#[derive(Debug, Clone, Default)]
-pub struct TypeChange {
-    pub ranges: Option<Vec<PortRange>>,
-    pub instance_behavior: Option<InstanceBehavior>,
-    pub preferred_ports: Option<Vec<u16>>,
-    /// `Some("")` clears the description.
-    pub description: Option<String>,
-    pub max_instances: Option<u32>,
-}
+use crate::model::{
+    InstanceBehavior, Origin, Placement, PortRange, Registry, Rule, ServiceType, TypeFields,
+};
 
 /// Refuses ranges of `name` that overlap each other or another type's ranges.
 fn check_ranges(reg: &Registry, name: &str, ranges: &[PortRange]) -> Result<()> {
@@ -51,29 +42,18 @@ fn check_ranges(reg: &Registry, name: &str, ranges: &[PortRange]) -> Result<()> 
     Ok(())
 }
 
-fn check_preferred(ports: &[u16]) -> Result<()> {
-    match ports.iter().find(|p| **p == 0) {
-        Some(_) => Err(AllocError::InvalidValue {
-            what: "preferred port",
-            value: "0".into(),
-            reason: "ports are 1-65535".into(),
-        }),
-        None => Ok(()),
-    }
-}
-
 /// Adds a user-declared type.
-pub fn add_type(reg: &mut Registry, name: &str, change: TypeChange) -> Result<Outcome<()>> {
+pub fn add_type(reg: &mut Registry, name: &str, fields: TypeFields) -> Result<Outcome<()>> {
     validate::name(name)?;
     if reg.types.contains_key(name) {
         return Err(AllocError::TypeExists {
             name: name.to_owned(),
         });
     }
-    let ranges = change.ranges.clone().unwrap_or_default();
+    let ranges = fields.ranges.clone().unwrap_or_default();
     check_ranges(reg, name, &ranges)?;
     let mut t = ServiceType::new(ranges.clone(), Origin::User);
-    apply(&mut t, change)?;
+    apply(reg, &mut t, fields)?;
     reg.types.insert(name.to_owned(), t);
     Ok(Outcome {
         value: (),
@@ -85,47 +65,39 @@ pub fn add_type(reg: &mut Registry, name: &str, change: TypeChange) -> Result<Ou
     })
 }
 
-fn apply(t: &mut ServiceType, change: TypeChange) -> Result<()> {
-    if let Some(p) = change.preferred_ports {
-        check_preferred(&p)?;
-        t.preferred_ports = p;
+/// Sets `fields` on `t`, checked as a commit would check them; a zone must exist.
+fn apply(reg: &Registry, t: &mut ServiceType, fields: TypeFields) -> Result<()> {
+    if fields.removed {
+        return Err(AllocError::InvalidValue {
+            what: "field",
+            value: "removed".into(),
+            reason: "a type is removed with `cargo styxy type rm` (or DELETE /api/types/NAME)"
+                .into(),
+        });
     }
-    if let Some(r) = change.ranges {
-        t.ranges = r;
+    if let Some(zone) = &fields.zone
+        && reg.zone(zone).is_none()
+    {
+        return Err(AllocError::UnknownZone { zone: zone.clone() });
     }
-    if let Some(b) = change.instance_behavior {
-        t.instance_behavior = b;
-    }
-    if let Some(d) = change.description {
-        t.description = (!d.is_empty()).then_some(d);
-    }
-    if let Some(m) = change.max_instances {
-        if m == 0 {
-            return Err(AllocError::InvalidValue {
-                what: "max_instances",
-                value: "0".into(),
-                reason: "a type holds at least 1 instance".into(),
-            });
-        }
-        t.max_instances = Some(m);
-    }
-    Ok(())
+    fields.apply_to(t);
+    validate::type_fields(t)
 }
 
 /// Changes an existing type (built-in ones included). Instances must stay inside the new
 /// ranges, and a type turned `single` must not have instances on different ports.
-pub fn set_type(reg: &mut Registry, name: &str, change: TypeChange) -> Result<Outcome<()>> {
+pub fn set_type(reg: &mut Registry, name: &str, fields: TypeFields) -> Result<Outcome<()>> {
     let Some(current) = reg.types.get(name) else {
         return Err(AllocError::UnknownType {
             name: name.to_owned(),
             hint: format!("add it with `cargo styxy type add {name} --range A-B`"),
         });
     };
-    if let Some(ranges) = &change.ranges {
+    if let Some(ranges) = &fields.ranges {
         check_ranges(reg, name, ranges)?;
     }
     let mut t = current.clone();
-    apply(&mut t, change)?;
+    apply(reg, &mut t, fields)?;
     // Changed by a person, an auto-allocated type becomes theirs: it moves to registry.toml
     // and is no longer removed with its last instance.
     if t.origin == Origin::Auto {

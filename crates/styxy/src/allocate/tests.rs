@@ -4,9 +4,10 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use proptest::prelude::*;
 
-use super::manage::{self, TypeChange};
+use super::manage;
 use super::*;
 use crate::model::Settings;
+use crate::model::TypeFields;
 use crate::registry::store::template;
 
 const EPHEMERAL: PortRange = PortRange::new(32768, 60999);
@@ -122,9 +123,9 @@ fn smart_fills_the_first_gap() {
         ("x", PortRange::new(10000, 10009)),
         ("y", PortRange::new(10040, 10049)),
     ] {
-        let change = TypeChange {
+        let change = TypeFields {
             ranges: Some(vec![r]),
-            ..TypeChange::default()
+            ..TypeFields::default()
         };
         manage::add_type(&mut reg, n, change).unwrap();
     }
@@ -135,9 +136,9 @@ fn smart_fills_the_first_gap() {
 fn before_goes_below_the_lowest_managed_range() {
     let mut reg = empty();
     reg.settings.placement = Placement::Before;
-    let change = TypeChange {
+    let change = TypeFields {
         ranges: Some(vec![PortRange::new(20000, 20009)]),
-        ..TypeChange::default()
+        ..TypeFields::default()
     };
     manage::add_type(&mut reg, "x", change).unwrap();
     assert_eq!(range_of(&mut reg, "a"), PortRange::new(19980, 19989));
@@ -160,9 +161,9 @@ fn chunk_size_one_works() {
 fn overlapping_type_add_is_refused() {
     let mut reg = template();
     let before = reg.clone();
-    let change = TypeChange {
+    let change = TypeFields {
         ranges: Some(vec![PortRange::new(8050, 8150)]),
-        ..TypeChange::default()
+        ..TypeFields::default()
     };
     let err = manage::add_type(&mut reg, "mine", change).unwrap_err();
     assert!(

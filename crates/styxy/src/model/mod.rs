@@ -20,5 +20,5 @@ pub use event::Event;
 pub use instance::{Checkout, Instance, Instances, Lease};
 pub use range::{PortRange, join_ranges};
 pub use registry::Registry;
-pub use service_type::{InstanceBehavior, Origin, ServiceType, Types};
+pub use service_type::{InstanceBehavior, Origin, ServiceType, TypeFields, Types};
 pub use settings::{Placement, Rule, Settings, Strategy, Zone};

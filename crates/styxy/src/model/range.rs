@@ -59,7 +59,10 @@ impl<'de> Deserialize<'de> for PortRange {
         impl<'de> serde::de::Visitor<'de> for Pair {
             type Value = PortRange;
             fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a range [start, end]")
+                f.write_str("a range [start, end] or \"start-end\"")
+            }
+            fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<PortRange, E> {
+                super::validate::parse_range(text).map_err(E::custom)
             }
             fn visit_seq<A: serde::de::SeqAccess<'de>>(
                 self,
@@ -82,7 +85,7 @@ impl<'de> Deserialize<'de> for PortRange {
                 Ok(PortRange { start, end })
             }
         }
-        d.deserialize_seq(Pair)
+        d.deserialize_any(Pair)
     }
 }
 

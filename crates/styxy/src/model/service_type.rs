@@ -80,6 +80,58 @@ pub struct ServiceType {
     pub zone: Option<String>,
 }
 
+/// The fields of a service type that people set, each optional (`None` leaves it as it
+/// is): the one description of them for `type add|set`, the dashboard's type form and
+/// `registry.toml`'s `[types.NAME]` tables, applied by [`TypeFields::apply_to`] and checked
+/// by [`crate::model::validate::type_fields`]. A range is written `[start, end]` or
+/// `"start-end"`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TypeFields {
+    #[serde(default)]
+    pub ranges: Option<Vec<PortRange>>,
+    #[serde(default)]
+    pub instance_behavior: Option<InstanceBehavior>,
+    #[serde(default)]
+    pub preferred_ports: Option<Vec<u16>>,
+    /// `Some("")` clears the description.
+    #[serde(default)]
+    pub description: Option<String>,
+    #[serde(default)]
+    pub max_instances: Option<u32>,
+    /// The zone the type's growth stays in.
+    #[serde(default)]
+    pub zone: Option<String>,
+    /// In `registry.toml`: takes away the built-in type of this name (what `type rm`
+    /// writes). Refused where a type is changed, not removed.
+    #[serde(default)]
+    pub removed: bool,
+}
+
+impl TypeFields {
+    /// Sets the fields that are `Some` on `t`.
+    pub fn apply_to(self, t: &mut ServiceType) {
+        if let Some(r) = self.ranges {
+            t.ranges = r;
+        }
+        if let Some(b) = self.instance_behavior {
+            t.instance_behavior = b;
+        }
+        if let Some(p) = self.preferred_ports {
+            t.preferred_ports = p;
+        }
+        if let Some(d) = self.description {
+            t.description = (!d.is_empty()).then_some(d);
+        }
+        if let Some(m) = self.max_instances {
+            t.max_instances = Some(m);
+        }
+        if let Some(z) = self.zone {
+            t.zone = Some(z);
+        }
+    }
+}
+
 impl ServiceType {
     /// A type with the given ranges and nothing else set.
     pub fn new(ranges: Vec<PortRange>, origin: Origin) -> Self {

@@ -354,11 +354,32 @@ fn service_type(n: &str, t: &ServiceType) -> std::result::Result<(), Invalid> {
             service_type: n.to_owned(),
         });
     }
+    let of_type = |error| Invalid::OfType {
+        service_type: n.to_owned(),
+        error,
+    };
     for r in &t.ranges {
-        range_ok(*r).map_err(|error| Invalid::OfType {
-            service_type: n.to_owned(),
-            error,
-        })?;
+        range_ok(*r).map_err(of_type)?;
+    }
+    type_fields(t).map_err(of_type)
+}
+
+/// What a type's fields must say beyond its ranges: preferred ports are ports, and it may
+/// hold at least one instance.
+pub fn type_fields(t: &ServiceType) -> Result<()> {
+    if t.preferred_ports.contains(&0) {
+        return Err(AllocError::InvalidValue {
+            what: "preferred port",
+            value: "0".into(),
+            reason: "ports are 1-65535".into(),
+        });
+    }
+    if t.max_instances == Some(0) {
+        return Err(AllocError::InvalidValue {
+            what: "max_instances",
+            value: "0".into(),
+            reason: "a type holds at least 1 instance".into(),
+        });
     }
     Ok(())
 }

@@ -10,7 +10,8 @@ use serde::Deserialize;
 use toml_edit::{Array, DocumentMut, InlineTable, Item, Table, TableLike, Value};
 
 use crate::model::{
-    InstanceBehavior, Origin, PortRange, Registry, Rule, ServiceType, Settings, Strategy, Types,
+    InstanceBehavior, Origin, PortRange, Registry, Rule, ServiceType, Settings, Strategy,
+    TypeFields, Types,
 };
 
 /// The built-in service types (Styxy's 17 standard categories).
@@ -36,53 +37,13 @@ pub fn builtins() -> &'static Types {
     })
 }
 
-/// One `[types.NAME]` table as written: every field is optional, and over a built-in type
-/// changes only what it sets.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct TypeEntry {
-    ranges: Option<Vec<PortRange>>,
-    instance_behavior: Option<InstanceBehavior>,
-    preferred_ports: Option<Vec<u16>>,
-    /// `""` clears a built-in type's description.
-    description: Option<String>,
-    max_instances: Option<u32>,
-    zone: Option<String>,
-    /// Removes the built-in type of this name.
-    #[serde(default)]
-    removed: bool,
-}
-
-impl TypeEntry {
-    fn apply_to(self, t: &mut ServiceType) {
-        if let Some(r) = self.ranges {
-            t.ranges = r;
-        }
-        if let Some(b) = self.instance_behavior {
-            t.instance_behavior = b;
-        }
-        if let Some(p) = self.preferred_ports {
-            t.preferred_ports = p;
-        }
-        if let Some(d) = self.description {
-            t.description = (!d.is_empty()).then_some(d);
-        }
-        if let Some(m) = self.max_instances {
-            t.max_instances = Some(m);
-        }
-        if let Some(z) = self.zone {
-            t.zone = Some(z);
-        }
-    }
-}
-
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct File {
     #[serde(default)]
     settings: Settings,
     #[serde(default)]
-    types: BTreeMap<String, TypeEntry>,
+    types: BTreeMap<String, TypeFields>,
     #[serde(default)]
     rules: BTreeMap<String, Rule>,
     #[serde(default)]
