@@ -3,5 +3,5 @@
 //     mod ports { include!(concat!(env!("OUT_DIR"), "/styxy_ports.rs")); }
 //     let addr = std::net::SocketAddr::from(([127, 0, 0, 1], ports::API_PORT));
 fn main() {
-    styxy::build::emit().expect("styxy ports");
+    styxy_build::emit().expect("styxy ports");
 }

@@ -26,8 +26,8 @@ fn example_copy() -> tempfile::TempDir {
     for member in ["shop-api", "shop-cli"] {
         let manifest = dir.path().join(member).join("Cargo.toml");
         let text = std::fs::read_to_string(&manifest).unwrap().replace(
-            "path = \"../../../crates/styxy\"",
-            &format!("path = \"{REPO}/crates/styxy\""),
+            "path = \"../../../crates/styxy-build\"",
+            &format!("path = \"{REPO}/crates/styxy-build\""),
         );
         std::fs::write(manifest, text).unwrap();
     }
@@ -61,11 +61,18 @@ fn target_dir() -> PathBuf {
     Path::new(REPO).join("target/fixture-builds")
 }
 
+/// `cargo build -v` of the fixture workspace `ws`, whose build scripts ask this cargo-styxy
+/// (`STYXY_BIN`) unless `env` says otherwise.
 fn cargo_build(ws: &Path, env: &[(&str, &str)], remove: &[&str]) -> Output {
+    cargo_build_in(&target_dir(), ws, env, remove)
+}
+
+fn cargo_build_in(target: &Path, ws: &Path, env: &[(&str, &str)], remove: &[&str]) -> Output {
     let mut c = Command::new(env!("CARGO"));
     c.args(["build", "-v", "--offline"])
         .current_dir(ws)
-        .env("CARGO_TARGET_DIR", target_dir())
+        .env("CARGO_TARGET_DIR", target)
+        .env("STYXY_BIN", env!("CARGO_BIN_EXE_cargo-styxy"))
         .env_remove("STYXY_OFFLINE");
     for (k, v) in env {
         c.env(k, v);
@@ -90,7 +97,11 @@ fn build(home: &Home, ws: &Path) -> String {
 
 /// `shop-cli --ports`: the SERVICES table compiled into the client.
 fn compiled_ports() -> BTreeMap<String, u16> {
-    let out = Command::new(target_dir().join("debug/shop-cli"))
+    compiled_ports_in(&target_dir())
+}
+
+fn compiled_ports_in(target: &Path) -> BTreeMap<String, u16> {
+    let out = Command::new(target.join("debug/shop-cli"))
         .arg("--ports")
         .output()
         .unwrap();
@@ -247,4 +258,52 @@ fn builds_without_a_registry() {
     let log = String::from_utf8(out.stderr).unwrap();
     assert!(log.contains("styxy: no registry"), "{log}");
     assert_eq!(compiled_ports(), offline);
+}
+
+/// Without cargo-styxy (CI, docs.rs) the build goes on: the first build derives the ports
+/// from the manifests as cargo-styxy does offline, later ones keep the constants of the
+/// last build, and once cargo-styxy is there the checkout gets its own ports.
+#[test]
+fn builds_without_cargo_styxy_installed() {
+    // A target dir of its own: cargo gives a workspace member the same OUT_DIR in every
+    // copy of the workspace, and this test starts with none.
+    let target = tempfile::tempdir().unwrap();
+    let target = target.path();
+    let home = Home::new();
+    let home_dir = home.path().to_str().unwrap().to_owned();
+    let ws = example_copy();
+    let missing = ws.path().join("no/cargo-styxy");
+    let missing = missing.to_str().unwrap();
+    let without = [("STYXY_BIN", missing), ("STYXY_HOME", home_dir.as_str())];
+
+    let out = cargo_build_in(target, ws.path(), &without, &[]);
+    let log = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        log.contains("styxy: cargo-styxy is not installed")
+            && log.contains("ports derived from the service names")
+            && log.contains("cargo install cargo-styxy"),
+        "{log}"
+    );
+    let derived = compiled_ports_in(target);
+    assert_eq!(derived.len(), 4, "{derived:?}");
+    assert!(!home.state().exists(), "no registry was written");
+
+    // The same ports cargo-styxy gives offline.
+    cargo_build_in(target, ws.path(), &[("STYXY_OFFLINE", "1")], &[]);
+    assert_eq!(compiled_ports_in(target), derived);
+
+    // Later builds without it (a changed STYXY_BIN reruns the scripts) keep what the last
+    // build wrote: cargo-styxy's, here.
+    let out = cargo_build_in(target, ws.path(), &without, &[]);
+    let log = String::from_utf8(out.stderr).unwrap();
+    assert!(log.contains("keeping the ports of the last build"), "{log}");
+    assert_eq!(compiled_ports_in(target), derived);
+
+    // With cargo-styxy: this checkout's own ports, as `port` says.
+    cargo_build_in(target, ws.path(), &[("STYXY_HOME", home_dir.as_str())], &[]);
+    let m = ws.path().join("Cargo.toml");
+    for (service, port) in compiled_ports_in(target) {
+        let cli = home.ok(&["port", &service, "--manifest-path", m.to_str().unwrap()]);
+        assert_eq!(cli.trim(), port.to_string(), "{service}");
+    }
 }

@@ -1,13 +1,14 @@
 //! The library `styxy` stands alone: with or without its `tool` feature it holds none of
-//! the binary's crates (CLI, web, async, metrics rendering, subprocesses).
+//! the binary's crates (CLI, web, async, metrics rendering, subprocesses); and the build
+//! helper a user's build.rs depends on holds nothing but itself.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 
 use std::process::Command;
 
-/// The crates of `cargo tree -p styxy -e normal` with `features`.
-fn library_tree(features: &[&str]) -> String {
+/// The crates of `cargo tree -p PACKAGE -e normal` with `features`.
+fn tree(package: &str, features: &[&str]) -> String {
     let out = common::succeeded(
         Command::new(env!("CARGO"))
             .args([
@@ -20,7 +21,7 @@ fn library_tree(features: &[&str]) -> String {
                 "--format",
                 "{p}",
                 "--package",
-                "styxy",
+                package,
             ])
             .args(features)
             .current_dir(env!("CARGO_MANIFEST_DIR")),
@@ -31,7 +32,7 @@ fn library_tree(features: &[&str]) -> String {
 #[test]
 fn the_library_pulls_none_of_the_binarys_crates() {
     for features in [&[][..], &["--features", "tool"]] {
-        let tree = library_tree(features);
+        let tree = tree("styxy", features);
         assert!(
             tree.contains("toml_edit"),
             "not the tree we expect:\n{tree}"
@@ -63,4 +64,13 @@ fn the_library_pulls_none_of_the_binarys_crates() {
             );
         }
     }
+}
+
+/// cargo compiles a build script's dependencies a second time: the helper adds only itself.
+#[test]
+fn the_build_helper_depends_on_nothing() {
+    let tree = tree("styxy-build", &[]);
+    let crates: Vec<&str> = tree.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert_eq!(crates.len(), 1, "{tree}");
+    assert!(crates[0].starts_with("styxy-build v"), "{tree}");
 }

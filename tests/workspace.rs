@@ -786,7 +786,7 @@ fn init_adds_the_build_integration_once() {
     let home = Home::new();
     let ws = shop();
     let m = manifest(ws.path());
-    let library = concat!(env!("CARGO_MANIFEST_DIR"), "/crates/styxy");
+    let library = concat!(env!("CARGO_MANIFEST_DIR"), "/crates/styxy-build");
     home.ok(&[
         "init",
         "--manifest-path",
@@ -799,11 +799,11 @@ fn init_adds_the_build_integration_once() {
     let toml = std::fs::read_to_string(ws.path().join("api/Cargo.toml")).unwrap();
     assert!(
         toml.contains("[build-dependencies]")
-            && toml.contains(&format!("styxy = {{ path = {library:?}")),
+            && toml.contains(&format!("styxy-build = {{ path = {library:?}")),
         "{toml}"
     );
     let build = std::fs::read_to_string(ws.path().join("api/build.rs")).unwrap();
-    assert!(build.contains("styxy::build::emit()"), "{build}");
+    assert!(build.contains("styxy_build::emit()"), "{build}");
     let err = home.fails(&["init", "--manifest-path", &m, "-p", "shop-api"], 1);
     assert!(
         err.contains("already exists") && err.contains("--force"),
@@ -823,7 +823,7 @@ fn init_adds_the_build_integration_once() {
         "--manifest-path",
         &m,
     ]));
-    assert!(String::from_utf8_lossy(&meta.stdout).contains(r#""name":"styxy""#));
+    assert!(String::from_utf8_lossy(&meta.stdout).contains(r#""name":"styxy-build""#));
 }
 
 #[test]

@@ -8,8 +8,8 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 #[cfg(feature = "web")]
 use super::ui;
 use super::{
-    allocate, assign, audit, check, completions, config, doctor, env, gc, init, list, metrics,
-    port, release, rule, run, scan, types, wait,
+    allocate, assign, audit, build_script, check, completions, config, doctor, env, gc, init, list,
+    metrics, port, release, rule, run, scan, types, wait,
 };
 
 /// cargo runs us as `cargo-styxy styxy …`: the root is `cargo` with one subcommand.
@@ -261,6 +261,10 @@ pub enum Command {
     Init(With<init::InitArgs>),
     /// Print the completion registration of `cargo-styxy` for a shell
     Completions(With<completions::CompletionsArgs>),
+    /// For the styxy-build helper of a build script: this checkout's constants in OUT_DIR
+    /// and cargo's directives on stdout
+    #[command(hide = true)]
+    BuildScript(With<build_script::BuildScriptArgs>),
     // Not a doc comment: rustdoc would read `[::1]` as a link.
     #[command(about = "Serve the web dashboard on 127.0.0.1 (and [::1]) and print its URL")]
     #[cfg(feature = "web")]

@@ -24,8 +24,8 @@ pub struct InitArgs {
     /// Replace an existing build.rs
     #[arg(long)]
     pub force: bool,
-    /// Depend on the styxy library at DIR (a checkout's `crates/styxy`) instead of the
-    /// crates.io release
+    /// Depend on the build helper at DIR (a checkout's `crates/styxy-build`) instead of
+    /// the crates.io release
     #[arg(long, value_name = "DIR")]
     pub path: Option<PathBuf>,
 }
@@ -66,7 +66,7 @@ pub fn run(ctx: &Ctx, args: InitArgs, manifest: Option<&std::path::Path>) -> any
     };
     if build_path.exists() && !args.force {
         anyhow::bail!(
-            "{} already exists; add `styxy::build::emit().expect(\"styxy ports\");` to its main, or pass --force to replace it",
+            "{} already exists; add `styxy_build::emit().expect(\"styxy ports\");` to its main, or pass --force to replace it",
             build_path.display()
         );
     }
@@ -75,7 +75,7 @@ pub fn run(ctx: &Ctx, args: InitArgs, manifest: Option<&std::path::Path>) -> any
         .or_insert_with(|| Item::Table(Table::new()))
         .as_table_like_mut()
         .context("[build-dependencies] is not a table")?;
-    let added = !deps.contains_key("styxy");
+    let added = !deps.contains_key("styxy-build");
     if added {
         let mut dep = InlineTable::new();
         match &args.path {
@@ -88,14 +88,14 @@ pub fn run(ctx: &Ctx, args: InitArgs, manifest: Option<&std::path::Path>) -> any
                 dep.insert("version", Value::from(env!("CARGO_PKG_VERSION")));
             }
         }
-        deps.insert("styxy", Item::Value(Value::InlineTable(dep)));
+        deps.insert("styxy-build", Item::Value(Value::InlineTable(dep)));
         styxy::fsx::write_atomic(&target, doc.to_string().as_bytes())?;
     }
     styxy::fsx::write_atomic(&build_path, BUILD_RS.as_bytes())?;
     ctx.print(&serde_json::json!({"manifest": target, "build_script": build_path, "dependency_added": added}), |out| {
         writeln!(out, "wrote {}", build_path.display())?;
         if added {
-            writeln!(out, "added styxy to [build-dependencies] of {}", target.display())?;
+            writeln!(out, "added styxy-build to [build-dependencies] of {}", target.display())?;
         }
         writeln!(
             out,

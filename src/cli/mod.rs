@@ -6,6 +6,7 @@ mod allocate;
 mod args;
 mod assign;
 mod audit;
+mod build_script;
 mod check;
 mod checkout;
 mod completions;
@@ -198,6 +199,7 @@ fn execute(global: &GlobalArgs, command: Command) -> Result<(), CliError> {
         Command::Init(With { args, .. }) => init::run(&ctx, args, manifest),
         Command::Audit(With { args, .. }) => return audit::run(&ctx, args),
         Command::Metrics(With { args, .. }) => metrics::run(&ctx, args),
+        Command::BuildScript(With { args, .. }) => build_script::run(args),
         Command::Completions(With { args, .. }) => completions::run(args),
         #[cfg(feature = "web")]
         Command::Ui(With { args, .. }) => ui::run(&ctx, args),

@@ -66,8 +66,8 @@ fn example(root: &Path, dir: &Path) {
     for member in ["shop-api", "shop-cli"] {
         let m = dir.join(member).join("Cargo.toml");
         let text = std::fs::read_to_string(&m).expect("manifest").replace(
-            "path = \"../../../crates/styxy\"",
-            &format!("path = \"{}/crates/styxy\"", root.display()),
+            "path = \"../../../crates/styxy-build\"",
+            &format!("path = \"{}/crates/styxy-build\"", root.display()),
         );
         std::fs::write(m, text).expect("write");
     }

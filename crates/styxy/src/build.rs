@@ -1,17 +1,6 @@
-//! The build-script entry point: the workspace's ports as Rust constants.
-//!
-//! ```no_run
-//! // build.rs, in `fn main()`:
-//! styxy::build::emit().expect("styxy ports");
-//! ```
-//!
-//! ```text
-//! // src/main.rs
-//! mod ports {
-//!     include!(concat!(env!("OUT_DIR"), "/styxy_ports.rs"));
-//! }
-//! let addr = std::net::SocketAddr::from(([127, 0, 0, 1], ports::API_PORT));
-//! ```
+//! The workspace's ports as Rust constants, for a build script: what `cargo-styxy styxy
+//! build-script` runs when the build helper `styxy-build` asks it (with the build script's
+//! environment), so that a user's build.rs pulls none of this library's dependencies.
 //!
 //! `emit` never runs cargo (a build script that does can deadlock on cargo's locks) and
 //! never fails a build for want of a registry: offline (`STYXY_OFFLINE=1`) or without a
@@ -162,4 +151,111 @@ fn from_registry(
         watched.push(config);
     }
     Ok((ports, watched))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use crate::workspace::{self, manifests};
+
+    /// The build helper derives the constants from the manifests on its own (it has no
+    /// TOML crate): for a workspace that uses every key, it must say what cargo-styxy says
+    /// offline.
+    #[test]
+    fn the_helpers_offline_constants_are_cargo_styxys() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let files = [
+            (
+                "Cargo.toml",
+                r#"
+[workspace]
+members = ["crates/*", "tools"]
+exclude = ["crates/ignored"]
+[workspace.metadata.styxy]
+prefix = "SHOP_"
+"#,
+            ),
+            (
+                "crates/api/Cargo.toml",
+                r#"
+[package]
+name = "api"          # the package
+version = "0.1.0"
+description = """
+multi-line, "quoted" """
+
+[[bin]]
+name = "worker"
+path = "src/worker.rs"
+
+[package.metadata.styxy.bins.api]
+port = 18080
+url = "http://127.0.0.1:{port}/v1"
+[package.metadata.styxy.bins.worker]
+env = "JOBS_PORT"
+service = "api-jobs"
+[package.metadata.styxy]
+services = ["postgres", 'redis']
+"#,
+            ),
+            ("crates/api/src/main.rs", "fn main() {}"),
+            ("crates/api/src/worker.rs", "fn main() {}"),
+            ("crates/api/src/bin/admin/main.rs", "fn main() {}"),
+            (
+                "crates/web/Cargo.toml",
+                "[package]\nname = \"web\"\nversion = \"0.1.0\"\n\n[package.metadata.styxy.bins.web]\ntype = \"frontend\"\n[package.metadata.styxy.bins.probe]\nskip = true\n[package.metadata.styxy]\nservices = [\"postgres\"]\n",
+            ),
+            ("crates/web/src/main.rs", "fn main() {}"),
+            ("crates/web/src/bin/probe.rs", "fn main() {}"),
+            (
+                "crates/ignored/Cargo.toml",
+                "[package]\nname = \"ignored\"\nversion = \"0.1.0\"\n",
+            ),
+            ("crates/ignored/src/main.rs", "fn main() {}"),
+            (
+                "tools/Cargo.toml",
+                "[package]\nname = \"tools\"\nversion = \"0.1.0\"\nautobins = false\n[[bin]]\nname = \"seed\"\npath = \"seed.rs\"\n",
+            ),
+            ("tools/seed.rs", "fn main() {}"),
+            ("tools/src/main.rs", "fn main() {}"),
+        ];
+        for (path, text) in files {
+            let p = dir.path().join(path);
+            std::fs::create_dir_all(p.parent().expect("a parent")).expect("mkdir");
+            std::fs::write(p, text).expect("write");
+        }
+        let package_dir = dir.path().join("crates/api");
+        let (ws, _) = manifests::discover(&package_dir).expect("discover");
+        let services = workspace::services(&ws).expect("services");
+        let root = workspace::root_id(&ws.root).expect("root");
+        let ports: Vec<_> = services
+            .into_iter()
+            .map(|s| {
+                let port = workspace::fallback_port(&s);
+                (s, port)
+            })
+            .collect();
+        let ours = crate::emit::rust(&root, &ports);
+        let helpers =
+            styxy_build::derived_constants(Path::new(&package_dir), "api").expect("helper");
+        assert_eq!(helpers, ours);
+        for constant in [
+            "SHOP_API_PORT: u16 = 18080",
+            "SHOP_API_URL",
+            "JOBS_PORT",
+            "SHOP_ADMIN_PORT",
+            "SHOP_WEB_PORT",
+            "SHOP_POSTGRES_PORT",
+            "SHOP_REDIS_PORT",
+            "SHOP_SEED_PORT",
+            "(\"frontend\", ",
+            "(\"api-jobs\", ",
+        ] {
+            assert!(ours.contains(constant), "{constant} in\n{ours}");
+        }
+        for absent in ["PROBE", "IGNORED", "TOOLS_PORT"] {
+            assert!(!ours.contains(absent), "{absent} in\n{ours}");
+        }
+    }
 }

@@ -254,10 +254,6 @@ pub fn sweep_temps(dir: &Path) -> usize {
         .count()
 }
 
-/// A stable 64-bit FNV-1a hash: the same in every process and every version, for file names
-/// and fallback ports.
-pub fn fnv1a(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {
-        (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
-    })
-}
+/// A stable 64-bit FNV-1a hash: the same in every process and every version, for file
+/// names and fallback ports (the build helper's, which derives ports offline).
+pub use styxy_build::rules::fnv1a;

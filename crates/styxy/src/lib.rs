@@ -8,7 +8,8 @@
 //!
 //! The public API is what a build script and an embedder need:
 //!
-//! - [`build`]: `styxy::build::emit()`, the build-script entry point.
+//! - [`build`]: the constants a build script gets, through the `styxy-build` helper and
+//!   `cargo-styxy styxy build-script`.
 //! - [`registry::change()`]: the one change path: takes the lock, reads and tidies the
 //!   registry, runs your change on it (with the [`allocate`] functions), commits it (the
 //!   state, `registry.toml` when a person's config changed, the per-checkout port files, the

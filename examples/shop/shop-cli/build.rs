@@ -1,3 +1,3 @@
 fn main() {
-    styxy::build::emit().expect("styxy ports");
+    styxy_build::emit().expect("styxy ports");
 }

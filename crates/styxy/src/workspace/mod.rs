@@ -11,6 +11,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
+use styxy_build::rules;
 
 use crate::error::{AllocError, Error, Result, WorkspaceError};
 use crate::model::InstanceBehavior;
@@ -94,10 +95,7 @@ impl Service {
     /// by `_URL` (`SHOP_API_URL`), else with `_URL` added.
     pub fn url_env(&self) -> Option<String> {
         self.url.as_ref()?;
-        Some(match self.env.strip_suffix("_PORT") {
-            Some(stem) => format!("{stem}_URL"),
-            None => format!("{}_URL", self.env),
-        })
+        Some(rules::url_env(&self.env))
     }
 
     /// Its URL with `port` in it, if it has a `url`.
@@ -170,19 +168,6 @@ struct WorkspaceMeta {
     /// The placement zone of the workspace's new types.
     #[serde(default)]
     zone: Option<String>,
-}
-
-/// `shop-api` → `SHOP_API`.
-pub fn upper_snake(name: &str) -> String {
-    name.chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() {
-                c.to_ascii_uppercase()
-            } else {
-                '_'
-            }
-        })
-        .collect()
 }
 
 /// An env var and Rust constant name: `[A-Z_][A-Z0-9_]*`, not `PORT` (which `run` sets)
@@ -300,7 +285,7 @@ pub fn services(ws: &Workspace) -> Result<Vec<Service>> {
                 .map_err(|e| meta_error(p, &key("service"), e.to_string()))?;
             let env = match &m.env {
                 Some(e) => e.clone(),
-                None => format!("{prefix}{}_PORT", upper_snake(bin)),
+                None => rules::env_name(&prefix, bin),
             };
             check_env_name(&env).map_err(|reason| {
                 meta_error(p, &key("env"), format!("{reason}; set `env = \"…\"`"))
@@ -366,7 +351,7 @@ pub fn services(ws: &Workspace) -> Result<Vec<Service>> {
             {
                 continue; // Another member runs the same extra service: one port for both.
             }
-            let env = format!("{prefix}{}_PORT", upper_snake(name));
+            let env = rules::env_name(&prefix, name);
             check_env_name(&env)
                 .map_err(|reason| meta_error(p, "[package.metadata.styxy] services", reason))?;
             out.push(Service {
@@ -415,10 +400,7 @@ pub fn services(ws: &Workspace) -> Result<Vec<Service>> {
 /// The port a service gets when there is no registry (offline, CI, docs.rs): its pinned port,
 /// else one derived from its type name, in 10000-32767.
 pub fn fallback_port(s: &Service) -> u16 {
-    s.pinned_port.unwrap_or_else(|| {
-        let span = 32767 - 10000 + 1;
-        10000 + u16::try_from(crate::fsx::fnv1a(s.service_type.as_bytes()) % span).unwrap_or(0)
-    })
+    rules::fallback_port(&s.service_type, s.pinned_port)
 }
 
 /// The nearest `Cargo.toml` at or above `dir`.
