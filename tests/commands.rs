@@ -409,16 +409,8 @@ fn a_held_lock_times_out_naming_the_lock_file() {
     let home = Home::new();
     home.ok(&["allocate", "--service", "x", "--instance", "i"]);
     let before = home.read();
-    let lock = std::fs::File::options()
-        .write(true)
-        .open(home.path().join("registry.lock"))
-        .unwrap();
-    lock.lock().unwrap();
-    let out = home
-        .cmd(&["allocate", "--service", "y", "--instance", "i"])
-        .env("STYXY_LOCK_TIMEOUT", "1")
-        .output()
-        .unwrap();
+    let lock = home.hold_lock();
+    let out = home.run_with_a_1s_lock_deadline(&["allocate", "--service", "y", "--instance", "i"]);
     let err = String::from_utf8(out.stderr).unwrap();
     assert_eq!(out.status.code(), Some(4), "{err}");
     assert!(
@@ -972,16 +964,8 @@ fn each_documented_exit_code_is_what_a_failing_command_returns() {
         "--service",
     );
 
-    let lock = std::fs::File::options()
-        .write(true)
-        .open(home.path().join("registry.lock"))
-        .unwrap();
-    lock.lock().unwrap();
-    let out = home
-        .cmd(&["allocate", "--service", "y", "--instance", "i"])
-        .env("STYXY_LOCK_TIMEOUT", "1")
-        .output()
-        .unwrap();
+    let lock = home.hold_lock();
+    let out = home.run_with_a_1s_lock_deadline(&["allocate", "--service", "y", "--instance", "i"]);
     assert_eq!(out.status.code(), Some(4));
     check(4, String::from_utf8(out.stderr).unwrap(), "gave up waiting");
     lock.unlock().unwrap();

@@ -94,6 +94,25 @@ impl Home {
         serde_json::from_str(&self.ok(&all)).unwrap()
     }
 
+    /// Takes the registry lock as another cargo-styxy would; it is held until the file is
+    /// dropped (or unlocked).
+    pub fn hold_lock(&self) -> std::fs::File {
+        let lock = std::fs::File::options()
+            .write(true)
+            .open(self.path().join("registry.lock"))
+            .unwrap();
+        lock.lock().unwrap();
+        lock
+    }
+
+    /// Runs `args` with a lock deadline of one second; returns the output.
+    pub fn run_with_a_1s_lock_deadline(&self, args: &[&str]) -> Output {
+        self.cmd(args)
+            .env("STYXY_LOCK_TIMEOUT", "1")
+            .output()
+            .unwrap()
+    }
+
     /// Runs and expects failure with exit status `code`; returns stderr.
     pub fn fails(&self, args: &[&str], code: i32) -> String {
         let out = self.run(args);
