@@ -59,7 +59,8 @@ pub(super) fn noop_builds(ctx: &Ctx) -> Result<(Stats, Stats, usize)> {
 
 /// What `styxy-build` as a build-dependency adds to the clean debug build of a small axum
 /// service: the same service with and without it (and its build.rs), each built from an
-/// empty target dir, in turns, so that drift hits both alike. The lock file is ours, so
+/// empty target dir, in turns, so that drift hits both alike. Eight rounds: the same clean
+/// build varies by seconds from one run to the next on a 2-core machine. The lock file is ours, so
 /// the service's crates are the versions already in the local registry.
 pub(super) fn build_cost(ctx: &Ctx) -> Result<(Stats, Stats)> {
     const MAIN: &str = r#"#[cfg(styxy)]
@@ -169,7 +170,7 @@ styxy-build = {{ path = {:?} }}
     clean_build(&dirs[0])?;
     clean_build(&dirs[1])?;
     let (mut with, mut without) = (Vec::new(), Vec::new());
-    for _ in 0..if ctx.quick { 1 } else { 5 } {
+    for _ in 0..if ctx.quick { 1 } else { 8 } {
         with.push(clean_build(&dirs[0])?);
         without.push(clean_build(&dirs[1])?);
     }
