@@ -55,23 +55,6 @@ pub fn ephemeral_range() -> Option<PortRange> {
     *RANGE.get_or_init(|| os::ephemeral_range().map(|(a, b)| PortRange::new(a, b)))
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn sees_a_listener_on_either_loopback() {
-        let v4 = TcpListener::bind("127.0.0.1:0").unwrap();
-        assert!(is_listening(v4.local_addr().unwrap().port()));
-        if let Ok(v6) = TcpListener::bind("[::1]:0") {
-            assert!(is_listening(v6.local_addr().unwrap().port()));
-        }
-        let port = v4.local_addr().unwrap().port();
-        drop(v4);
-        assert!(!is_listening(port));
-    }
-}
-
 /// Ports with a listening TCP socket on any local address (no socket is bound). `None`
 /// where the OS has no such listing.
 #[cfg(feature = "tool")]
@@ -197,5 +180,22 @@ mod listing_tests {
         );
         drop(l);
         assert!(serving(&[port].into(), false).is_empty());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sees_a_listener_on_either_loopback() {
+        let v4 = TcpListener::bind("127.0.0.1:0").unwrap();
+        assert!(is_listening(v4.local_addr().unwrap().port()));
+        if let Ok(v6) = TcpListener::bind("[::1]:0") {
+            assert!(is_listening(v6.local_addr().unwrap().port()));
+        }
+        let port = v4.local_addr().unwrap().port();
+        drop(v4);
+        assert!(!is_listening(port));
     }
 }

@@ -3,6 +3,7 @@
 
 pub mod portfile;
 
+#[cfg(feature = "tool")]
 use std::fmt::Write;
 
 use crate::workspace::Service;
@@ -147,6 +148,7 @@ pub fn rust(workspace: &str, ports: &[(Service, u16)]) -> String {
 mod tests {
     use super::*;
 
+    #[cfg(feature = "tool")]
     #[test]
     fn formats() {
         let vars = vec![
@@ -190,6 +192,7 @@ mod tests {
         );
     }
 
+    #[cfg(feature = "tool")]
     #[test]
     fn text_is_quoted_where_a_shell_reads_it() {
         let url = "http://127.0.0.1:1/a?b=1&c=*".to_owned();
@@ -200,6 +203,7 @@ mod tests {
         assert_eq!(json_map(&vars)["A_URL"], url);
     }
 
+    #[cfg(feature = "tool")]
     #[test]
     fn compose_project_names_are_valid_stable_and_per_checkout() {
         use std::path::Path;

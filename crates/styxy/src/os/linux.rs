@@ -308,7 +308,6 @@ pub fn exec_tied_to(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::net::TcpListener;
 
     /// A LISTEN row of the table (state 0A) at `addr:port`, with socket inode `inode`.
     fn row(addr: &str, port: u16, state: &str, inode: u64) -> String {
@@ -363,6 +362,7 @@ mod tests {
     #[cfg(feature = "tool")]
     #[test]
     fn sock_diag_lists_what_proc_lists() {
+        use std::net::TcpListener;
         let v4 = TcpListener::bind("127.0.0.1:0").unwrap();
         let v6 = TcpListener::bind("[::1]:0").ok();
         let from_proc = || -> std::collections::BTreeSet<Socket> {

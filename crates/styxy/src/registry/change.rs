@@ -346,7 +346,8 @@ pub fn restore(store: &Store, backup: Option<&Path>) -> Result<Changed<PathBuf>>
     })
 }
 
-#[cfg(test)]
+// The audit trail's reader comes with `tool`.
+#[cfg(all(test, feature = "tool"))]
 mod tests {
     use super::*;
     use crate::allocate::Request;
