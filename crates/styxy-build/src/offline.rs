@@ -62,7 +62,11 @@ pub fn constants(package_dir: &Path, package: &str) -> Result<Offline, String> {
         })
         .collect();
     let text = rules::render(&root.to_string_lossy(), &constants);
-    let own = rules::own_ports(&text, package);
+    let own = constants
+        .iter()
+        .filter(|c| c.package == package)
+        .map(|c| (c.env.to_owned(), c.port))
+        .collect();
     read.sort();
     read.dedup();
     Ok(Offline {

@@ -15,10 +15,7 @@ use crate::error::{AllocError, Error, Result};
 use crate::registry::{Store, paths};
 use crate::workspace::{self, Service, manifests};
 
-/// The file written in `$OUT_DIR`.
-pub const OUT_FILE: &str = "styxy_ports.rs";
-/// Set to `1` (or `true`) to skip the registry and use fallback ports.
-pub const OFFLINE_ENV: &str = "STYXY_OFFLINE";
+pub use styxy_build::{OFFLINE_ENV, OUT_FILE};
 
 /// What [`emit`] did.
 #[derive(Debug, Clone)]
@@ -44,20 +41,12 @@ fn env_path(key: &'static str) -> Result<PathBuf> {
 /// Writes `$OUT_DIR/styxy_ports.rs` (only when its content changes) with a `pub const
 /// NAME_PORT: u16` per service of the workspace and a `SERVICES` table, emits
 /// `cargo:rustc-env` for this package's own services, and tells cargo to rerun only when
-/// this workspace's port file, `registry.toml`, its manifests, or the variables read change.
+/// this workspace's port file, `registry.toml` or its manifests change (the helper, which
+/// runs this, watches the variables read).
 pub fn emit() -> Result<Report> {
     let manifest_dir = env_path("CARGO_MANIFEST_DIR")?;
     let out_dir = env_path("OUT_DIR")?;
     let package = std::env::var("CARGO_PKG_NAME").unwrap_or_default();
-    for var in [
-        paths::HOME_ENV,
-        OFFLINE_ENV,
-        "XDG_CONFIG_HOME",
-        "HOME",
-        crate::registry::store::LOCK_TIMEOUT_ENV,
-    ] {
-        println!("cargo:rerun-if-env-changed={var}");
-    }
     let (ws, manifests) = manifests::discover(&manifest_dir)?;
     for m in &manifests {
         println!("cargo:rerun-if-changed={}", m.display());

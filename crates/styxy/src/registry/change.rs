@@ -128,7 +128,7 @@ pub fn replace<T>(
     prepare: impl FnOnce(&str) -> Result<Option<Replacement<T>>>,
 ) -> Result<Changed<Option<T>>> {
     let mut guard = store.lock_for_replacement()?;
-    let Some(r) = prepare(&store.current_text()?)? else {
+    let Some(r) = prepare(guard.config_text())? else {
         return Ok(Changed {
             value: None,
             warnings: Vec::new(),

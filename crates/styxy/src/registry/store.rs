@@ -459,6 +459,14 @@ impl<'s> Guard<'s> {
         self.replacement = None;
     }
 
+    /// `registry.toml`'s text as read under the lock: the template when there is no file.
+    pub fn config_text(&self) -> &str {
+        self.loaded
+            .config_text
+            .as_deref()
+            .unwrap_or(config::TEMPLATE)
+    }
+
     /// Instances the state holds of types defined nowhere any more (removed from
     /// `registry.toml` by hand): the next commit drops them.
     pub fn orphans(&self) -> &[(String, String, crate::model::Instance)] {
