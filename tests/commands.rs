@@ -1002,3 +1002,38 @@ fn each_documented_exit_code_is_what_a_failing_command_returns() {
         "the README's exit codes and the ones checked here"
     );
 }
+
+/// The build helper's protocol: a format this cargo-styxy does not speak is a usage error
+/// (exit 2, which tells the helper to go on without it), and outside a build script the
+/// command says what it is for.
+#[test]
+fn build_script_refuses_an_unknown_format_and_a_call_outside_a_build() {
+    let home = Home::new();
+    let err = home.fails(&["build-script", "--format-version", "2"], 2);
+    assert!(err.contains("--format-version"), "{err}");
+    let out = home
+        .cmd(&["build-script", "--format-version", "1"])
+        .env_remove("OUT_DIR")
+        .env_remove("CARGO_MANIFEST_DIR")
+        .output()
+        .unwrap();
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("\"CARGO_MANIFEST_DIR\": is not set") && err.contains("styxy_build::emit()"),
+        "{err}"
+    );
+    assert!(out.stdout.is_empty());
+}
+
+/// `run`'s trampoline with a parent that is not a pid says so (it exited 1 with no word).
+#[test]
+fn the_run_trampoline_refuses_a_parent_that_is_not_a_pid() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_cargo-styxy"))
+        .args(["__styxy-run-child", "-1", "/bin/true"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("is for `cargo styxy run` only"), "{err}");
+}

@@ -33,7 +33,7 @@ fn env_path(key: &'static str) -> Result<PathBuf> {
         Error::from(AllocError::InvalidValue {
             what: "environment",
             value: key.to_owned(),
-            reason: "is not set; call styxy::build::emit() from a build script".into(),
+            reason: "is not set; `cargo-styxy styxy build-script` runs from a build script (styxy_build::emit())".into(),
         })
     })
 }
