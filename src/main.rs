@@ -2,6 +2,8 @@
 //! (`cli/`), the dashboard (`web/`) and what both read back (`observe/`) sit on the `styxy`
 //! library.
 
+#![forbid(unsafe_code)]
+
 mod cli;
 mod observe;
 #[cfg(feature = "web")]

@@ -32,6 +32,8 @@
 //!
 //! MSRV: Rust 1.89. The API is not stable before 1.0.
 
+#![forbid(unsafe_code)]
+
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};

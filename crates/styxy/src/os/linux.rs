@@ -5,7 +5,6 @@
 use std::collections::HashMap;
 use std::ffi::OsString;
 use std::fs::File;
-use std::net::IpAddr;
 
 use super::Socket;
 
@@ -17,12 +16,6 @@ pub fn ephemeral_range() -> Option<(u16, u16)> {
         (Some(Ok(a)), Some(Ok(b))) if a <= b => Some((a, b)),
         _ => None,
     }
-}
-
-/// Whether a socket bound to `addr` takes connections to a loopback address.
-fn reaches_loopback(addr: IpAddr) -> bool {
-    let addr = addr.to_canonical();
-    addr.is_loopback() || addr.is_unspecified()
 }
 
 /// Asked of sock_diag, which walks only the listening sockets; else (netlink refused, as
@@ -49,7 +42,8 @@ pub fn listening_sockets() -> Option<Vec<Socket>> {
 /// `SOCK_DIAG_BY_FAMILY` with only `TCP_LISTEN` asked for; see sock_diag(7)).
 #[cfg(feature = "tool")]
 mod sock_diag {
-    use super::{Socket, reaches_loopback};
+    use super::Socket;
+    use crate::os::reaches_localhost;
     use rustix::net::netlink::{self, SocketAddrNetlink};
     use rustix::net::{AddressFamily, RecvFlags, SendFlags, SocketFlags, SocketType};
 
@@ -139,7 +133,7 @@ mod sock_diag {
         Some(Socket {
             port,
             id: u64::from(inode),
-            local: reaches_loopback(addr),
+            local: reaches_localhost(addr),
         })
     }
 
@@ -170,7 +164,7 @@ fn parse_listen_rows(text: &str) -> impl Iterator<Item = Socket> + '_ {
         (*state == "0A").then_some(Socket {
             port,
             id: inode.parse().ok()?,
-            local: reaches_loopback(parse_proc_addr(addr)?),
+            local: super::reaches_localhost(parse_proc_addr(addr)?),
         })
     })
 }
@@ -302,7 +296,8 @@ pub fn exec_tied_to(
     if getppid().map(|p| p.as_raw_pid().unsigned_abs()) != Some(parent) {
         return super::TieError::ParentGone;
     }
-    super::unix::exec(program, args)
+    use std::os::unix::process::CommandExt;
+    super::TieError::Exec(std::process::Command::new(program).args(args).exec())
 }
 
 #[cfg(test)]

@@ -2,9 +2,11 @@
 //! listen and who holds them, whether a process lives and when it started, the ephemeral
 //! range, how a private file is made and synced, how `run` ties the bin to itself and passes
 //! signals on) is a small function here, named for what it answers. The platform files
-//! inside answer it: `linux.rs` (sock_diag, `/proc`), `unix.rs` (what every Unix shares:
-//! modes, owners, signals, `exec`) and `portable.rs` (std alone, for the systems that have no
-//! file of their own yet). Nothing outside this folder names the OS.
+//! inside answer it: `linux.rs` (sock_diag, `/proc`), `macos.rs` (libproc, sysctl),
+//! `windows.rs` (IP Helper, process times, job objects, the console), `unix.rs` (what every
+//! Unix shares: modes, owners, signals, `exec`) and `portable.rs` (std alone: a build without
+//! `tool`, files without modes). Nothing outside this folder names the OS; `unsafe` lives
+//! only in `macos.rs` and `windows.rs`, each block with its `SAFETY:` comment.
 
 use std::collections::HashMap;
 use std::ffi::OsString;
@@ -13,23 +15,54 @@ use std::path::Path;
 
 #[cfg(target_os = "linux")]
 mod linux;
+#[cfg(all(target_os = "macos", feature = "tool"))]
+mod macos;
 #[cfg(not(target_os = "linux"))]
 mod portable;
 #[cfg(unix)]
 mod unix;
+#[cfg(all(windows, feature = "tool"))]
+mod windows;
 
+// Facts: what the system says about sockets and processes.
 #[cfg(target_os = "linux")]
 use linux as facts;
-#[cfg(not(target_os = "linux"))]
+#[cfg(all(target_os = "macos", feature = "tool"))]
+use macos as facts;
+#[cfg(not(any(
+    target_os = "linux",
+    all(target_os = "macos", feature = "tool"),
+    all(windows, feature = "tool")
+)))]
 use portable as facts;
+#[cfg(all(windows, feature = "tool"))]
+use windows as facts;
+// Files: modes, owners, syncs.
 #[cfg(not(unix))]
 use portable as files;
 #[cfg(unix)]
 use unix as files;
+// `run`: how cargo is started tied to `run`, and how signals reach it.
+#[cfg(target_os = "linux")]
+use linux as tie;
+#[cfg(not(target_os = "linux"))]
+use portable as tie;
+#[cfg(unix)]
+use unix as signals;
+#[cfg(all(windows, feature = "tool"))]
+use windows as signals;
+
+/// Whether a socket bound to `addr` takes connections to `localhost`: a loopback address
+/// (IPv4-mapped ones included) or a wildcard.
+fn reaches_localhost(addr: std::net::IpAddr) -> bool {
+    let addr = addr.to_canonical();
+    addr.is_loopback() || addr.is_unspecified()
+}
 
 /// The OS ephemeral port range (first, last), where the kernel picks ports for outgoing
-/// connections: `/proc/sys/net/ipv4/ip_local_port_range` on Linux, IANA's 49152-65535
-/// elsewhere. `None` when the OS says something that does not parse.
+/// connections: `/proc/sys/net/ipv4/ip_local_port_range` on Linux,
+/// `net.inet.ip.portrange.first`/`last` on macOS, IANA's 49152-65535 elsewhere (Windows'
+/// default dynamic range). `None` when the OS says something that does not parse.
 pub fn ephemeral_range() -> Option<(u16, u16)> {
     facts::ephemeral_range()
 }
@@ -38,7 +71,8 @@ pub fn ephemeral_range() -> Option<(u16, u16)> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Socket {
     pub port: u16,
-    /// What names the socket to [`socket_owners`] (its inode on Linux).
+    /// What names the socket to [`socket_owners`]: its inode on Linux; its owner's pid and
+    /// its port (`pid << 16 | port`) where the OS names the owner with the socket.
     pub id: u64,
     /// Bound to a loopback or wildcard address, so `localhost:PORT` reaches it.
     pub local: bool,
@@ -71,7 +105,8 @@ pub fn lock_holder(file: &File) -> Option<u32> {
     facts::lock_holder(file)
 }
 
-/// A process's start time in the OS's own unit (clock ticks since boot on Linux), or `None`
+/// A process's start time in the OS's own unit (clock ticks since boot on Linux,
+/// microseconds since the epoch on macOS, 100 ns since 1601 on Windows), or `None`
 /// if no such process exists. With the pid it identifies one process, even after the pid is
 /// recycled.
 pub fn process_start_time(pid: u32) -> Option<u64> {
@@ -163,7 +198,7 @@ pub fn tied_command(
     program: OsString,
     args: Vec<OsString>,
 ) -> (OsString, Vec<OsString>) {
-    facts::tied_command(trampoline, program, args)
+    tie::tied_command(trampoline, program, args)
 }
 
 /// What keeps [`exec_tied_to`] from tying a process to its parent.
@@ -188,20 +223,20 @@ pub fn exec_tied_to(
     args: &[OsString],
     warn: impl FnOnce(TieError),
 ) -> TieError {
-    facts::exec_tied_to(parent, program, args, warn)
+    tie::exec_tied_to(parent, program, args, warn)
 }
 
 /// Signals that a process (not the terminal) sends to this one (SIGINT, SIGQUIT, SIGTERM,
 /// SIGHUP), caught from creation so none is lost before the child exists, and passed on to
 /// a child by [`Forwarder::forward_to`].
 #[cfg(feature = "tool")]
-pub use files::{Forwarder, Forwarding};
+pub use signals::{Forwarder, Forwarding};
 
 /// Runs `on_signal` once, on a thread of its own, when this process is asked to stop
 /// (Ctrl-C, SIGTERM).
 #[cfg(feature = "tool")]
 pub fn on_termination(on_signal: impl FnOnce() + Send + 'static) -> std::io::Result<()> {
-    files::on_termination(on_signal)
+    signals::on_termination(on_signal)
 }
 
 #[cfg(test)]

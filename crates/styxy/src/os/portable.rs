@@ -1,9 +1,10 @@
-//! What std alone answers, for the systems that have no file of their own here yet: no
-//! listing of listening sockets (a bind tells whether a port is taken, not by whom), no
-//! owners, start times or locks, IANA's ephemeral range; and, where the OS is not a Unix,
-//! no modes or owners on files.
+//! What std alone answers: the facts of a build without `tool` on macOS and Windows (what a
+//! build.rs compiles: no listing of listening sockets, so a bind tells whether a port is
+//! taken, not by whom; no owners, start times or locks; IANA's ephemeral range), the files
+//! of a system without modes or owners (Windows), and `run`'s start of cargo where there is
+//! no trampoline (everywhere but Linux).
 
-#![cfg_attr(unix, allow(dead_code))]
+#![allow(dead_code)]
 
 use std::collections::HashMap;
 use std::ffi::OsString;
@@ -40,12 +41,27 @@ pub fn is_stopped(_pid: u32) -> bool {
     false
 }
 
+/// As it is: only Linux starts cargo through a trampoline.
 pub fn tied_command(
     _trampoline: &str,
     program: OsString,
     args: Vec<OsString>,
 ) -> (OsString, Vec<OsString>) {
     (program, args)
+}
+
+/// The trampoline is Linux's; elsewhere `run` starts cargo itself.
+#[cfg(feature = "tool")]
+pub fn exec_tied_to(
+    _parent: u32,
+    _program: &std::ffi::OsStr,
+    _args: &[OsString],
+    _warn: impl FnOnce(super::TieError),
+) -> super::TieError {
+    super::TieError::Exec(std::io::Error::new(
+        std::io::ErrorKind::Unsupported,
+        "no trampoline on this system: `cargo styxy run` starts cargo itself",
+    ))
 }
 
 pub fn user_name() -> Option<String> {

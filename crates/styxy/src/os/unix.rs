@@ -1,5 +1,5 @@
 //! What every Unix shares: file modes and owners, directory sync, the user database, exit
-//! statuses, `exec`, and catching and passing on signals (signal-hook, rustix).
+//! statuses, and catching and passing on signals (signal-hook, rustix).
 
 use std::fs::{self, DirBuilder, File, OpenOptions};
 use std::os::unix::fs::{DirBuilderExt, FileTypeExt, MetadataExt, OpenOptionsExt, PermissionsExt};
@@ -83,13 +83,6 @@ pub fn exit_code(status: std::process::ExitStatus) -> u8 {
     }
 }
 
-/// Replaces this process with `program args`; returns only on failure.
-#[cfg(feature = "tool")]
-pub fn exec(program: &std::ffi::OsStr, args: &[std::ffi::OsString]) -> super::TieError {
-    use std::os::unix::process::CommandExt;
-    super::TieError::Exec(std::process::Command::new(program).args(args).exec())
-}
-
 #[cfg(feature = "tool")]
 pub use forward::{Forwarder, Forwarding, on_termination};
 
@@ -97,14 +90,62 @@ pub use forward::{Forwarder, Forwarding, on_termination};
 mod forward {
     use rustix::process::{Pid, Signal};
     use signal_hook::consts::{SIGHUP, SIGINT, SIGQUIT, SIGTERM};
-    use signal_hook::iterator::exfiltrator::WithOrigin;
-    use signal_hook::iterator::{Signals, SignalsInfo};
-    use signal_hook::low_level::siginfo::Cause;
+    use signal_hook::iterator::Signals;
+
+    /// Catches the signals and tells, for each, whether a process sent it (rather than the
+    /// terminal, which signals the whole foreground process group, the child included).
+    #[cfg(target_os = "linux")]
+    mod caught {
+        use signal_hook::iterator::SignalsInfo;
+        use signal_hook::iterator::exfiltrator::WithOrigin;
+        use signal_hook::low_level::siginfo::Cause;
+
+        /// Linux tells a signal's origin (signal-hook's `extended-siginfo`, which builds
+        /// only here).
+        pub type Caught = SignalsInfo<WithOrigin>;
+
+        pub fn new(signals: [i32; 4]) -> std::io::Result<Caught> {
+            SignalsInfo::<WithOrigin>::new(signals)
+        }
+
+        pub fn each(caught: &mut Caught) -> impl Iterator<Item = (i32, bool)> + '_ {
+            caught
+                .forever()
+                .map(|o| (o.signal, matches!(o.cause, Cause::Sent(_))))
+        }
+    }
+
+    /// Elsewhere the origin is not told: SIGINT and SIGQUIT while this process is in the
+    /// terminal's foreground group count as the terminal's (Ctrl-C, Ctrl-\, which reach
+    /// the child too); the others, and those while in the background, as a process's.
+    #[cfg(not(target_os = "linux"))]
+    mod caught {
+        use signal_hook::consts::{SIGINT, SIGQUIT};
+        use signal_hook::iterator::Signals;
+
+        pub type Caught = Signals;
+
+        pub fn new(signals: [i32; 4]) -> std::io::Result<Caught> {
+            Signals::new(signals)
+        }
+
+        fn in_foreground() -> bool {
+            rustix::termios::tcgetpgrp(std::io::stdin())
+                .is_ok_and(|fg| fg == rustix::process::getpgrp())
+        }
+
+        pub fn each(caught: &mut Caught) -> impl Iterator<Item = (i32, bool)> + '_ {
+            caught.forever().map(|signal| {
+                let terminal = matches!(signal, SIGINT | SIGQUIT) && in_foreground();
+                (signal, !terminal)
+            })
+        }
+    }
 
     /// See [`crate::os::Forwarder`].
     #[derive(Debug)]
     pub struct Forwarder {
-        signals: SignalsInfo<WithOrigin>,
+        signals: caught::Caught,
     }
 
     /// A running [`Forwarder`]: stop it once the child is waited for.
@@ -118,7 +159,7 @@ mod forward {
         /// Catches the signals from now on.
         pub fn new() -> std::io::Result<Self> {
             Ok(Self {
-                signals: SignalsInfo::<WithOrigin>::new([SIGINT, SIGQUIT, SIGTERM, SIGHUP])?,
+                signals: caught::new([SIGINT, SIGQUIT, SIGTERM, SIGHUP])?,
             })
         }
 
@@ -135,12 +176,11 @@ mod forward {
                 rustix::process::pidfd_open(p, rustix::process::PidfdFlags::empty()).ok()
             });
             let thread = std::thread::spawn(move || {
-                for origin in self.signals.forever() {
-                    if !matches!(origin.cause, Cause::Sent(_)) {
+                for (signal, sent) in caught::each(&mut self.signals) {
+                    if !sent {
                         continue;
                     }
-                    let (Some(pid), Some(sig)) = (pid, Signal::from_named_raw(origin.signal))
-                    else {
+                    let (Some(pid), Some(sig)) = (pid, Signal::from_named_raw(signal)) else {
                         continue;
                     };
                     let send = |sig| {
