@@ -33,7 +33,7 @@ pub struct AllocateArgs {
 
 pub fn run(ctx: &Ctx, args: AllocateArgs) -> anyhow::Result<()> {
     let cwd = std::env::current_dir()
-        .and_then(std::fs::canonicalize)
+        .and_then(|d| styxy::os::canonicalize(&d))
         .map_err(|e| e.to_string())
         .and_then(|p| styxy::workspace::root_id(&p).map_err(|e| e.to_string()));
     let (instance, workspace) = match (&args.instance, &cwd) {

@@ -65,7 +65,7 @@ impl GlobalArgs {
                 arg("registry", "registry")
                     .value_name("DIR")
                     .value_parser(clap::value_parser!(PathBuf))
-                    .help("Registry directory [default: $STYXY_HOME, else $XDG_CONFIG_HOME/styxy]"),
+                    .help("Registry directory [default: $STYXY_HOME, else $XDG_CONFIG_HOME/styxy; %APPDATA%\\styxy on Windows]"),
             )
             .arg(
                 arg("manifest_path", "manifest-path")

@@ -41,7 +41,7 @@ pub fn manifest(explicit: Option<&Path>) -> anyhow::Result<PathBuf> {
             workspace::find_manifest(&cwd).ok_or(WorkspaceError::NotInWorkspace { dir: cwd })?
         }
     };
-    Ok(std::fs::canonicalize(&found).unwrap_or(found))
+    Ok(styxy::os::canonicalize(&found).unwrap_or(found))
 }
 
 /// The workspace of `manifest`, from the cache when nothing changed, else `cargo metadata
@@ -67,7 +67,7 @@ pub fn load(ctx: &Ctx, manifest: &Path) -> anyhow::Result<Workspace> {
                 other => other.to_string(),
             },
         })?;
-    let root = std::fs::canonicalize(&meta.workspace_root)
+    let root = styxy::os::canonicalize(meta.workspace_root.as_std_path())
         .unwrap_or_else(|_| meta.workspace_root.clone().into_std_path_buf());
     let packages = meta
         .workspace_packages()
@@ -143,7 +143,7 @@ pub fn select(ws: &Workspace, sel: &Selection, manifest: &Path) -> anyhow::Resul
         .then(|| {
             ws.packages.iter().find(|p| {
                 p.manifest_path == manifest
-                    || std::fs::canonicalize(&p.manifest_path).is_ok_and(|c| c == manifest)
+                    || styxy::os::canonicalize(&p.manifest_path).is_ok_and(|c| c == manifest)
             })
         })
         .flatten();

@@ -80,7 +80,7 @@ pub fn run(ctx: &Ctx, args: InitArgs, manifest: Option<&std::path::Path>) -> any
         let mut dep = InlineTable::new();
         match &args.path {
             Some(p) => {
-                let abs = std::fs::canonicalize(p)
+                let abs = styxy::os::canonicalize(p)
                     .with_context(|| format!("--path {} does not exist", p.display()))?;
                 dep.insert("path", Value::from(abs.to_string_lossy().as_ref()));
             }

@@ -230,9 +230,29 @@ pub fn run(ctx: &Ctx, args: RunArgs, manifest: Option<&Path>) -> anyhow::Result<
                 styxy::emit::Value::Text(t) => (k, t),
             }),
     );
-    let status = spawn_and_wait(cargo_args, env);
+    // Where the bin would outlive a killed `run`, the lease follows the child (which cargo
+    // turns into the bin), so that the registry knows the server as long as it lives.
+    let mut holder = pid;
+    let status = spawn_and_wait(cargo_args, env, |child| {
+        if styxy::os::CHILD_DIES_WITH_PARENT {
+            return Ok(());
+        }
+        let start_time = styxy::os::process_start_time(child).unwrap_or(0);
+        ctx.change(|change| {
+            leases::hand_over(
+                change.registry,
+                &service.service_type,
+                pid,
+                child,
+                start_time,
+            );
+            Ok(())
+        })?;
+        holder = child;
+        Ok(())
+    });
     ctx.change(|change| {
-        let ended = leases::end(change.registry, &service.service_type, pid);
+        let ended = leases::end(change.registry, &service.service_type, holder);
         change.record(ended);
         Ok(())
     })?;
@@ -244,8 +264,12 @@ pub const CHILD: &str = "__styxy-run-child";
 
 /// Runs `cargo run` in our process group and returns its exit code, passing on what a
 /// process (not the terminal) signals to us, and continuing a stopped bin so that it gets
-/// the signal.
-fn spawn_and_wait(cargo_args: Vec<OsString>, env: Vec<(String, String)>) -> anyhow::Result<u8> {
+/// the signal. `started` is told the child's pid once it runs.
+fn spawn_and_wait(
+    cargo_args: Vec<OsString>,
+    env: Vec<(String, String)>,
+    mut started: impl FnMut(u32) -> anyhow::Result<()>,
+) -> anyhow::Result<u8> {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let (program, args) = styxy::os::tied_command(CHILD, cargo, cargo_args);
     // Caught before the child exists, so none is lost in between, and so that a Ctrl-C
@@ -256,8 +280,11 @@ fn spawn_and_wait(cargo_args: Vec<OsString>, env: Vec<(String, String)>) -> anyh
         expr = expr.env(k, v);
     }
     let handle = expr.start()?;
-    let forwarding = handle.pids().first().map(|pid| signals.forward_to(*pid));
+    let child = handle.pids().first().copied();
+    let forwarding = child.map(|pid| signals.forward_to(pid));
+    let told = child.map_or(Ok(()), &mut started);
     let output = handle.wait();
+    told?;
     if let Some(f) = forwarding {
         f.stop();
     }

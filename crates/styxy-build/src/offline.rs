@@ -221,7 +221,7 @@ fn services(
         }
     }
     out.sort_by(|a, b| a.env.cmp(&b.env).then_with(|| a.label().cmp(&b.label())));
-    let root = fs::canonicalize(&root_dir).unwrap_or(root_dir);
+    let root = rules::canonicalize(&root_dir).unwrap_or(root_dir);
     Ok((root, out))
 }
 

@@ -114,6 +114,38 @@ pub fn own_ports(rendered: &str, package: &str) -> Vec<(String, u16)> {
     out
 }
 
+/// `path` made absolute with every link resolved, as [`std::fs::canonicalize`] does, and on
+/// Windows spelled as [`plain_windows_path`] says: the checkout path is the instance id, and
+/// one checkout must be one id however it is reached.
+pub fn canonicalize(path: &std::path::Path) -> std::io::Result<std::path::PathBuf> {
+    let path = std::fs::canonicalize(path)?;
+    if cfg!(windows)
+        && let Some(s) = path.to_str()
+    {
+        return Ok(plain_windows_path(s).into());
+    }
+    Ok(path)
+}
+
+/// A Windows path without the `\\?\` prefix of a canonical path and with an upper-case
+/// drive letter: `\\?\c:\x` is `C:\x`, `\\?\UNC\host\share` is `\\host\share`.
+/// Other paths are as they are.
+pub fn plain_windows_path(path: &str) -> String {
+    let rest = path.strip_prefix(r"\\?\").unwrap_or(path);
+    if let Some(unc) = rest.strip_prefix(r"UNC\") {
+        return format!(r"\\{unc}");
+    }
+    let mut chars = rest.chars();
+    match (chars.next(), chars.next()) {
+        (Some(letter), Some(':')) if letter.is_ascii_alphabetic() => {
+            format!("{}{}", letter.to_ascii_uppercase(), &rest[1..])
+        }
+        // A `\\?\` path that is not a drive's (a volume GUID) keeps its prefix: it is
+        // its only spelling.
+        _ => path.to_owned(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -150,5 +182,19 @@ mod tests {
         let p = fallback_port("shop-api", None);
         assert!((10000..=32767).contains(&p));
         assert_eq!(p, fallback_port("shop-api", None));
+    }
+
+    #[test]
+    fn a_windows_path_has_one_spelling() {
+        for (given, plain) in [
+            (r"\\?\C:\work\shop", r"C:\work\shop"),
+            (r"\\?\z:\tmp\wt", r"Z:\tmp\wt"),
+            (r"c:\work", r"C:\work"),
+            (r"\\?\UNC\host\share\shop", r"\\host\share\shop"),
+            (r"\\?\Volume{0b1e}\shop", r"\\?\Volume{0b1e}\shop"),
+            ("/home/me/shop", "/home/me/shop"),
+        ] {
+            assert_eq!(plain_windows_path(given), plain, "{given}");
+        }
     }
 }

@@ -134,9 +134,9 @@ pub fn append(dir: &Path, settings: &Settings, records: &[Record]) -> Result<()>
         let keep = settings.audit_files;
         let _ = fs::remove_file(rotated(dir, keep));
         for n in (1..keep).rev() {
-            let _ = fs::rename(rotated(dir, n), rotated(dir, n + 1));
+            let _ = crate::os::rename(&rotated(dir, n), &rotated(dir, n + 1));
         }
-        fs::rename(&path, rotated(dir, 1))
+        crate::os::rename(&path, &rotated(dir, 1))
             .map_err(|e| Error::io("cannot rotate the audit log", &path, e))?;
     }
     let mut text = String::new();

@@ -86,9 +86,14 @@ pub enum StoreError {
     NoBackup { dir: PathBuf },
 
     #[error(
-        "gave up waiting {secs} s for the styxy registry lock {lock_file}; another cargo-styxy is holding it (see `fuser {lock_file}`), or raise STYXY_LOCK_TIMEOUT"
+        "gave up waiting {secs} s for the styxy registry lock {lock_file}; another cargo-styxy is holding it (see {who_holds}), or raise STYXY_LOCK_TIMEOUT"
     )]
-    LockTimeout { lock_file: PathBuf, secs: u64 },
+    LockTimeout {
+        lock_file: PathBuf,
+        secs: u64,
+        /// How to find the holder on this OS (`crate::os::who_holds`).
+        who_holds: String,
+    },
 
     #[error("cannot find a registry directory: set STYXY_HOME or pass --registry DIR")]
     NoHome,

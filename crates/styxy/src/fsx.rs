@@ -153,8 +153,7 @@ impl Staged {
     /// Renames the file into place and makes the rename durable.
     pub fn install(self) -> Result<()> {
         let target = self.target;
-        self.tmp
-            .persist(&target)
+        os::persist(self.tmp, &target)
             .map_err(|e| Error::io("cannot replace", &target, e.error))?;
         sync_dir(parent_of(&target))
     }
@@ -210,8 +209,7 @@ fn replace_with(path: &Path, parts: &[&[u8]], durable: bool) -> Result<PathBuf> 
             }
         })
         .map_err(|e| Error::io("cannot write", tmp.path().to_path_buf(), e))?;
-    tmp.persist(path)
-        .map_err(|e| Error::io("cannot replace", path, e.error))?;
+    os::persist(tmp, path).map_err(|e| Error::io("cannot replace", path, e.error))?;
     Ok(parent_of(path).to_path_buf())
 }
 

@@ -3,19 +3,21 @@
 //! is one.
 
 use std::io::ErrorKind;
-use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener};
+use std::net::{SocketAddr, TcpListener};
 
 use crate::model::PortRange;
 use crate::os;
 
 /// True when a server could not bind `port` on 127.0.0.1 or on `[::1]` because something holds
-/// it. Both loopbacks are tried: a service on `[::1]` does not block an IPv4 bind, yet
-/// `localhost` clients reach it. The bind uses std's defaults (`SO_REUSEADDR` on Unix), as
-/// servers do, so sockets in TIME_WAIT do not count.
+/// it (and on 0.0.0.0 where a loopback bind does not see a wildcard holder:
+/// [`os::free_port_check_addresses`]). Both loopbacks are tried: a service on `[::1]` does not
+/// block an IPv4 bind, yet `localhost` clients reach it. The bind uses std's defaults
+/// (`SO_REUSEADDR` on Unix), as servers do, so sockets in TIME_WAIT do not count.
 pub fn is_listening(port: u16) -> bool {
     let taken = |addr: SocketAddr| matches!(TcpListener::bind(addr), Err(e) if e.kind() == ErrorKind::AddrInUse);
-    taken(SocketAddr::from((Ipv4Addr::LOCALHOST, port)))
-        || taken(SocketAddr::from((Ipv6Addr::LOCALHOST, port)))
+    os::free_port_check_addresses()
+        .iter()
+        .any(|ip| taken(SocketAddr::new(*ip, port)))
 }
 
 /// This machine as the allocator probes it: a port is taken when a bind says so

@@ -117,6 +117,29 @@ pub fn end(reg: &mut Registry, service_type: &str, pid: u32) -> Vec<Event> {
     events
 }
 
+/// Hands the leases of process `from` in `service_type` to process `to`, started at
+/// `start_time`: `run` gives its lease to the bin where the OS cannot make the bin die with
+/// `run`, so that the registry knows the server for as long as it lives. Returns how many
+/// moved.
+pub fn hand_over(
+    reg: &mut Registry,
+    service_type: &str,
+    from: u32,
+    to: u32,
+    start_time: u64,
+) -> usize {
+    let Some(t) = reg.types.get_mut(service_type) else {
+        return 0;
+    };
+    let mut moved = 0;
+    for l in t.leases.iter_mut().filter(|l| l.pid == from) {
+        l.pid = to;
+        l.start_time = start_time;
+        moved += 1;
+    }
+    moved
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -175,5 +198,20 @@ mod tests {
         take(&mut r, "s", lease(1), &|_| true).unwrap();
         take(&mut r, "s", again, &|l| l.pid != 1).unwrap();
         assert_eq!(r.types["s"].leases.len(), 2);
+    }
+
+    #[test]
+    fn a_handed_over_lease_lives_and_ends_with_its_new_holder() {
+        let mut r = reg(InstanceBehavior::Single);
+        take(&mut r, "s", lease(1), &|_| true).unwrap();
+        assert_eq!(hand_over(&mut r, "s", 1, 9, 70), 1);
+        assert_eq!(hand_over(&mut r, "nope", 1, 9, 70), 0);
+        let held = &r.types["s"].leases[0];
+        assert_eq!((held.pid, held.start_time, held.port), (9, 70, 100));
+        // Its old holder gone, the lease still refuses a second one while 9 lives.
+        let err = take(&mut r, "s", lease(2), &|l| l.pid == 9).unwrap_err();
+        assert!(err.to_string().contains("pid 9"), "{err}");
+        assert!(end(&mut r, "s", 1).is_empty());
+        assert_eq!(end(&mut r, "s", 9).len(), 1);
     }
 }

@@ -67,6 +67,25 @@ pub fn ephemeral_range() -> Option<(u16, u16)> {
     facts::ephemeral_range()
 }
 
+/// The addresses a free-port check binds: 127.0.0.1 and [::1] everywhere (a server on
+/// either is reached as `localhost`), and 0.0.0.0 where a loopback bind succeeds while
+/// another socket holds the wildcard address (macOS and the BSDs let the more specific
+/// bind share the port; so may Windows). Linux refuses that bind, and a wildcard bind there
+/// would also count servers on other addresses, which `localhost` does not reach.
+pub fn free_port_check_addresses() -> &'static [std::net::IpAddr] {
+    use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+    const LOOPBACKS: [IpAddr; 3] = [
+        IpAddr::V4(Ipv4Addr::LOCALHOST),
+        IpAddr::V6(Ipv6Addr::LOCALHOST),
+        IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+    ];
+    if cfg!(target_os = "linux") {
+        &LOOPBACKS[..2]
+    } else {
+        &LOOPBACKS
+    }
+}
+
 /// A listening TCP socket.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Socket {
@@ -103,6 +122,13 @@ pub fn command_args(pid: u32) -> Vec<String> {
 /// tells.
 pub fn lock_holder(file: &File) -> Option<u32> {
     facts::lock_holder(file)
+}
+
+/// The command that tells who holds `file` open, for a message: `fuser FILE` on Unix,
+/// Sysinternals' `handle FILE` on Windows.
+pub fn who_holds(file: &Path) -> String {
+    let tool = if cfg!(windows) { "handle" } else { "fuser" };
+    format!("`{tool} {}`", file.display())
 }
 
 /// A process's start time in the OS's own unit (clock ticks since boot on Linux,
@@ -180,6 +206,55 @@ pub fn dir_trust(dir: &Path, m: &fs::Metadata) -> std::io::Result<DirTrust> {
     files::dir_trust(dir, m)
 }
 
+/// Puts the temp file `tmp` in place of `target` in one rename. Where another program may
+/// hold `target` open without letting it be replaced (Windows: a sharing violation, or
+/// access denied while a deleted file's name lingers), the rename is tried again for up to
+/// 2 s; readers never see a torn file either way.
+pub fn persist(
+    mut tmp: tempfile::NamedTempFile,
+    target: &Path,
+) -> Result<File, tempfile::PersistError> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+    let mut pause = std::time::Duration::from_millis(1);
+    loop {
+        match tmp.persist(target) {
+            Ok(f) => return Ok(f),
+            Err(e)
+                if files::rename_may_pass_later(&e.error)
+                    && std::time::Instant::now() < deadline =>
+            {
+                tmp = e.file;
+                std::thread::sleep(pause);
+                pause = (pause * 2).min(std::time::Duration::from_millis(50));
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Renames `from` over `to`, tried again as [`persist`] does.
+pub fn rename(from: &Path, to: &Path) -> std::io::Result<()> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+    let mut pause = std::time::Duration::from_millis(1);
+    loop {
+        match fs::rename(from, to) {
+            Err(e) if files::rename_may_pass_later(&e) && std::time::Instant::now() < deadline => {
+                std::thread::sleep(pause);
+                pause = (pause * 2).min(std::time::Duration::from_millis(50));
+            }
+            other => return other,
+        }
+    }
+}
+
+/// `path` made absolute with every link resolved, spelled one way: on Windows without the
+/// `\\?\` prefix std adds and with an upper-case drive letter (see
+/// [`styxy_build::rules::plain_windows_path`]), so that one checkout is one instance
+/// however it is reached.
+pub fn canonicalize(path: &Path) -> std::io::Result<std::path::PathBuf> {
+    styxy_build::rules::canonicalize(path)
+}
+
 /// Makes a rename in `dir` durable (a no-op where the OS cannot sync a directory).
 pub fn sync_dir(dir: &Path) -> std::io::Result<()> {
     files::sync_dir(dir)
@@ -200,6 +275,12 @@ pub fn tied_command(
 ) -> (OsString, Vec<OsString>) {
     tie::tied_command(trampoline, program, args)
 }
+
+/// Whether a child started by [`tied_command`] after a [`Forwarder`] exists dies with this
+/// process however it ends: on Linux through the trampoline's parent-death signal, on
+/// Windows through the kill-on-close job object. Elsewhere (macOS has neither) `run` hands
+/// its lease to the child instead, which `cargo run` turns into the bin with an `exec`.
+pub const CHILD_DIES_WITH_PARENT: bool = cfg!(any(target_os = "linux", windows));
 
 /// What keeps [`exec_tied_to`] from tying a process to its parent.
 #[derive(Debug)]

@@ -92,6 +92,15 @@ pub fn dir_trust(_dir: &Path, _m: &fs::Metadata) -> std::io::Result<DirTrust> {
     Ok(DirTrust::Private)
 }
 
+/// Windows refuses to replace a file that another program holds open without delete
+/// sharing (`ERROR_SHARING_VIOLATION`, 32), or whose deleted name lingers until its last
+/// handle closes (`ERROR_ACCESS_DENIED`, 5): both pass once the reader lets go.
+pub fn rename_may_pass_later(e: &std::io::Error) -> bool {
+    cfg!(windows) && matches!(e.raw_os_error(), Some(5 | 32))
+}
+
+/// A no-op: Windows has no directory sync (a rename is durable with the file system's
+/// journal).
 pub fn sync_dir(_dir: &Path) -> std::io::Result<()> {
     Ok(())
 }

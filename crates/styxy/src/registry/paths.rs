@@ -1,4 +1,5 @@
-//! Where the registry lives: `--registry`, else `$STYXY_HOME`, else the XDG config dir.
+//! Where the registry lives: `--registry`, else `$STYXY_HOME`, else the platform's config
+//! dir.
 
 use std::path::{Path, PathBuf};
 
@@ -10,7 +11,9 @@ use crate::error::{Error, Result, StoreError};
 pub const HOME_ENV: &str = "STYXY_HOME";
 
 /// The registry directory: `explicit` if given, else `$STYXY_HOME` if set and non-empty,
-/// else `$XDG_CONFIG_HOME/styxy` (`~/.config/styxy`), on every OS.
+/// else `styxy` in the config dir of etcetera's base strategy: `$XDG_CONFIG_HOME/styxy`
+/// (`~/.config/styxy`) on Linux and macOS, as command-line tools do there, and
+/// `%APPDATA%\styxy` on Windows.
 pub fn registry_dir(explicit: Option<&Path>) -> Result<PathBuf> {
     if let Some(dir) = explicit {
         return Ok(dir.to_path_buf());
@@ -18,6 +21,6 @@ pub fn registry_dir(explicit: Option<&Path>) -> Result<PathBuf> {
     if let Some(home) = std::env::var_os(HOME_ENV).filter(|h| !h.is_empty()) {
         return Ok(PathBuf::from(home));
     }
-    let xdg = etcetera::base_strategy::Xdg::new().map_err(|_| Error::from(StoreError::NoHome))?;
-    Ok(xdg.config_dir().join("styxy"))
+    let base = etcetera::choose_base_strategy().map_err(|_| Error::from(StoreError::NoHome))?;
+    Ok(base.config_dir().join("styxy"))
 }

@@ -320,6 +320,7 @@ impl Store {
             if waited >= timeout {
                 // Dropping the waiter lets go of a lock it gets too late.
                 return Err(Error::from(StoreError::LockTimeout {
+                    who_holds: crate::os::who_holds(&path),
                     lock_file: path,
                     secs: timeout.as_secs(),
                 }));

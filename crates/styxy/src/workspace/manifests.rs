@@ -117,7 +117,7 @@ pub fn discover(package_dir: &Path) -> Result<(Workspace, Vec<PathBuf>)> {
             packages.push(p);
         }
     }
-    let root = fs::canonicalize(&root_dir).unwrap_or(root_dir);
+    let root = crate::os::canonicalize(&root_dir).unwrap_or(root_dir);
     let metadata = to_json(ws_table.and_then(|w| w.get("metadata")));
     read.sort();
     read.dedup();
