@@ -59,7 +59,7 @@ fn findings(store: &Store) -> Vec<Finding> {
             });
         }
     }
-    if let Some(eph) = machine.ephemeral {
+    if let Some(eph) = (machine.ephemeral)() {
         for (r, name) in &all {
             if r.overlaps(&eph) {
                 out.push(Finding {

@@ -488,7 +488,7 @@ mod tests {
         };
         add_type(&mut reg, "t", change).unwrap();
         let machine = Machine {
-            ephemeral: None,
+            ephemeral: || None,
             probe: &|_| false,
         };
         for instance in ["a", "b"] {

@@ -62,7 +62,7 @@ pub(super) fn snapshot(store: &Store) -> Value {
         "settings": listing.settings,
         "audit_events": styxy::model::Event::NAMES,
         "space": { "min_port": space.lo, "max_port": space.hi },
-        "ephemeral": machine.ephemeral,
+        "ephemeral": space.ephemeral,
         "rules": reg.rules,
         "zones": zones,
         "foreign": foreign,

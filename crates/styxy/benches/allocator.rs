@@ -62,7 +62,7 @@ fn allocation(c: &mut Criterion) {
     for n in [100u32, 1_000, 10_000] {
         let reg = registry(n);
         let machine = Machine {
-            ephemeral: None,
+            ephemeral: || None,
             probe: &idle,
         };
         group.bench_with_input(BenchmarkId::from_parameter(n), &reg, |b, reg| {

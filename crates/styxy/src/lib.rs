@@ -53,7 +53,7 @@ pub use error::{Error, Result};
 /// The facts about this machine that allocation needs, from the real OS.
 pub fn this_machine() -> allocate::Machine<'static> {
     allocate::Machine {
-        ephemeral: probe::ephemeral_range(),
+        ephemeral: probe::ephemeral_range,
         probe: &probe::Live,
     }
 }

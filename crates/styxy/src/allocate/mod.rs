@@ -47,16 +47,15 @@ impl<F: Fn(u16) -> bool> Probe for F {
 /// Facts about this machine, read at the edge and passed in.
 #[derive(Clone, Copy)]
 pub struct Machine<'a> {
-    /// The OS ephemeral port range (`crate::os::ephemeral_range`).
-    pub ephemeral: Option<PortRange>,
+    /// The OS ephemeral port range (`crate::probe::ephemeral_range`), asked only when a
+    /// range is placed: on Windows the answer costs a `netsh`.
+    pub ephemeral: fn() -> Option<PortRange>,
     pub probe: &'a dyn Probe,
 }
 
 impl std::fmt::Debug for Machine<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Machine")
-            .field("ephemeral", &self.ephemeral)
-            .finish_non_exhaustive()
+        f.debug_struct("Machine").finish_non_exhaustive()
     }
 }
 
@@ -66,13 +65,14 @@ pub const IANA_REGISTERED_MAX: u16 = 49151;
 /// The span auto-allocation works in: `[min_port, max_port]`, where an unset `max_port`
 /// means the lower of 49151 and the port below the ephemeral range.
 pub fn space(reg: &Registry, machine: &Machine<'_>) -> Space {
-    let default_hi = machine.ephemeral.map_or(IANA_REGISTERED_MAX, |e| {
+    let ephemeral = (machine.ephemeral)();
+    let default_hi = ephemeral.map_or(IANA_REGISTERED_MAX, |e| {
         e.start.saturating_sub(1).min(IANA_REGISTERED_MAX)
     });
     Space {
         lo: reg.settings.min_port.max(1024),
         hi: reg.settings.max_port.unwrap_or(default_hi),
-        ephemeral: machine.ephemeral,
+        ephemeral,
     }
 }
 

@@ -18,7 +18,7 @@ fn idle(_: u16) -> bool {
 
 fn machine(probe: &dyn Probe) -> Machine<'_> {
     Machine {
-        ephemeral: Some(EPHEMERAL),
+        ephemeral: || Some(EPHEMERAL),
         probe,
     }
 }
@@ -309,7 +309,7 @@ fn default_max_port_sits_below_the_ephemeral_range() {
     let reg = empty();
     assert_eq!(space(&reg, &machine(&idle)).hi, 32767);
     let far = Machine {
-        ephemeral: Some(PortRange::new(60000, 65535)),
+        ephemeral: || Some(PortRange::new(60000, 65535)),
         probe: &idle,
     };
     assert_eq!(space(&reg, &far).hi, IANA_REGISTERED_MAX);

@@ -61,8 +61,8 @@ fn reaches_localhost(addr: std::net::IpAddr) -> bool {
 
 /// The OS ephemeral port range (first, last), where the kernel picks ports for outgoing
 /// connections: `/proc/sys/net/ipv4/ip_local_port_range` on Linux,
-/// `net.inet.ip.portrange.first`/`last` on macOS, IANA's 49152-65535 elsewhere (Windows'
-/// default dynamic range). `None` when the OS says something that does not parse.
+/// `net.inet.ip.portrange.first`/`last` on macOS, `netsh`'s dynamic port range on Windows,
+/// IANA's 49152-65535 elsewhere. `None` when the OS says something that does not parse.
 pub fn ephemeral_range() -> Option<(u16, u16)> {
     facts::ephemeral_range()
 }
@@ -84,6 +84,19 @@ pub fn free_port_check_addresses() -> &'static [std::net::IpAddr] {
     } else {
         &LOOPBACKS
     }
+}
+
+/// The range in `netsh interface ipv4 show dynamicport tcp`'s answer: its first two
+/// `label : number` lines are the start port and the number of ports, in every language
+/// Windows speaks.
+#[cfg(any(all(windows, feature = "tool"), test))]
+fn parse_dynamic_port_range(text: &str) -> Option<(u16, u16)> {
+    let mut numbers = text
+        .lines()
+        .filter_map(|line| line.rsplit_once(':')?.1.trim().parse::<u32>().ok());
+    let (start, count) = (numbers.next()?, numbers.next()?);
+    let last = start.checked_add(count)?.checked_sub(1)?;
+    Some((u16::try_from(start).ok()?, u16::try_from(last).ok()?)).filter(|(a, b)| a <= b)
 }
 
 /// A listening TCP socket.
@@ -323,6 +336,27 @@ pub fn on_termination(on_signal: impl FnOnce() + Send + 'static) -> std::io::Res
 #[cfg(test)]
 mod tests {
     use std::net::TcpListener;
+
+    #[test]
+    fn reads_netsh_dynamic_port_range_in_any_language() {
+        let english = "\nProtocol tcp Dynamic Port Range\n---------------------------------\nStart Port      : 49152\nNumber of Ports : 16384\n\n";
+        assert_eq!(
+            super::parse_dynamic_port_range(english),
+            Some((49152, 65535))
+        );
+        let german = "Dynamischer Portbereich für tcp-Protokoll\n---------------------------------\nStartport       : 10000\nAnzahl der Ports: 1000\n";
+        assert_eq!(
+            super::parse_dynamic_port_range(german),
+            Some((10000, 10999))
+        );
+        for bad in [
+            "",
+            "Start Port : 60000\nNumber of Ports : 9000\n",
+            "Start : x\n",
+        ] {
+            assert_eq!(super::parse_dynamic_port_range(bad), None, "{bad:?}");
+        }
+    }
 
     #[test]
     fn our_own_start_time_is_stable_and_a_missing_pid_has_none() {

@@ -28,10 +28,19 @@ use windows_sys::Win32::System::Threading::{
 
 use super::Socket;
 
-/// Windows' default dynamic port range since Vista (`netsh int ipv4 show dynamicport tcp`
-/// tells a changed one; no Win32 call does).
+/// Windows' dynamic port range as `netsh interface ipv4 show dynamicport tcp` tells it (no
+/// Win32 call does), else its default since Vista, 49152-65535. One `netsh` a process,
+/// before the lock is taken (see [`crate::probe::ephemeral_range`]).
 pub fn ephemeral_range() -> Option<(u16, u16)> {
-    Some((49152, 65535))
+    let told = std::process::Command::new("netsh")
+        .args(["interface", "ipv4", "show", "dynamicport", "tcp"])
+        .stdin(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .output()
+        .ok()
+        .filter(|out| out.status.success())
+        .and_then(|out| super::parse_dynamic_port_range(&String::from_utf8_lossy(&out.stdout)));
+    told.or(Some((49152, 65535)))
 }
 
 /// A socket's id here is its owner's pid and its port (`pid << 16 | port`): the table names
