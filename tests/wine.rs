@@ -575,3 +575,105 @@ fn a_port_file_held_open_by_a_reader_is_replaced_once_the_reader_lets_go() {
         "{ports}"
     );
 }
+
+#[test]
+fn a_build_script_gets_the_workspace_ports_as_constants() {
+    let home = Home::new();
+    let ws = shop();
+    let manifest = win(&ws.path().join("Cargo.toml"));
+    let assigned = json(&mut styxy(&home, &["assign", "--manifest-path", &manifest]));
+    let api = assigned["services"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["env"] == "SHOP_API_PORT")
+        .unwrap()["port"]
+        .clone();
+    // What the build helper runs, with the environment cargo gives a build script.
+    let out_dir = tempfile::tempdir().unwrap();
+    let out = must(
+        styxy(&home, &["build-script", "--format-version", "1"])
+            .env("CARGO_MANIFEST_DIR", win(&ws.path().join("shop-cli")))
+            .env("OUT_DIR", win(out_dir.path()))
+            .env("CARGO_PKG_NAME", "shop-cli"),
+        "run build-script",
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("cargo:rerun-if-changed="), "{stdout}");
+    let constants = std::fs::read_to_string(out_dir.path().join("styxy_ports.rs")).unwrap();
+    assert!(
+        constants.contains(&format!("pub const SHOP_API_PORT: u16 = {api};")),
+        "{constants}"
+    );
+}
+
+#[test]
+fn metrics_audit_and_completions_answer_as_on_linux() {
+    let home = Home::new();
+    ok(&mut styxy(
+        &home,
+        &["allocate", "--service", "api", "--instance", "a"],
+    ));
+    let metrics = ok(&mut styxy(&home, &["metrics"]));
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l == "styxy_allocations_total{result=\"assigned\"} 1"),
+        "{metrics}"
+    );
+    let audit = json(&mut styxy(&home, &["audit"]));
+    let events: Vec<&str> = audit
+        .as_array()
+        .unwrap_or_else(|| panic!("{audit}"))
+        .iter()
+        .filter_map(|r| r["event"].as_str())
+        .collect();
+    assert_eq!(events, ["INSTANCE_ASSIGNED"], "{audit}");
+    // PowerShell's registration asks the binary itself on every TAB.
+    let script = ok(&mut styxy(&home, &["completions", "powershell"]));
+    assert!(script.contains("Register-ArgumentCompleter"), "{script}");
+    let offered = ok(windows(&wine().exe)
+        .args(["--", "cargo-styxy", "styxy", "allo"])
+        .env("COMPLETE", "powershell"));
+    assert!(offered.starts_with("allocate\t"), "{offered}");
+}
+
+#[test]
+fn the_dashboard_serves_its_state_to_a_client_with_the_token() {
+    use std::io::{Read, Write};
+    let home = Home::new();
+    ok(&mut styxy(
+        &home,
+        &["allocate", "--service", "api", "--instance", "a"],
+    ));
+    // It takes a free port of the `coordination` type, as it does on Linux.
+    let mut ui = common::Reaped(
+        styxy(&home, &["ui", "--format", "json"])
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let mut line = String::new();
+    BufReader::new(ui.0.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let started: serde_json::Value = serde_json::from_str(&line).unwrap();
+    let token = started["url"]
+        .as_str()
+        .unwrap()
+        .split("token=")
+        .nth(1)
+        .unwrap()
+        .to_owned();
+    let served = started["port"].as_u64().unwrap();
+    let mut conn = std::net::TcpStream::connect(("127.0.0.1", served as u16)).unwrap();
+    write!(
+        conn,
+        "GET /api/state HTTP/1.1\r\nHost: localhost:{served}\r\nAuthorization: Bearer {token}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut reply = String::new();
+    conn.read_to_string(&mut reply).unwrap();
+    assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
+    assert!(reply.contains("\"service_types\""), "{reply}");
+}
