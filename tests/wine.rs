@@ -458,6 +458,24 @@ fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
     }
 }
 
+/// Adds 1 to the start time of every lease of `pid` in the state `v`; returns how many.
+fn bump_start_time(v: &mut serde_json::Value, pid: &serde_json::Value) -> usize {
+    match v {
+        serde_json::Value::Object(o) if o.get("pid") == Some(pid) => {
+            match o.get_mut("start_time") {
+                Some(t) => {
+                    *t = (t.as_u64().unwrap() + 1).into();
+                    1
+                }
+                None => 0,
+            }
+        }
+        serde_json::Value::Object(o) => o.values_mut().map(|x| bump_start_time(x, pid)).sum(),
+        serde_json::Value::Array(a) => a.iter_mut().map(|x| bump_start_time(x, pid)).sum(),
+        _ => 0,
+    }
+}
+
 #[test]
 fn run_leases_its_port_and_its_bin_dies_with_it_in_a_job_object() {
     let home = Home::new();
@@ -514,6 +532,16 @@ fn run_leases_its_port_and_its_bin_dies_with_it_in_a_job_object() {
         err.contains(&format!("pid {}", held[0]["pid"])),
         "{err} / {held:?}"
     );
+
+    // A lease names a process by pid and start time: with the pid reused by another
+    // process (the start time differs), the lease is dead and a run is not refused.
+    let state_file = home.path().join("state.json");
+    let mut state: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&state_file).unwrap()).unwrap();
+    assert_eq!(bump_start_time(&mut state, &held[0]["pid"]), 1, "{state}");
+    std::fs::write(&state_file, state.to_string()).unwrap();
+    let out = run(&[("STYXY_TEST_EXIT", "0")]).output().unwrap();
+    assert!(out.status.success(), "{out:?}");
 
     // Killed outright, run takes the bin with it (the job closes), and its lease is dead:
     // the next run is not refused.
