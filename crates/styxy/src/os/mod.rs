@@ -47,13 +47,14 @@ use unix as files;
 use linux as tie;
 #[cfg(not(target_os = "linux"))]
 use portable as tie;
-#[cfg(unix)]
+#[cfg(all(unix, feature = "tool"))]
 use unix as signals;
 #[cfg(all(windows, feature = "tool"))]
 use windows as signals;
 
 /// Whether a socket bound to `addr` takes connections to `localhost`: a loopback address
 /// (IPv4-mapped ones included) or a wildcard.
+#[cfg(any(target_os = "linux", feature = "tool"))]
 fn reaches_localhost(addr: std::net::IpAddr) -> bool {
     let addr = addr.to_canonical();
     addr.is_loopback() || addr.is_unspecified()
