@@ -50,6 +50,10 @@ pub fn load(ctx: &Ctx, manifest: &Path) -> anyhow::Result<Workspace> {
     if let Some(ws) = cache::load(ctx.store.dir(), manifest) {
         return Ok(ws);
     }
+    // cargo would hang on a FIFO among the manifests, or read a huge file whole.
+    if let Some(dir) = manifest.parent() {
+        styxy::workspace::check_readable(dir)?;
+    }
     ctx.note(&format!(
         "running cargo metadata for {}",
         manifest.display()

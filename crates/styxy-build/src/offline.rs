@@ -76,10 +76,30 @@ pub fn constants(package_dir: &Path, package: &str) -> Result<Offline, String> {
     })
 }
 
+/// The most a manifest may hold.
+const MANIFEST_CAP: u64 = 1 << 20;
+
+/// A manifest's text, if it is a regular file (a FIFO would hang the build) of at most
+/// [`MANIFEST_CAP`].
+fn read_text(path: &Path) -> Result<String, String> {
+    use std::io::Read;
+    let fail = |why: &dyn std::fmt::Display| format!("cannot read {}: {why}", path.display());
+    if !fs::metadata(path).map_err(|e| fail(&e))?.is_file() {
+        return Err(fail(&"it is not a regular file"));
+    }
+    let mut text = String::new();
+    fs::File::open(path)
+        .and_then(|f| f.take(MANIFEST_CAP + 1).read_to_string(&mut text))
+        .map_err(|e| fail(&e))?;
+    if text.len() as u64 > MANIFEST_CAP {
+        return Err(fail(&"it is larger than 1 MiB"));
+    }
+    Ok(text)
+}
+
 fn read_manifest(path: &Path, read: &mut Vec<PathBuf>) -> Result<Value, String> {
     read.push(path.to_path_buf());
-    let text =
-        fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let text = read_text(path)?;
     toml::parse(&text).map_err(|e| format!("{}: {e}", path.display()))
 }
 
@@ -100,7 +120,7 @@ fn services(
                     own.get("workspace").is_some()
                 } else {
                     m.is_file()
-                        && fs::read_to_string(&m)
+                        && read_text(&m)
                             .ok()
                             .and_then(|t| toml::parse(&t).ok())
                             .is_some_and(|t| t.get("workspace").is_some())
@@ -142,7 +162,7 @@ fn services(
             .map(|e| root_dir.join(e))
             .collect();
         for pattern in strings("workspace.members") {
-            for dir in expand(&root_dir, &pattern) {
+            for dir in rules::member_dirs(&root_dir, &pattern)? {
                 if dir.join("Cargo.toml").is_file() && !excluded.iter().any(|x| dir.starts_with(x))
                 {
                     member_dirs.push(dir);
@@ -262,59 +282,4 @@ fn bins(dir: &Path, manifest: &Value, package: &str) -> BTreeSet<String> {
         }
     }
     out
-}
-
-/// The directories that a `workspace.members` entry names: `*` and `?` match within one
-/// path component.
-fn expand(root: &Path, pattern: &str) -> Vec<PathBuf> {
-    let mut found = vec![root.to_path_buf()];
-    for part in pattern.split('/').filter(|p| !p.is_empty() && *p != ".") {
-        let mut next = Vec::new();
-        for dir in found {
-            if !part.contains(['*', '?']) {
-                next.push(dir.join(part));
-                continue;
-            }
-            let Ok(entries) = fs::read_dir(&dir) else {
-                continue;
-            };
-            for e in entries.flatten() {
-                let name = e.file_name();
-                if wildcard(part.as_bytes(), name.to_string_lossy().as_bytes()) && e.path().is_dir()
-                {
-                    next.push(e.path());
-                }
-            }
-        }
-        found = next;
-    }
-    found.sort();
-    found
-}
-
-/// `*` any run of characters, `?` any one.
-fn wildcard(pattern: &[u8], name: &[u8]) -> bool {
-    match (pattern.split_first(), name.split_first()) {
-        (None, None) => true,
-        (Some((b'*', rest)), _) => {
-            wildcard(rest, name) || (!name.is_empty() && wildcard(pattern, &name[1..]))
-        }
-        (Some((b'?', rest)), Some((_, name_rest))) => wildcard(rest, name_rest),
-        (Some((p, rest)), Some((n, name_rest))) => p == n && wildcard(rest, name_rest),
-        _ => false,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn wildcards_match_within_a_component() {
-        assert!(wildcard(b"crates-*", b"crates-a"));
-        assert!(wildcard(b"*", b""));
-        assert!(wildcard(b"a?c", b"abc"));
-        assert!(!wildcard(b"a?c", b"ac"));
-        assert!(!wildcard(b"x*", b"yx"));
-    }
 }

@@ -1,7 +1,9 @@
 //! The naming rules that cargo-styxy and this helper share, so that both write the same
-//! constants: env names, URL variables, fallback ports, and the generated file itself.
+//! constants: env names, URL variables, fallback ports, the generated file itself, and how a
+//! workspace's members and a checkout's path are found.
 
 use std::fmt::Write;
+use std::path::{Path, PathBuf};
 
 /// `shop-api` → `SHOP_API`.
 pub fn upper_snake(name: &str) -> String {
@@ -146,6 +148,77 @@ pub fn plain_windows_path(path: &str) -> String {
     }
 }
 
+/// The most directories [`member_dirs`] looks at for one pattern.
+pub const MEMBER_DIRS_CAP: usize = 10_000;
+
+/// The directories that a `workspace.members` (or `exclude`) entry names under `root`:
+/// each path component is matched on its own, `*` any run of characters and `?` any one
+/// (so `**` is `*`: one component, never a descent), and a symlinked directory is followed
+/// only as one step of the pattern, never into a loop. Sorted. An entry that reaches more
+/// than [`MEMBER_DIRS_CAP`] directories is an error, not a scan of the whole disk.
+pub fn member_dirs(root: &Path, pattern: &str) -> Result<Vec<PathBuf>, String> {
+    let mut found = vec![root.to_path_buf()];
+    let mut seen = 0usize;
+    for part in pattern.split('/').filter(|p| !p.is_empty() && *p != ".") {
+        let mut next = Vec::new();
+        for dir in found {
+            if !part.contains(['*', '?']) {
+                next.push(dir.join(part));
+                continue;
+            }
+            let Ok(entries) = std::fs::read_dir(&dir) else {
+                continue;
+            };
+            for e in entries.flatten() {
+                seen += 1;
+                if seen > MEMBER_DIRS_CAP {
+                    return Err(format!(
+                        "workspace.members {pattern:?} reaches more than {MEMBER_DIRS_CAP} directories; name the members more narrowly"
+                    ));
+                }
+                let name = e.file_name();
+                if wildcard(part.as_bytes(), name.to_string_lossy().as_bytes()) && e.path().is_dir()
+                {
+                    next.push(e.path());
+                }
+            }
+        }
+        found = next;
+    }
+    found.sort();
+    Ok(found)
+}
+
+/// Whether `name` matches `pattern`, where `*` is any run of bytes and `?` any one byte:
+/// in time linear in their product (a run of stars cannot make it explode).
+pub fn wildcard(pattern: &[u8], name: &[u8]) -> bool {
+    let (mut p, mut n) = (0, 0);
+    // Where the last star was, and the name position it now stands for up to.
+    let mut star: Option<(usize, usize)> = None;
+    while n < name.len() {
+        match pattern.get(p) {
+            Some(b'*') => {
+                star = Some((p, n));
+                p += 1;
+            }
+            Some(c) if *c == b'?' || *c == name[n] => {
+                p += 1;
+                n += 1;
+            }
+            _ => match star {
+                Some((sp, sn)) => {
+                    // Let the star take one more byte.
+                    p = sp + 1;
+                    n = sn + 1;
+                    star = Some((sp, sn + 1));
+                }
+                None => return false,
+            },
+        }
+    }
+    pattern[p..].iter().all(|c| *c == b'*')
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -196,5 +269,56 @@ mod tests {
         ] {
             assert_eq!(plain_windows_path(given), plain, "{given}");
         }
+    }
+
+    #[test]
+    fn wildcards_match_within_a_component() {
+        assert!(wildcard(b"crates-*", b"crates-a"));
+        assert!(wildcard(b"*", b""));
+        assert!(wildcard(b"**", b"x"));
+        assert!(wildcard(b"a?c", b"abc"));
+        assert!(wildcard(b"*a*b", b"xaxxb"));
+        assert!(!wildcard(b"a?c", b"ac"));
+        assert!(!wildcard(b"x*", b"yx"));
+        assert!(!wildcard(b"*a*b", b"xaxx"));
+        // Forty stars against a long name that does not match: an exponential matcher
+        // would not return.
+        let stars = "*a".repeat(40) + "b";
+        assert!(!wildcard(stars.as_bytes(), "a".repeat(200).as_bytes()));
+    }
+
+    #[test]
+    fn members_stay_in_their_components_and_stop_at_the_cap() {
+        let dir = std::env::temp_dir().join(format!("styxy-members-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        for d in ["crates/a", "crates/b/nested", "tools/x"] {
+            std::fs::create_dir_all(dir.join(d)).unwrap();
+        }
+        // A symlink back up: a descent would loop.
+        #[cfg(unix)]
+        std::os::unix::fs::symlink("..", dir.join("crates/up")).unwrap();
+        let names = |pattern: &str| -> Vec<String> {
+            member_dirs(&dir, pattern)
+                .unwrap()
+                .iter()
+                .map(|p| {
+                    p.strip_prefix(&dir)
+                        .unwrap()
+                        .to_string_lossy()
+                        .replace('\\', "/")
+                })
+                .collect()
+        };
+        assert_eq!(names("crates/?"), ["crates/a", "crates/b"]);
+        assert_eq!(names("*/b/*"), ["crates/b/nested"]);
+        // `**` is one component, links are one step.
+        assert!(names("crates/**").contains(&"crates/b".to_owned()));
+        assert!(!names("crates/**").contains(&"crates/b/nested".to_owned()));
+        for i in 0..=MEMBER_DIRS_CAP {
+            std::fs::create_dir(dir.join(format!("tools/x/{i}"))).unwrap();
+        }
+        let err = member_dirs(&dir, "tools/x/*").unwrap_err();
+        assert!(err.contains("more than 10000 directories"), "{err}");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

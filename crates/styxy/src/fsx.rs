@@ -54,6 +54,42 @@ fn write_output(path: &Path, contents: &[u8]) -> Result<bool> {
     Ok(true)
 }
 
+/// Reads the regular file at `path` whole, if it is at most `cap` bytes: no FIFO, device
+/// or (with [`os::Links::Refuse`]) symlink is read ([`os::open_regular`]), and a file
+/// that grows past the cap is refused, not read on. Files others may plant (a checkout's
+/// manifests) and the registry dir's own are read this way.
+pub fn read_bounded(path: &Path, cap: u64, links: os::Links) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    let file = os::open_regular(path, links)?;
+    let mut bytes = Vec::new();
+    file.take(cap + 1).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > cap {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("it is larger than {}", human_size(cap)),
+        ));
+    }
+    Ok(bytes)
+}
+
+/// [`read_bounded`] as UTF-8 text.
+pub fn read_text_bounded(path: &Path, cap: u64, links: os::Links) -> std::io::Result<String> {
+    String::from_utf8(read_bounded(path, cap, links)?)
+        .map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidData, "it is not valid UTF-8"))
+}
+
+fn human_size(bytes: u64) -> String {
+    match bytes {
+        b if b >= 1 << 20 && b % (1 << 20) == 0 => format!("{} MiB", b >> 20),
+        b if b >= 1 << 10 && b % (1 << 10) == 0 => format!("{} KiB", b >> 10),
+        b => format!("{b} bytes"),
+    }
+}
+
+/// The most a manifest of a checkout may hold (a large workspace's root manifest is a few
+/// tens of KiB).
+pub const MANIFEST_CAP: u64 = 1 << 20;
+
 /// An error for `path`, which is not a regular file (`m` is what it is).
 pub fn not_a_file(path: &Path, m: &fs::Metadata) -> Error {
     let t = m.file_type();

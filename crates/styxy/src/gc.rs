@@ -2,7 +2,6 @@
 //! has their service (as its manifests say, read without cargo), leases of dead processes,
 //! auto-allocated types left empty — through the change path.
 
-use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
@@ -12,20 +11,43 @@ use crate::registry::{self, Changed, Store};
 
 /// Runs `gc`; with `dry_run`, says what it would drop and writes nothing. What gc drops
 /// comes first; then what a hand edit left is set right as by any write.
+///
+/// The checkouts' manifests are read before the lock is taken, from a lock-free read of the
+/// registry: a slow, huge or hostile checkout then stalls only this `gc`, never another
+/// process's allocation. Under the lock only cheap facts are looked at again (whether a
+/// checkout's directory exists); an instance whose checkout appeared since, or whose
+/// manifests cannot be read, is kept, and the latter is said in a warning with the reason.
 pub fn gc(store: &Store, dry_run: bool) -> Result<Changed<Vec<allocate::gc::Dropped>>> {
     type Held = BTreeSet<(String, String)>;
-    let known: RefCell<BTreeMap<String, Option<Held>>> = RefCell::default();
+    let roots: BTreeSet<String> = store
+        .read()?
+        .types
+        .values()
+        .flat_map(|t| t.instances.iter())
+        .filter_map(|(id, i)| i.workspace(id).map(str::to_owned))
+        .collect();
+    let mut unreadable = Vec::new();
+    let known: BTreeMap<String, Held> = roots
+        .into_iter()
+        .filter_map(
+            |root| match crate::workspace::services_at(Path::new(&root)) {
+                Ok(services) => {
+                    let held = services
+                        .into_iter()
+                        .map(|s| (s.service_type, s.instance))
+                        .collect();
+                    Some((root, held))
+                }
+                Err(e) => {
+                    unreadable.push(format!("kept the instances of {root}: {e}"));
+                    None
+                }
+            },
+        )
+        .collect();
     let has_service = |root: &str, service_type: &str, instance: &str| {
-        let mut known = known.borrow_mut();
-        let held = known.entry(root.to_owned()).or_insert_with(|| {
-            crate::workspace::services_at(Path::new(root)).map(|services| {
-                services
-                    .into_iter()
-                    .map(|s| (s.service_type, s.instance))
-                    .collect()
-            })
-        });
-        held.as_ref()
+        known
+            .get(root)
             .map(|h| h.contains(&(service_type.to_owned(), instance.to_owned())))
     };
     let facts = allocate::gc::Facts {
@@ -37,6 +59,9 @@ pub fn gc(store: &Store, dry_run: bool) -> Result<Changed<Vec<allocate::gc::Drop
         let out = allocate::gc::gc(change.registry, &facts);
         if dry_run {
             change.write_nothing();
+        }
+        for warning in unreadable {
+            change.warn(warning);
         }
         Ok::<_, Error>(change.apply(out))
     })

@@ -99,7 +99,8 @@ async fn gc(state: &AppState, dry_run: bool) -> Result<Response, ApiError> {
 
 /// `GET /api/checkouts`: each checkout's services as its manifests say now (read without
 /// cargo): env names and the `url` template with the port the registry gives it.
-/// `readable` is false where the manifests are gone or cannot be read.
+/// `readable` is false where the manifests cannot be read or are invalid, and `error` says
+/// why.
 pub(super) async fn checkouts(State(state): State<Arc<AppState>>) -> Result<Response, ApiError> {
     let store = state.store.clone();
     let found = blocking(move || {
@@ -120,7 +121,8 @@ pub(super) async fn checkouts(State(state): State<Arc<AppState>>) -> Result<Resp
             .map(|(root, ports)| {
                 let services = styxy::workspace::services_at(std::path::Path::new(&root));
                 let listed: Vec<Value> = services
-                    .iter()
+                    .as_ref()
+                    .into_iter()
                     .flatten()
                     .filter_map(|s| {
                         let port = *ports.get(&(s.service_type.clone(), s.instance.clone()))?;
@@ -134,7 +136,13 @@ pub(super) async fn checkouts(State(state): State<Arc<AppState>>) -> Result<Resp
                         }))
                     })
                     .collect();
-                json!({ "workspace": root, "readable": services.is_some(), "services": listed })
+                let error = services.as_ref().err().map(ToString::to_string);
+                json!({
+                    "workspace": root,
+                    "readable": error.is_none(),
+                    "error": error,
+                    "services": listed,
+                })
             })
             .collect();
         Ok(checkouts)

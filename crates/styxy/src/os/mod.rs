@@ -200,6 +200,47 @@ pub fn special_kind(t: fs::FileType) -> Option<&'static str> {
     files::special_kind(t)
 }
 
+/// Whether [`open_regular`] follows a symlink that the path names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Links {
+    /// A link to a regular file is read (a checkout's `Cargo.toml` may be one).
+    Follow,
+    /// A link is refused: the registry dir's files are the tool's own, never links.
+    Refuse,
+}
+
+/// Opens `path` for reading if, and only if, it is a regular file, checked on what was
+/// opened (not on a name that may be swapped in between): a FIFO is opened without waiting
+/// for a writer and refused, as are devices, sockets, directories and, with
+/// [`Links::Refuse`], a symlink. The refusal is an `InvalidInput` error saying what the
+/// path is.
+pub fn open_regular(path: &Path, links: Links) -> std::io::Result<File> {
+    let refuse = |kind: &str| {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            format!("it is {kind}, not a regular file"),
+        )
+    };
+    let file = match files::open_without_waiting(path, links) {
+        Ok(f) => f,
+        Err(e) if links == Links::Refuse && files::is_link_refusal(&e) => {
+            return Err(refuse("a symlink"));
+        }
+        Err(e) => return Err(e),
+    };
+    let t = file.metadata()?.file_type();
+    if t.is_file() {
+        return Ok(file);
+    }
+    Err(refuse(if t.is_dir() {
+        "a directory"
+    } else if t.is_symlink() {
+        "a symlink"
+    } else {
+        files::special_kind(t).unwrap_or("a special file")
+    }))
+}
+
 /// Why the directory `dir` (whose metadata is `m`) is not safe to keep the registry in:
 /// someone else owns it, or others may write in it (as ssh's StrictModes checks).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -92,6 +92,27 @@ pub fn dir_trust(_dir: &Path, _m: &fs::Metadata) -> std::io::Result<DirTrust> {
     Ok(DirTrust::Private)
 }
 
+/// Windows has no FIFOs among files (pipes live in their own namespace); a symlink is
+/// opened as itself (`FILE_FLAG_OPEN_REPARSE_POINT`) to be refused.
+pub fn open_without_waiting(path: &Path, links: super::Links) -> std::io::Result<File> {
+    let mut options = OpenOptions::new();
+    options.read(true);
+    #[cfg(windows)]
+    if links == super::Links::Refuse {
+        use std::os::windows::fs::OpenOptionsExt;
+        const FILE_FLAG_OPEN_REPARSE_POINT: u32 = 0x0020_0000;
+        options.custom_flags(FILE_FLAG_OPEN_REPARSE_POINT);
+    }
+    #[cfg(not(windows))]
+    let _ = links;
+    options.open(path)
+}
+
+/// A link opened as itself is refused by its file type, not by the open.
+pub fn is_link_refusal(_e: &std::io::Error) -> bool {
+    false
+}
+
 /// Windows refuses to replace a file that another program holds open without delete
 /// sharing (`ERROR_SHARING_VIOLATION`, 32), or whose deleted name lingers until its last
 /// handle closes (`ERROR_ACCESS_DENIED`, 5): both pass once the reader lets go.

@@ -14,6 +14,9 @@ use crate::workspace::Workspace;
 /// The directory in the registry that holds the cache.
 pub const CACHE_DIR: &str = "cache";
 
+/// The most a cache entry may hold (a workspace of a thousand members is a few hundred KiB).
+const CACHE_CAP: u64 = 16 << 20;
+
 /// The entries' format: an entry of another is rebuilt (one written before
 /// `default_members` would select every member).
 const FORMAT: u32 = 2;
@@ -41,8 +44,10 @@ fn stamp(path: &Path) -> u128 {
         return 0;
     };
     if m.is_file() {
-        let content = std::fs::read(path).unwrap_or_default();
-        return (1 << 64) | u128::from(fnv1a(&content));
+        // A file too large for a manifest stamps as unreadable: the workspace is read
+        // again, and that read says what is wrong.
+        return crate::fsx::read_bounded(path, crate::fsx::MANIFEST_CAP, crate::os::Links::Follow)
+            .map_or(1, |content| (1 << 64) | u128::from(fnv1a(&content)));
     }
     m.modified()
         .ok()
@@ -77,9 +82,8 @@ fn watched(manifest: &Path, ws: &Workspace) -> Vec<PathBuf> {
 /// The cached workspace for `manifest`, if nothing it depends on changed since.
 pub fn load(registry_dir: &Path, manifest: &Path) -> Option<Workspace> {
     let path = file(registry_dir, manifest);
-    // Never through a symlink, never a FIFO (which would hang the read).
-    crate::fsx::check_regular(&path).ok()?;
-    let text = std::fs::read_to_string(path).ok()?;
+    // Never through a symlink, never a FIFO (which would hang the read), never without end.
+    let text = crate::fsx::read_text_bounded(&path, CACHE_CAP, crate::os::Links::Refuse).ok()?;
     let entry: Entry = serde_json::from_str(&text).ok()?;
     let fresh = entry.format == FORMAT
         && entry.manifest == manifest

@@ -1,19 +1,27 @@
 //! A workspace read from its manifests alone, for build scripts: a build script that runs
 //! `cargo metadata` can deadlock on cargo's own locks. Follows cargo's rules for the
-//! workspace root and `members`/`exclude` globs; the bins are cargo's, as the `cargo_toml`
-//! crate infers them (`[[bin]]` paths, `src/bin/NAME/main.rs`, `autobins`).
+//! workspace root and `members`/`exclude` globs (each `*`, `**` included, within one path
+//! component: [`styxy_build::rules::member_dirs`], bounded whatever the tree holds); the
+//! bins are cargo's, as the `cargo_toml` crate infers them (`[[bin]]` paths,
+//! `src/bin/NAME/main.rs`, `autobins`). Every manifest is read as a file another user may
+//! have planted: see `read_toml`.
 
-use std::fs;
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result, WorkspaceError};
 use crate::workspace::{Package, Workspace};
+use crate::{fsx, os};
 
+/// A manifest, read as a file anyone may have planted: a regular file of at most
+/// [`fsx::MANIFEST_CAP`] (a FIFO, a device or a huge file is an error, never a hang).
 fn read_toml(path: &Path) -> Result<toml::Table> {
-    let text = fs::read_to_string(path).map_err(|source| WorkspaceError::Read {
-        path: path.to_path_buf(),
-        source,
-    })?;
+    let text =
+        fsx::read_text_bounded(path, fsx::MANIFEST_CAP, os::Links::Follow).map_err(|source| {
+            WorkspaceError::Read {
+                path: path.to_path_buf(),
+                source,
+            }
+        })?;
     text.parse::<toml::Table>().map_err(|e| {
         Error::from(WorkspaceError::Manifest {
             path: path.to_path_buf(),
@@ -84,14 +92,14 @@ pub fn discover(package_dir: &Path) -> Result<(Workspace, Vec<PathBuf>)> {
         member_dirs.push(root_dir.clone());
     }
     for pattern in globs("members") {
-        let full = root_dir.join(&pattern);
-        let matches = glob::glob(&full.to_string_lossy()).map_err(|e| {
-            Error::from(WorkspaceError::Manifest {
+        // Too wide a pattern is a checkout that cannot be read, like a FIFO.
+        let dirs = styxy_build::rules::member_dirs(&root_dir, &pattern).map_err(|reason| {
+            Error::from(WorkspaceError::Read {
                 path: root_manifest.clone(),
-                reason: format!("workspace.members {pattern:?}: {e}"),
+                source: std::io::Error::other(reason),
             })
         })?;
-        for dir in matches.flatten() {
+        for dir in dirs {
             if dir.join("Cargo.toml").is_file() && !excluded.iter().any(|x| dir.starts_with(x)) {
                 member_dirs.push(dir);
             }
@@ -182,6 +190,7 @@ fn package(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fs;
 
     /// Writes `files` under a new temp dir.
     fn tree(files: &[(&str, &str)]) -> tempfile::TempDir {

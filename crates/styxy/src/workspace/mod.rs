@@ -204,14 +204,28 @@ fn meta_error(p: &Package, key: &str, reason: impl Into<String>) -> Error {
 }
 
 /// The services of the checkout at `root` as its manifests say now, read without cargo (for
-/// `gc` and the dashboard, which look at many checkouts). A root without a `Cargo.toml` has
-/// none; `None` when the manifests cannot be read or are invalid.
-pub fn services_at(root: &Path) -> Option<Vec<Service>> {
-    if !root.join("Cargo.toml").is_file() {
-        return Some(Vec::new());
+/// `gc` and the dashboard, which look at many checkouts, each read as another user may have
+/// made it: bounded, no FIFO). A root without a `Cargo.toml` has none; an error says why the
+/// manifests cannot be read or are invalid.
+pub fn services_at(root: &Path) -> Result<Vec<Service>> {
+    if let Err(e) = std::fs::metadata(root.join("Cargo.toml"))
+        && e.kind() == std::io::ErrorKind::NotFound
+    {
+        return Ok(Vec::new());
     }
-    let (ws, _) = manifests::discover(root).ok()?;
-    services(&ws).ok()
+    let (ws, _) = manifests::discover(root)?;
+    services(&ws)
+}
+
+/// Checks, before cargo reads them, that the manifests of the workspace of the package in
+/// `package_dir` can be read without hanging: each a regular file within the size cap, the
+/// members' globs within theirs. Only such errors are returned (a manifest cargo would
+/// refuse is cargo's to explain).
+pub fn check_readable(package_dir: &Path) -> Result<()> {
+    match manifests::discover(package_dir) {
+        Err(e @ Error::Workspace(WorkspaceError::Read { .. })) => Err(e),
+        _ => Ok(()),
+    }
 }
 
 /// Every service of the workspace (bins not marked `skip`, then extra services), sorted by
