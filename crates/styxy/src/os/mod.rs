@@ -68,7 +68,7 @@ pub fn ephemeral_range() -> Option<(u16, u16)> {
     facts::ephemeral_range()
 }
 
-/// The addresses a free-port check binds: 127.0.0.1 and [::1] everywhere (a server on
+/// The addresses a free-port check binds: `127.0.0.1` and `[::1]` everywhere (a server on
 /// either is reached as `localhost`), and 0.0.0.0 where a loopback bind succeeds while
 /// another socket holds the wildcard address (macOS and the BSDs let the more specific
 /// bind share the port; so may Windows). Linux refuses that bind, and a wildcard bind there
