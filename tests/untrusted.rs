@@ -162,3 +162,196 @@ fn member_globs_over_symlink_loops_end() {
     let dropped: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(dropped["dropped"], serde_json::json!([]), "{dropped}");
 }
+
+#[test]
+fn fifos_and_device_links_in_the_registry_dir_are_refused_not_waited_on() {
+    let home = Home::new();
+    home.ok(&["allocate", "--service", "api", "--instance", "a"]);
+    let audit = home.path().join("audit.jsonl");
+    std::fs::rename(&audit, home.path().join("audit.1.jsonl")).unwrap();
+
+    // A FIFO as the trail: the allocation is made, and says the trail missed it.
+    mkfifo(&audit);
+    let out = finishes(home.cmd(&["allocate", "--service", "api", "--instance", "b"]));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains("audit.jsonl is a FIFO"), "{err}");
+
+    // /dev/zero behind it: not read (an allocation reads the trail's tail), not written.
+    std::fs::remove_file(&audit).unwrap();
+    std::os::unix::fs::symlink("/dev/zero", &audit).unwrap();
+    let out = finishes(home.cmd(&["allocate", "--service", "api", "--instance", "c"]));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains("audit.jsonl is a symlink"), "{err}");
+    std::fs::remove_file(&audit).unwrap();
+
+    // A FIFO among the rotated files: `audit` reads the others and says which it skipped.
+    mkfifo(&home.path().join("audit.3.jsonl"));
+    let out = finishes(home.cmd(&["audit", "--format", "json"]));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.contains("audit.3.jsonl: skipped: it is a FIFO"),
+        "{err}"
+    );
+    let records: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(records.as_array().unwrap().len(), 1, "{records}");
+}
+
+/// A folder of someone else's, with files a sweep of temp files would match by suffix.
+fn victim() -> tempfile::TempDir {
+    let v = tempfile::tempdir().unwrap();
+    for name in [".registry.toml.abcdef.tmp", "precious.tmp", "notes.txt"] {
+        std::fs::write(v.path().join(name), "theirs").unwrap();
+    }
+    v
+}
+
+fn untouched(v: &tempfile::TempDir) {
+    let mut names: Vec<String> = std::fs::read_dir(v.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(
+        names,
+        [".registry.toml.abcdef.tmp", "notes.txt", "precious.tmp"]
+    );
+}
+
+#[test]
+fn linked_subdirs_of_the_registry_are_refused_and_nothing_outside_is_touched() {
+    let home = Home::new();
+    let ws = assigned_workspace(&home);
+    let manifest = ws.path().join("r/Cargo.toml");
+    let manifest = manifest.to_str().unwrap();
+
+    // ports/ linked to another folder: the port file is not written through it.
+    let v = victim();
+    std::fs::remove_dir_all(home.path().join("ports")).unwrap();
+    std::os::unix::fs::symlink(v.path(), home.path().join("ports")).unwrap();
+    let err = home.fails(&["assign", "--manifest-path", manifest], 6);
+    assert!(err.contains("ports is a symlink"), "{err}");
+    untouched(&v);
+    std::fs::remove_file(home.path().join("ports")).unwrap();
+
+    // backups/ linked: a change of registry.toml does not keep its backup there, and no
+    // backup is listed from there.
+    let v = victim();
+    std::fs::remove_dir_all(home.path().join("backups")).unwrap();
+    std::os::unix::fs::symlink(v.path(), home.path().join("backups")).unwrap();
+    let out = home.run(&["config", "set", "gap_size", "12"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.contains("no backup kept") && err.contains("backups is a symlink"),
+        "{err}"
+    );
+    let err = home.fails(&["config", "restore"], 1);
+    assert!(err.contains("no backup"), "{err}");
+    untouched(&v);
+    std::fs::remove_file(home.path().join("backups")).unwrap();
+
+    // cache/ linked: the cache is neither read nor written there; env still answers.
+    let v = victim();
+    let _ = std::fs::remove_dir_all(home.path().join("cache"));
+    std::os::unix::fs::symlink(v.path(), home.path().join("cache")).unwrap();
+    home.ok(&["assign", "--manifest-path", manifest]);
+    home.ok(&["env", "--manifest-path", manifest]);
+    untouched(&v);
+}
+
+#[test]
+fn a_planted_backup_link_or_fifo_is_neither_listed_nor_restored() {
+    let home = Home::new();
+    home.ok(&["allocate", "--service", "api", "--instance", "a"]);
+    let backups = home.path().join("backups");
+    let elsewhere = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(elsewhere.path(), "[settings]\ngap_size = 99\n").unwrap();
+    // Named as the newest backups would be.
+    std::os::unix::fs::symlink(
+        elsewhere.path(),
+        backups.join("registry.99999999999999999998.toml"),
+    )
+    .unwrap();
+    mkfifo(&backups.join("registry.99999999999999999999.toml"));
+    // An unparsable registry.toml makes commands look for the last good backup.
+    std::fs::write(home.registry(), "[settings\n").unwrap();
+    let out = finishes(home.cmd(&["list"]));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{err}");
+    assert!(!err.contains("99999999999999999"), "{err}");
+    let out = finishes(home.cmd(&["config", "restore"]));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(!err.contains("99999999999999999"), "{err}");
+    assert!(!home.config().contains("gap_size = 99"));
+}
+
+#[test]
+fn readers_refuse_a_registry_dir_others_may_write_and_doctor_says_so() {
+    use std::os::unix::fs::PermissionsExt;
+    let home = Home::new();
+    home.ok(&["allocate", "--service", "api", "--instance", "a"]);
+    std::fs::set_permissions(home.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+    let err = home.fails(&["list"], 6);
+    assert!(err.contains("others may write in it (mode 777)"), "{err}");
+    let out = home.run(&["doctor", "--format", "json"]);
+    assert_eq!(out.status.code(), Some(1));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["findings"][0]["check"], "registry-dir", "{report}");
+    assert!(
+        report["findings"][0]["fix"]
+            .as_str()
+            .unwrap()
+            .starts_with("chmod go-w"),
+        "{report}"
+    );
+    std::fs::set_permissions(home.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
+    home.ok(&["list"]);
+}
+
+#[test]
+fn config_restore_repairs_a_registry_toml_that_is_not_utf8() {
+    let home = Home::new();
+    home.ok(&["allocate", "--service", "api", "--instance", "a"]);
+    let good = home.config();
+    let mut bytes = good.clone().into_bytes();
+    bytes.extend(b"\n# \xff\xfe\n");
+    std::fs::write(home.registry(), bytes).unwrap();
+    let err = home.fails(&["list"], 3);
+    assert!(
+        err.contains("not valid UTF-8") && err.contains("backups/registry."),
+        "{err}"
+    );
+    home.ok(&["config", "restore"]);
+    assert_eq!(home.config(), good);
+}
+
+#[test]
+fn a_killed_cache_writers_temp_file_is_swept_once_it_is_old() {
+    let home = Home::new();
+    let ws = assigned_workspace(&home);
+    let cache = home.path().join("cache");
+    let old = cache.join(".workspace-0123456789abcdef.json.Ab3dE9.tmp");
+    let fresh = cache.join(".workspace-0123456789abcdef.json.Zz9yX8.tmp");
+    let theirs = cache.join("notes.tmp");
+    for f in [&old, &fresh, &theirs] {
+        std::fs::write(f, "torn").unwrap();
+    }
+    let two_minutes_ago = std::time::SystemTime::now() - Duration::from_secs(120);
+    for f in [&old, &theirs] {
+        std::fs::File::options()
+            .write(true)
+            .open(f)
+            .unwrap()
+            .set_modified(two_minutes_ago)
+            .unwrap();
+    }
+    home.ok(&["allocate", "--service", "api", "--instance", "a"]);
+    assert!(!old.exists());
+    // A writer may still be at a fresh one; a name the tool does not make is not its.
+    assert!(fresh.exists() && theirs.exists());
+    drop(ws);
+}

@@ -24,7 +24,8 @@ pub struct WaitArgs {
     /// The services: service types, bins, `package/bin`s or env names (`API_PORT`)
     #[arg(required = true, value_name = "SERVICE")]
     pub services: Vec<String>,
-    /// How long to wait: seconds (`30`, `0.5`) or a duration (`30s`, `2m`, `1m30s`)
+    /// How long to wait: seconds (`30`, `0.5`) or a duration (`30s`, `2m`, `1m30s`), at
+    /// most a day
     #[arg(long, default_value = "30s", value_parser = duration_arg, value_name = "DURATION")]
     pub timeout: Duration,
 }
@@ -123,13 +124,34 @@ pub fn run(ctx: &Ctx, args: WaitArgs, manifest: Option<&std::path::Path>) -> any
     Ok(())
 }
 
-/// clap value parser for a timeout: seconds, or a duration humantime reads.
+/// The longest `--timeout`: a deadline past it is no wait a user means, and one far
+/// enough out does not fit in the clock.
+const LONGEST_WAIT: Duration = Duration::from_secs(86_400);
+
+/// clap value parser for a timeout: seconds, or a duration humantime reads, up to
+/// [`LONGEST_WAIT`].
 fn duration_arg(s: &str) -> Result<Duration, String> {
     let wrong = || format!("{s:?} is not a duration; use seconds (`30`) or `30s`, `2m`, `1m30s`");
-    if let Ok(secs) = s.parse::<f64>() {
-        return Duration::try_from_secs_f64(secs).map_err(|_| wrong());
+    let d = match s.parse::<f64>() {
+        // Seconds past the limit (1e400 reads as infinite) are too long, not malformed;
+        // `inf` and `NaN` are words, not numbers.
+        Ok(secs) if secs > LONGEST_WAIT.as_secs_f64() && s.bytes().any(|b| b.is_ascii_digit()) => {
+            Duration::MAX
+        }
+        Ok(secs) => Duration::try_from_secs_f64(secs).map_err(|_| wrong())?,
+        Err(_) => match humantime::parse_duration(s) {
+            Ok(d) => d,
+            Err(humantime::DurationError::NumberOverflow) => Duration::MAX,
+            Err(_) => return Err(wrong()),
+        },
+    };
+    if d > LONGEST_WAIT {
+        return Err(format!(
+            "{s:?} is longer than the longest wait, {}",
+            humantime::format_duration(LONGEST_WAIT)
+        ));
     }
-    humantime::parse_duration(s).map_err(|_| wrong())
+    Ok(d)
 }
 
 #[cfg(test)]
@@ -143,8 +165,27 @@ mod tests {
         assert_eq!(ok("0.5"), Duration::from_millis(500));
         assert_eq!(ok("2m"), Duration::from_secs(120));
         assert_eq!(ok("1m30s"), Duration::from_secs(90));
-        for bad in ["", "-1", "soon", "NaN", "inf", "1e400"] {
-            assert!(duration_arg(bad).is_err(), "{bad}");
+        assert_eq!(ok("24h"), Duration::from_secs(86_400));
+        for bad in ["", "-1", "soon", "NaN", "inf"] {
+            assert!(
+                duration_arg(bad).unwrap_err().contains("not a duration"),
+                "{bad}"
+            );
+        }
+        // Too long, however written: a usage error naming the limit, never a panic.
+        for long in [
+            "1e19",
+            "1e400",
+            "86401",
+            "25h",
+            "9999999999999999999s",
+            "99999999999999999999999999h",
+        ] {
+            let err = duration_arg(long).unwrap_err();
+            assert!(
+                err.contains("longer than the longest wait, 1day"),
+                "{long}: {err}"
+            );
         }
     }
 }

@@ -31,10 +31,19 @@ fn findings(store: &Store) -> Vec<Finding> {
     let reg = match store.read() {
         Ok(reg) => reg,
         Err(e) => {
+            let (check, fix) = match &e {
+                styxy::Error::Store(styxy::error::StoreError::UnsafeDir { fix, .. }) => {
+                    ("registry-dir", fix.clone())
+                }
+                _ => (
+                    "registry",
+                    "fix the file by hand, or `cargo styxy config restore`".into(),
+                ),
+            };
             out.push(Finding {
-                check: "registry",
+                check,
                 message: e.to_string(),
-                fix: "fix the file by hand, or `cargo styxy config restore`".into(),
+                fix,
             });
             return out;
         }

@@ -152,10 +152,15 @@ pub fn append(dir: &Path, settings: &Settings, records: &[Record]) -> Result<()>
     }
     let mut options = OpenOptions::new();
     options.append(true).create(true);
-    crate::os::private_file(&mut options)
-        .open(&path)
-        .and_then(|mut f| f.write_all(text.as_bytes()))
-        .map_err(|e| Error::io("cannot append to the audit log", &path, e))
+    // Never a FIFO (an open to write would wait for a reader, under the lock), a device or
+    // a link planted in the registry dir.
+    crate::os::open_checked(
+        &path,
+        crate::os::private_file(&mut options),
+        crate::os::Links::Refuse,
+    )
+    .and_then(|mut f| f.write_all(text.as_bytes()))
+    .map_err(|e| Error::io("cannot append to the audit log", &path, e))
 }
 
 /// Appends `records`, the last commit's (as the state keeps them), unless the trail already
@@ -181,7 +186,7 @@ pub fn recover(dir: &Path, settings: &Settings, records: &[Record]) -> Result<bo
 fn tail(path: &Path) -> Vec<u8> {
     use std::io::{Read, Seek, SeekFrom};
     const TAIL: u64 = 64 * 1024;
-    let Ok(mut f) = fs::File::open(path) else {
+    let Ok(mut f) = crate::os::open_regular(path, crate::os::Links::Refuse) else {
         return Vec::new();
     };
     let len = f.metadata().map_or(0, |m| m.len());
@@ -194,7 +199,7 @@ fn tail(path: &Path) -> Vec<u8> {
 
 fn ends_without_newline(path: &Path) -> bool {
     use std::io::{Read, Seek, SeekFrom};
-    let Ok(mut f) = fs::File::open(path) else {
+    let Ok(mut f) = crate::os::open_regular(path, crate::os::Links::Refuse) else {
         return false;
     };
     let mut last = [0u8; 1];
@@ -222,29 +227,73 @@ pub fn read(dir: &Path) -> (Vec<Record>, Vec<String>) {
     let mut out = Vec::new();
     let mut warnings = Vec::new();
     for (_, path) in files {
-        let Ok(text) = fs::read_to_string(&path) else {
-            continue;
-        };
-        let lines: Vec<&str> = text.lines().collect();
-        for (i, line) in lines.iter().enumerate() {
-            if line.trim().is_empty() {
-                continue;
-            }
-            match serde_json::from_str::<Record>(line) {
-                Ok(r) => out.push(r),
-                Err(_) if i + 1 == lines.len() && !text.ends_with('\n') => warnings.push(format!(
-                    "{}: skipped a torn last line (a writer was killed mid-append)",
-                    path.display()
-                )),
-                Err(e) => warnings.push(format!(
-                    "{}:{}: skipped a line that is not an audit record ({e})",
-                    path.display(),
-                    i + 1
-                )),
-            }
+        match crate::os::open_regular(&path, crate::os::Links::Refuse) {
+            Ok(file) => read_lines(&path, file, &mut out, &mut warnings),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => warnings.push(format!("{}: skipped: {e}", path.display())),
         }
     }
     (out, warnings)
+}
+
+/// The longest line [`read`] takes as a record: a record is a few hundred bytes.
+#[cfg(feature = "tool")]
+const LINE_CAP: u64 = 64 * 1024;
+
+/// The records of one trail file, streamed line by line (a file is never held whole, and a
+/// line longer than [`LINE_CAP`] is skipped, not read into memory).
+#[cfg(feature = "tool")]
+fn read_lines(path: &Path, file: fs::File, out: &mut Vec<Record>, warnings: &mut Vec<String>) {
+    use std::io::{BufRead, Read};
+    let mut reader = std::io::BufReader::new(file);
+    let mut line = Vec::new();
+    for n in 1.. {
+        line.clear();
+        let read = (&mut reader)
+            .take(LINE_CAP + 1)
+            .read_until(b'\n', &mut line);
+        match read {
+            Ok(0) => break,
+            Ok(_) => {}
+            Err(e) => {
+                warnings.push(format!("{}:{n}: stopped reading: {e}", path.display()));
+                break;
+            }
+        }
+        let ended = line.last() == Some(&b'\n');
+        if !ended && line.len() as u64 > LINE_CAP {
+            warnings.push(format!(
+                "{}:{n}: skipped a line longer than {LINE_CAP} bytes",
+                path.display()
+            ));
+            // The rest of the long line.
+            let mut rest = Vec::new();
+            loop {
+                rest.clear();
+                match (&mut reader).take(LINE_CAP).read_until(b'\n', &mut rest) {
+                    Ok(0) | Err(_) => break,
+                    Ok(_) if rest.last() == Some(&b'\n') => break,
+                    Ok(_) => {}
+                }
+            }
+            continue;
+        }
+        let text = String::from_utf8_lossy(&line);
+        if text.trim().is_empty() {
+            continue;
+        }
+        match serde_json::from_str::<Record>(text.trim_end()) {
+            Ok(r) => out.push(r),
+            Err(_) if !ended => warnings.push(format!(
+                "{}: skipped a torn last line (a writer was killed mid-append)",
+                path.display()
+            )),
+            Err(e) => warnings.push(format!(
+                "{}:{n}: skipped a line that is not an audit record ({e})",
+                path.display()
+            )),
+        }
+    }
 }
 
 /// Which records to keep: every given criterion must hold.

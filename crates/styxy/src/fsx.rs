@@ -54,6 +54,26 @@ fn write_output(path: &Path, contents: &[u8]) -> Result<bool> {
     Ok(true)
 }
 
+/// Creates the tool's own subdirectory `dir` of the registry (`backups/`, `ports/`,
+/// `cache/`), private, or checks the one there: a symlink in its place (which writes would
+/// go through, into another folder) is refused, naming it.
+pub fn create_own_subdir(dir: &Path) -> Result<()> {
+    check_own_subdir(dir)?;
+    create_private_dir(dir)?;
+    check_own_subdir(dir)
+}
+
+/// Checks that `dir`, a subdirectory the tool keeps in the registry, is a directory and not
+/// a symlink, or is missing.
+pub fn check_own_subdir(dir: &Path) -> Result<()> {
+    match fs::symlink_metadata(dir) {
+        Ok(m) if m.is_dir() => Ok(()),
+        Ok(m) => Err(not_a_file(dir, &m)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(Error::io("cannot read", dir, e)),
+    }
+}
+
 /// Reads the regular file at `path` whole, if it is at most `cap` bytes: no FIFO, device
 /// or (with [`os::Links::Refuse`]) symlink is read ([`os::open_regular`]), and a file
 /// that grows past the cap is refused, not read on. Files others may plant (a checkout's
@@ -89,6 +109,10 @@ fn human_size(bytes: u64) -> String {
 /// The most a manifest of a checkout may hold (a large workspace's root manifest is a few
 /// tens of KiB).
 pub const MANIFEST_CAP: u64 = 1 << 20;
+
+/// The most a file of the registry (`registry.toml`, the state, a backup, a port file) may
+/// hold: ten thousand types are a few MiB.
+pub const REGISTRY_FILE_CAP: u64 = 64 << 20;
 
 /// An error for `path`, which is not a regular file (`m` is what it is).
 pub fn not_a_file(path: &Path, m: &fs::Metadata) -> Error {
@@ -269,20 +293,53 @@ pub fn sync_dir(dir: &Path) -> Result<()> {
     os::sync_dir(dir).map_err(|e| Error::io("cannot sync the directory", dir, e))
 }
 
+/// Whether `name` is one that [`write_atomic`] and [`Staged`] give their temp files:
+/// `.NAME.XXXXXX.tmp`, six random letters or digits before the suffix.
+pub fn is_temp_name(name: &str) -> bool {
+    let Some(stem) = name
+        .strip_prefix('.')
+        .and_then(|n| n.strip_suffix(TEMP_SUFFIX))
+    else {
+        return false;
+    };
+    match stem.rsplit_once('.') {
+        Some((file, random)) => {
+            !file.is_empty()
+                && random.len() == 6
+                && random.bytes().all(|b| b.is_ascii_alphanumeric())
+        }
+        None => false,
+    }
+}
+
 /// Removes the temp files of [`write_atomic`] and [`Staged`] in `dir` that killed writers
-/// left. Call only while holding the lock that every writer in `dir` takes, so none of them
-/// is still being written.
+/// left: regular files under the names they make, in a directory that is the tool's own
+/// (not a symlink to another folder). Call only while holding the lock that every writer in
+/// `dir` takes, so none of them is still being written.
 pub fn sweep_temps(dir: &Path) -> usize {
+    sweep_temps_older_than(dir, std::time::Duration::ZERO)
+}
+
+/// [`sweep_temps`] for a directory whose writers take no lock (`cache/`): only temp files
+/// untouched for `age`, which no live writer (a write takes milliseconds) still has.
+pub fn sweep_temps_older_than(dir: &Path, age: std::time::Duration) -> usize {
+    let now = std::time::SystemTime::now();
+    let old_enough = |e: &fs::DirEntry| {
+        age.is_zero()
+            || e.metadata()
+                .and_then(|m| m.modified())
+                .is_ok_and(|t| now.duration_since(t).is_ok_and(|d| d >= age))
+    };
+    if !fs::symlink_metadata(dir).is_ok_and(|m| m.is_dir()) {
+        return 0;
+    }
     let Ok(entries) = fs::read_dir(dir) else {
         return 0;
     };
     entries
         .flatten()
-        .filter(|e| {
-            let n = e.file_name();
-            let n = n.to_string_lossy();
-            n.starts_with('.') && n.ends_with(TEMP_SUFFIX)
-        })
+        .filter(|e| is_temp_name(&e.file_name().to_string_lossy()))
+        .filter(old_enough)
         .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
         .filter(|e| fs::remove_file(e.path()).is_ok())
         .count()

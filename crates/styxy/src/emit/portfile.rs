@@ -81,8 +81,12 @@ impl PortFile {
 
     /// Reads a port file; `None` if it is missing or unreadable (then the caller assigns).
     pub fn read(path: &Path) -> Option<Self> {
-        crate::fsx::check_regular(path).ok()?;
-        let text = std::fs::read_to_string(path).ok()?;
+        let text = crate::fsx::read_text_bounded(
+            path,
+            crate::fsx::REGISTRY_FILE_CAP,
+            crate::os::Links::Refuse,
+        )
+        .ok()?;
         serde_json::from_str(&text).ok()
     }
 
@@ -111,7 +115,10 @@ pub fn current(
     identity: impl FnOnce() -> Option<String>,
 ) -> Option<PortFile> {
     let file = path(dir, root);
-    let stamp = std::fs::read_to_string(stamp_path(&file)).ok()?;
+    // Never through a `ports/` linked to another folder.
+    fsx::check_own_subdir(file.parent()?).ok()?;
+    let stamp =
+        crate::fsx::read_text_bounded(&stamp_path(&file), 4096, crate::os::Links::Refuse).ok()?;
     if stamp != identity()? {
         return None;
     }
@@ -136,7 +143,7 @@ pub fn stage<'r>(
         return Ok(());
     }
     if let Some(dir) = file.parent() {
-        fsx::create_private_dir(dir)?;
+        fsx::create_own_subdir(dir)?;
     }
     let stamp = stamp_path(&file);
     match std::fs::remove_file(&stamp) {

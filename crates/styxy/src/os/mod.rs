@@ -215,17 +215,26 @@ pub enum Links {
 /// [`Links::Refuse`], a symlink. The refusal is an `InvalidInput` error saying what the
 /// path is.
 pub fn open_regular(path: &Path, links: Links) -> std::io::Result<File> {
+    open_checked(path, OpenOptions::new().read(true), links)
+}
+
+/// [`open_regular`] with `options` (to append, to create): a FIFO is not waited on for a
+/// reader either (the open fails at once), and what was opened or created must be a
+/// regular file.
+pub fn open_checked(path: &Path, options: &OpenOptions, links: Links) -> std::io::Result<File> {
     let refuse = |kind: &str| {
         std::io::Error::new(
             std::io::ErrorKind::InvalidInput,
             format!("it is {kind}, not a regular file"),
         )
     };
-    let file = match files::open_without_waiting(path, links) {
+    let file = match files::open_without_waiting(path, options.clone(), links) {
         Ok(f) => f,
         Err(e) if links == Links::Refuse && files::is_link_refusal(&e) => {
             return Err(refuse("a symlink"));
         }
+        // A FIFO without a reader, opened to write without waiting.
+        Err(e) if files::is_fifo_refusal(&e) => return Err(refuse("a FIFO")),
         Err(e) => return Err(e),
     };
     let t = file.metadata()?.file_type();

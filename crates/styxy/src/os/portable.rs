@@ -94,9 +94,11 @@ pub fn dir_trust(_dir: &Path, _m: &fs::Metadata) -> std::io::Result<DirTrust> {
 
 /// Windows has no FIFOs among files (pipes live in their own namespace); a symlink is
 /// opened as itself (`FILE_FLAG_OPEN_REPARSE_POINT`) to be refused.
-pub fn open_without_waiting(path: &Path, links: super::Links) -> std::io::Result<File> {
-    let mut options = OpenOptions::new();
-    options.read(true);
+pub fn open_without_waiting(
+    path: &Path,
+    mut options: OpenOptions,
+    links: super::Links,
+) -> std::io::Result<File> {
     #[cfg(windows)]
     if links == super::Links::Refuse {
         use std::os::windows::fs::OpenOptionsExt;
@@ -110,6 +112,11 @@ pub fn open_without_waiting(path: &Path, links: super::Links) -> std::io::Result
 
 /// A link opened as itself is refused by its file type, not by the open.
 pub fn is_link_refusal(_e: &std::io::Error) -> bool {
+    false
+}
+
+/// No FIFOs among files.
+pub fn is_fifo_refusal(_e: &std::io::Error) -> bool {
     false
 }
 

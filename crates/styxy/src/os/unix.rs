@@ -78,21 +78,27 @@ pub fn rename_may_pass_later(_e: &std::io::Error) -> bool {
 
 /// `open(2)` with `O_NONBLOCK` (a FIFO opens at once instead of waiting for a writer; a
 /// regular file reads as usual) and, to refuse links, `O_NOFOLLOW`.
-pub fn open_without_waiting(path: &Path, links: super::Links) -> std::io::Result<File> {
+pub fn open_without_waiting(
+    path: &Path,
+    mut options: OpenOptions,
+    links: super::Links,
+) -> std::io::Result<File> {
     use rustix::fs::OFlags;
     let mut flags = OFlags::NONBLOCK;
     if links == super::Links::Refuse {
         flags |= OFlags::NOFOLLOW;
     }
-    OpenOptions::new()
-        .read(true)
-        .custom_flags(flags.bits().cast_signed())
-        .open(path)
+    options.custom_flags(flags.bits().cast_signed()).open(path)
 }
 
 /// `O_NOFOLLOW` on a symlink fails with `ELOOP`.
 pub fn is_link_refusal(e: &std::io::Error) -> bool {
     e.raw_os_error() == Some(rustix::io::Errno::LOOP.raw_os_error())
+}
+
+/// A FIFO opened to write with `O_NONBLOCK` and no reader fails with `ENXIO`.
+pub fn is_fifo_refusal(e: &std::io::Error) -> bool {
+    e.raw_os_error() == Some(rustix::io::Errno::NXIO.raw_os_error())
 }
 
 pub fn sync_dir(dir: &Path) -> std::io::Result<()> {

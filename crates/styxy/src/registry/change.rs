@@ -149,9 +149,14 @@ fn run<T, E: From<Error>>(
 ) -> std::result::Result<Changed<T>, E> {
     let store = guard.store();
     let mut warnings = Vec::new();
-    // Temp files of killed writers among the port files; the last commit's audit records,
-    // if a kill kept them from the trail.
+    // Temp files of killed writers among the port files and the cache; the last commit's
+    // audit records, if a kill kept them from the trail.
     fsx::sweep_temps(&store.dir().join(portfile::PORTS_DIR));
+    // The cache is written without the lock: only what a killed writer left a while ago.
+    fsx::sweep_temps_older_than(
+        &store.dir().join(crate::workspace::cache::CACHE_DIR),
+        std::time::Duration::from_secs(60),
+    );
     if let Err(e) = audit::recover(store.dir(), &guard.registry.settings, guard.last_records()) {
         warnings.push(format!("cannot complete the audit trail: {e}"));
     }
@@ -327,8 +332,7 @@ pub fn restore(store: &Store, backup: Option<&Path>) -> Result<Changed<PathBuf>>
                 })
             })?,
         };
-        let text = std::fs::read_to_string(&chosen)
-            .map_err(|e| Error::io("cannot read the backup", &chosen, e))?;
+        let text = super::store::read_backup(&chosen)?;
         Ok(Some(Replacement {
             text,
             source: chosen.clone(),

@@ -208,14 +208,31 @@ impl Store {
     /// A file's text; `None` if it does not exist. A symlink, FIFO, device or directory in
     /// its place is an error, not a hang (`registry.toml`'s own link was resolved already).
     fn read_file(&self, path: &Path) -> Result<Option<String>> {
+        self.read_file_bytes(path)?
+            .map(|bytes| {
+                String::from_utf8(bytes).map_err(|_| {
+                    let e = std::io::Error::new(
+                        std::io::ErrorKind::InvalidData,
+                        "it is not valid UTF-8",
+                    );
+                    Error::io("cannot read", path, e)
+                })
+            })
+            .transpose()
+    }
+
+    /// [`Store::read_file`]'s bytes, UTF-8 or not.
+    fn read_file_bytes(&self, path: &Path) -> Result<Option<Vec<u8>>> {
         match fs::symlink_metadata(path) {
             Ok(m) if !m.is_file() => return Err(fsx::not_a_file(path, &m)),
             Ok(_) => {}
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(Error::io("cannot read", path, e)),
         }
-        match fs::read_to_string(path) {
-            Ok(text) => Ok(Some(text)),
+        // Checked again on what is opened: a file swapped for a FIFO or a link in between is
+        // refused, and none is read past the cap.
+        match fsx::read_bounded(path, fsx::REGISTRY_FILE_CAP, crate::os::Links::Refuse) {
+            Ok(bytes) => Ok(Some(bytes)),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(Error::io("cannot read", path, e)),
         }
@@ -265,7 +282,31 @@ impl Store {
     /// [`Store::load`]; with `any_config`, a `registry.toml` that does not parse or validate
     /// reads as an empty one (for replacing it whole).
     fn load_with(&self, any_config: bool) -> Result<Loaded> {
-        let config_text = self.read_file(&self.file())?;
+        // Readers trust the directory no more than writers do: a file another user may
+        // swap is no basis for an answer either.
+        if fs::symlink_metadata(&self.dir).is_ok() {
+            fsx::check_private_dir(&self.dir)?;
+        }
+        let config_text = match self.read_file_bytes(&self.file())? {
+            None => None,
+            Some(bytes) => match String::from_utf8(bytes) {
+                Ok(text) => Some(text),
+                // Replaced whole anyway (a restore repairs exactly this).
+                Err(e) if any_config => Some(String::from_utf8_lossy(e.as_bytes()).into_owned()),
+                Err(e) => {
+                    let valid = e.utf8_error().valid_up_to();
+                    let before = String::from_utf8_lossy(&e.as_bytes()[..valid]).into_owned();
+                    let (line, column) = line_column(&before, valid);
+                    return Err(Error::from(StoreError::Parse {
+                        file: self.file(),
+                        line,
+                        column,
+                        message: "this byte is not valid UTF-8".into(),
+                        backup: self.last_good_backup(),
+                    }));
+                }
+            },
+        };
         let state_text = self.read_file(&self.state_file())?;
         let parsed = match self.parse_config(config_text.as_deref().unwrap_or(""), &self.file()) {
             Err(
@@ -303,9 +344,12 @@ impl Store {
         fsx::check_regular(&path)?;
         let mut options = OpenOptions::new();
         options.read(true).write(true).create(true).truncate(false);
-        let file = crate::os::private_file(&mut options)
-            .open(&path)
-            .map_err(|e| Error::io("cannot open the lock file", &path, e))?;
+        let file = crate::os::open_checked(
+            &path,
+            crate::os::private_file(&mut options),
+            crate::os::Links::Refuse,
+        )
+        .map_err(|e| Error::io("cannot open the lock file", &path, e))?;
         let start = Instant::now();
         match file.try_lock() {
             Ok(()) => return Ok((file, start.elapsed())),
@@ -381,18 +425,29 @@ impl Store {
     }
 
     /// The backups, newest first.
+    ///
+    /// Only what the tool writes counts: regular files named `registry.NANOS.toml` in a
+    /// `backups/` that is a directory of its own, not a symlink to another folder.
     pub fn backups(&self) -> Vec<PathBuf> {
-        let Ok(entries) = fs::read_dir(self.backup_dir()) else {
+        let dir = self.backup_dir();
+        if fsx::check_own_subdir(&dir).is_err() {
+            return Vec::new();
+        }
+        let Ok(entries) = fs::read_dir(&dir) else {
             return Vec::new();
         };
         let mut found: Vec<PathBuf> = entries
             .flatten()
-            .map(|e| e.path())
-            .filter(|p| {
-                p.file_name()
-                    .and_then(|n| n.to_str())
-                    .is_some_and(|n| n.starts_with("registry.") && n.ends_with(".toml"))
+            .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
+            .filter(|e| {
+                e.file_name()
+                    .to_str()
+                    .and_then(|n| n.strip_prefix("registry.")?.strip_suffix(".toml"))
+                    .is_some_and(|nanos| {
+                        !nanos.is_empty() && nanos.bytes().all(|b| b.is_ascii_digit())
+                    })
             })
+            .map(|e| e.path())
             .collect();
         found.sort_unstable();
         found.reverse();
@@ -402,7 +457,7 @@ impl Store {
     /// The newest backup that parses and validates.
     pub fn last_good_backup(&self) -> Option<PathBuf> {
         self.backups().into_iter().find(|b| {
-            fs::read_to_string(b)
+            read_backup(b)
                 .ok()
                 .and_then(|t| config::parse(&t).ok())
                 .is_some_and(|c| validate::definitions(&c.registry).is_ok())
@@ -414,7 +469,7 @@ impl Store {
     /// a backup).
     pub(super) fn keep_backup(&self, contents: &[u8]) -> Result<()> {
         let dir = self.backup_dir();
-        fsx::create_private_dir(&dir)?;
+        fsx::create_own_subdir(&dir)?;
         let nanos = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .unwrap_or_default()
@@ -505,6 +560,13 @@ pub(super) fn parse_doc(text: &str, file: &Path) -> Result<DocumentMut> {
             backup: None,
         })
     })
+}
+
+/// A backup's text, read as any file of the registry dir is: a regular file (not a link, a
+/// FIFO or a device) within the cap.
+pub fn read_backup(path: &Path) -> Result<String> {
+    fsx::read_text_bounded(path, fsx::REGISTRY_FILE_CAP, crate::os::Links::Refuse)
+        .map_err(|e| Error::io("cannot read the backup", path, e))
 }
 
 /// The registry a new machine has: the built-in types and the default settings.

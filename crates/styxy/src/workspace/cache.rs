@@ -82,7 +82,9 @@ fn watched(manifest: &Path, ws: &Workspace) -> Vec<PathBuf> {
 /// The cached workspace for `manifest`, if nothing it depends on changed since.
 pub fn load(registry_dir: &Path, manifest: &Path) -> Option<Workspace> {
     let path = file(registry_dir, manifest);
-    // Never through a symlink, never a FIFO (which would hang the read), never without end.
+    // Never through a symlink (of the file or of `cache/`), never a FIFO (which would hang
+    // the read), never without end.
+    crate::fsx::check_own_subdir(path.parent()?).ok()?;
     let text = crate::fsx::read_text_bounded(&path, CACHE_CAP, crate::os::Links::Refuse).ok()?;
     let entry: Entry = serde_json::from_str(&text).ok()?;
     let fresh = entry.format == FORMAT
@@ -108,7 +110,7 @@ pub fn store(registry_dir: &Path, manifest: &Path, ws: &Workspace) {
     };
     let path = file(registry_dir, manifest);
     if let (Some(dir), Ok(text)) = (path.parent(), serde_json::to_string(&entry)) {
-        let _ = crate::fsx::create_private_dir(dir)
+        let _ = crate::fsx::create_own_subdir(dir)
             .and_then(|()| crate::fsx::replace_cache(&path, text.as_bytes()));
     }
 }
