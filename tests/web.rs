@@ -279,6 +279,30 @@ fn routes_answer_with_the_token() {
         assert_eq!(r.status, 400, "{name}: {}", r.body);
         assert!(r.body.contains("no such backup"), "{}", r.body);
     }
+    // A POST that asks for a dry run is one: what gc would drop is said, nothing written.
+    let gone = tempfile::tempdir().unwrap();
+    let made = home
+        .cmd(&["allocate", "--service", "api"])
+        .current_dir(gone.path())
+        .status()
+        .unwrap();
+    assert!(made.success());
+    drop(gone);
+    let before = home.read();
+    let dry = ui
+        .json_post("POST", "/api/gc", r#"{"dry_run": true}"#)
+        .json();
+    assert_eq!(dry["dry_run"], true, "{dry}");
+    assert_eq!(dry["dropped"].as_array().map(Vec::len), Some(1), "{dry}");
+    assert_eq!(home.read(), before, "the dry run wrote");
+    assert_eq!(
+        ui.json_post("POST", "/api/gc", r#"{"dry": true}"#).status,
+        400
+    );
+    let done = ui.json_post("POST", "/api/gc", "").json();
+    assert_eq!(done["dry_run"], false, "{done}");
+    assert_eq!(done["dropped"].as_array().map(Vec::len), Some(1), "{done}");
+
     // gc's preview changes nothing; doctor answers with its findings.
     let before = home.read();
     let preview = ui.req("GET", "/api/gc", &[&auth], None).json();
@@ -377,6 +401,16 @@ fn the_guard_refuses_what_it_must() {
         send((Ipv4Addr::LOCALHOST, ui.port), &evil).status,
         403,
         "DNS rebinding host"
+    );
+    // A path dressed as a subdomain is not one of ours.
+    let dressed = format!(
+        "GET /api/state HTTP/1.1\r\nHost: evil.com/.localhost:{}\r\n{auth}\r\nConnection: close\r\n\r\n",
+        ui.port
+    );
+    assert_eq!(
+        send((Ipv4Addr::LOCALHOST, ui.port), &dressed).status,
+        403,
+        "evil.com/.localhost"
     );
     let no_host = format!("GET /api/state HTTP/1.0\r\n{auth}\r\n\r\n");
     assert_eq!(send((Ipv4Addr::LOCALHOST, ui.port), &no_host).status, 403);

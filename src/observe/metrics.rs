@@ -351,7 +351,9 @@ pub struct History {
     pub lock_hold_ms: Vec<Option<f64>>,
 }
 
-/// The `buckets` intervals of `span` ending at `now`, from `records` (oldest first, as
+/// Intervals of equal whole seconds covering exactly `span` (whole seconds, at least one)
+/// ending at `now`: as many as `buckets` where that divides `span`, else the most below it
+/// that does (`span=1h`, `buckets=1000`: 900 of 4 s). From `records` (oldest first, as
 /// `audit::read` gives them) and the registry `reg` as it is at `now`. Hand edits of
 /// `registry.toml` are not in the trail, so the past before one is drawn as if it had
 /// always been so.
@@ -367,8 +369,12 @@ pub fn history(
         t.duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs())
     };
-    let n = u64::from(buckets.max(1));
-    let step = (span.as_secs() / n).max(1);
+    let span_s = span.as_secs().max(1);
+    let mut n = u64::from(buckets.max(1)).min(span_s);
+    while !span_s.is_multiple_of(n) {
+        n -= 1;
+    }
+    let step = span_s / n;
     let end = secs(now);
     let t: Vec<u64> = (0..n)
         .map(|i| end.saturating_sub((n - 1 - i) * step))
@@ -571,5 +577,21 @@ mod tests {
         let h = history(&reg, space, &old, now, Duration::from_secs(3600), 6);
         assert_eq!(h.utilization[..4], [None; 4]);
         assert_eq!(h.utilization[4], Some(0.1));
+
+        // The window is the span, whatever the bucket count asked: an hour in (at most) a
+        // thousand intervals is 900 of 4 s, not 1000 of 3 s (3000 s).
+        for (span, buckets, n) in [(3600, 1000, 900), (3600, 7, 6), (61, 60, 1), (60, 1000, 60)] {
+            let h = history(
+                &reg,
+                space,
+                &records,
+                now,
+                Duration::from_secs(span),
+                buckets,
+            );
+            assert_eq!(h.t.len() as u64, n, "{span} s in {buckets}");
+            assert_eq!(h.step_s * n, span, "{span} s in {buckets}");
+            assert_eq!(h.t[0], 1_800_000_000 - span + h.step_s);
+        }
     }
 }

@@ -31,7 +31,19 @@ pub fn host_allowed(host: &str, port: u16) -> bool {
         return false;
     }
     let name = name.to_ascii_lowercase();
-    name == "localhost" || name == "127.0.0.1" || name == "[::1]" || name.ends_with(".localhost")
+    if name == "localhost" || name == "127.0.0.1" || name == "[::1]" {
+        return true;
+    }
+    // `NAME.localhost`, where NAME is DNS labels (letters, digits, hyphens) and nothing
+    // else: `evil.com/.localhost` is a path, not a subdomain.
+    name.strip_suffix(".localhost").is_some_and(|sub| {
+        sub.split('.').all(|label| {
+            !label.is_empty()
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        })
+    })
 }
 
 /// An `Origin` header value that names one of our hosts over http.
@@ -177,6 +189,7 @@ mod tests {
             "127.0.0.1:8000",
             "[::1]:8000",
             "app.localhost:8000",
+            "my-app.dev.localhost:8000",
             "LOCALHOST:8000",
         ] {
             assert!(host_allowed(ok, 8000), "{ok}");
@@ -187,6 +200,10 @@ mod tests {
             "localhost",
             "127.0.0.2:8000",
             "localhost.evil.example:8000",
+            "evil.com/.localhost:8000",
+            ".localhost:8000",
+            "a..localhost:8000",
+            "a_b.localhost:8000",
             "[::2]:8000",
             "",
         ] {

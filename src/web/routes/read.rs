@@ -82,9 +82,33 @@ pub(super) async fn gc_preview(State(state): State<Arc<AppState>>) -> Result<Res
     gc(&state, true).await
 }
 
-pub(super) async fn gc_run(State(state): State<Arc<AppState>>) -> Result<Response, ApiError> {
-    let done = gc(&state, false).await;
-    refresh(&state).await;
+/// What `POST /api/gc` may say: `{"dry_run": true}` only looks, as `GET` does. An empty
+/// body drops.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct GcBody {
+    #[serde(default)]
+    dry_run: bool,
+}
+
+pub(super) async fn gc_run(
+    State(state): State<Arc<AppState>>,
+    body: axum::body::Bytes,
+) -> Result<Response, ApiError> {
+    let body: GcBody = if body.iter().all(u8::is_ascii_whitespace) {
+        GcBody::default()
+    } else {
+        serde_json::from_slice(&body).map_err(|e| {
+            ApiError(
+                StatusCode::BAD_REQUEST,
+                format!("the body is not {{\"dry_run\": true|false}}: {e}"),
+            )
+        })?
+    };
+    let done = gc(&state, body.dry_run).await;
+    if !body.dry_run {
+        refresh(&state).await;
+    }
     done
 }
 
