@@ -856,3 +856,188 @@ fn slow_clients_cannot_starve_a_normal_request() {
     assert!(status.starts_with("HTTP/1.1 200"), "{status:?}");
     drop(slow);
 }
+
+/// Starts `ui` on `home` in its own process and returns it with its port and token.
+fn ui_process(home: &Home, wish: u16) -> (common::Reaped, u16, String) {
+    let mut child = home
+        .cmd(&["ui", "--format", "json", "--port", &wish.to_string()])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let started: serde_json::Value = serde_json::from_str(&line).expect("ui prints its URL");
+    let token = started["url"]
+        .as_str()
+        .unwrap()
+        .split("token=")
+        .nth(1)
+        .unwrap()
+        .to_owned();
+    (
+        common::Reaped(child),
+        started["port"].as_u64().unwrap() as u16,
+        token,
+    )
+}
+
+/// `count` clients that connect and send nothing, and `slow` that send a POST's headers
+/// with the token and 1 of its 1,000 body bytes: all held open until dropped.
+fn flood(port: u16, token: &str, count: usize, slow: usize) -> Vec<TcpStream> {
+    let addr = std::net::SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+    let mut held = Vec::new();
+    for _ in 0..count {
+        if let Ok(s) = TcpStream::connect_timeout(&addr, Duration::from_secs(1)) {
+            held.push(s);
+        }
+    }
+    for _ in 0..slow {
+        if let Ok(mut s) = TcpStream::connect_timeout(&addr, Duration::from_secs(1)) {
+            let head = format!(
+                "POST /api/release HTTP/1.1\r\nHost: localhost:{port}\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{{"
+            );
+            if s.write_all(head.as_bytes()).is_ok() {
+                held.push(s);
+            }
+        }
+    }
+    held
+}
+
+/// The status line of a normal `GET /api/state`, which must come within 2 s.
+fn answered_within_2s(port: u16, token: &str) -> String {
+    let mut s = TcpStream::connect((Ipv4Addr::LOCALHOST, port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+    write!(
+        s,
+        "GET /api/state HTTP/1.1\r\nHost: localhost:{port}\r\nAuthorization: Bearer {token}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut status = String::new();
+    BufReader::new(s)
+        .read_line(&mut status)
+        .expect("an answer within 2 s");
+    status
+}
+
+#[test]
+fn idle_and_slow_floods_do_not_keep_a_normal_request_waiting() {
+    let home = Home::new();
+    let (_ui, port, token) = ui_process(&home, 9874);
+    // 400 connections that send nothing (no token needed for that), then 130 that send a
+    // token-bearing POST's headers and 1 byte of its body: far past the 128 it serves.
+    let held = flood(port, &token, 400, 130);
+    assert!(held.len() > 128, "only {} got in", held.len());
+    let status = answered_within_2s(port, &token);
+    assert!(status.starts_with("HTTP/1.1 200"), "{status:?}");
+    // Again, with the slow ones now the oldest.
+    let more = flood(port, &token, 0, 130);
+    let status = answered_within_2s(port, &token);
+    assert!(status.starts_with("HTTP/1.1 200"), "{status:?}");
+    drop((held, more));
+}
+
+/// Writes an audit trail of about `mb` MiB of allocation records over the last hour.
+fn big_trail(home: &Home, mb: usize) {
+    let now = std::time::SystemTime::now();
+    let mut text = String::with_capacity(mb << 20);
+    let mut i = 0u64;
+    while text.len() < mb << 20 {
+        let ts = humantime::format_rfc3339_micros(now - Duration::from_millis(i % 3_600_000));
+        text.push_str(&format!(
+            "{{\"ts\":\"{ts}\",\"event\":\"INSTANCE_ASSIGNED\",\"service_type\":\"api-{}\",\"instance\":\"/home/dev/src/checkout-{i}\",\"port\":{},\"pid\":{},\"user\":\"dev\",\"lock_wait_ms\":0.004,\"lock_hold_ms\":1.25,\"commit\":\"18eea3f301373aa0-{i}\"}}\n",
+            i % 50,
+            10000 + i % 5000,
+            1000 + i % 30000
+        ));
+        i += 1;
+    }
+    std::fs::write(home.path().join("audit.jsonl"), text).unwrap();
+}
+
+/// The peak resident memory of process `pid`, in MiB (`VmHWM`).
+fn peak_rss_mib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().strip_suffix("kB"))
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .unwrap()
+        / 1024
+}
+
+#[test]
+fn parallel_history_requests_over_a_50_mb_trail_stay_within_bounded_memory() {
+    let home = Home::new();
+    home.ok(&["allocate", "--service", "api", "--instance", "a"]);
+    big_trail(&home, 50);
+    let (ui, port, token) = ui_process(&home, 9876);
+    let requests: Vec<_> = (0..16)
+        .map(|_| {
+            let token = token.clone();
+            std::thread::spawn(move || {
+                let mut s = TcpStream::connect((Ipv4Addr::LOCALHOST, port)).unwrap();
+                write!(
+                    s,
+                    "GET /api/history?span=24h&buckets=60 HTTP/1.1\r\nHost: localhost:{port}\r\nAuthorization: Bearer {token}\r\nConnection: close\r\n\r\n"
+                )
+                .unwrap();
+                let mut reply = String::new();
+                s.read_to_string(&mut reply).unwrap();
+                reply
+            })
+        })
+        .collect();
+    for r in requests {
+        let reply = r.join().unwrap();
+        assert!(
+            reply.starts_with("HTTP/1.1 200"),
+            "{}",
+            &reply[..reply.len().min(300)]
+        );
+        assert!(
+            reply.contains("\"assigned\""),
+            "{}",
+            &reply[..reply.len().min(300)]
+        );
+    }
+    let peak = peak_rss_mib(ui.0.id());
+    eprintln!("ui's peak RSS after 16 history requests over 50 MiB: {peak} MiB");
+    // One pass over the window at a time; 16 at once held 16 copies (2 GB at 50 MB).
+    assert!(peak < 400, "peak RSS {peak} MiB");
+}
+
+#[test]
+fn sigterm_ends_the_dashboard_within_2s_whatever_its_requests_do() {
+    let home = Home::new();
+    home.ok(&["allocate", "--service", "api", "--instance", "a"]);
+    big_trail(&home, 50);
+    let (mut ui, port, token) = ui_process(&home, 9877);
+    let mut held = flood(port, &token, 20, 5);
+    // A request at work on a blocking thread (a pass over the trail).
+    let mut busy = TcpStream::connect((Ipv4Addr::LOCALHOST, port)).unwrap();
+    write!(
+        busy,
+        "GET /api/history?span=7d HTTP/1.1\r\nHost: localhost:{port}\r\nAuthorization: Bearer {token}\r\n\r\n"
+    )
+    .unwrap();
+    held.push(busy);
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &ui.0.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let deadline = std::time::Instant::now() + Duration::from_secs(2);
+    while ui.0.try_wait().unwrap().is_none() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "ui still runs 2 s after SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    drop(held);
+}

@@ -1,7 +1,10 @@
 //! The dashboard's server: the watcher that keeps every open page up to date, and the
-//! HTTP/1 listeners with their connection cap and header timeout.
+//! HTTP/1 listeners with their connection cap (the oldest idle or slow connection makes
+//! room for a new one), header and body timeouts.
 
-use std::sync::Arc;
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::Router;
@@ -16,21 +19,66 @@ use super::state::{AppState, refresh};
 const MAX_CONNECTIONS: usize = 128;
 
 /// How long a client may take to send a request's headers; a connection that sends none
-/// in time is closed, and its slot goes to the next.
+/// in time is closed.
 const HEADER_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Accepts connections while a slot is free (at the cap, new clients wait in the kernel's
-/// queue until one ends) and serves each over HTTP/1 with a header-read timeout.
-async fn accept(
-    listener: tokio::net::TcpListener,
-    app: Router,
-    slots: Arc<tokio::sync::Semaphore>,
-) {
-    use hyper_util::rt::{TokioIo, TokioTimer};
-    loop {
-        let Ok(slot) = slots.clone().acquire_owned().await else {
-            return;
+/// How long a client may take to send a request's body, and the most it may send.
+const BODY_TIMEOUT: Duration = Duration::from_secs(5);
+const BODY_LIMIT: usize = 1 << 20;
+
+/// Whether a connection has a request being worked on: its headers and body in, its
+/// response not yet sent in full. Only such a connection is safe from [`Connections`]'s
+/// eviction.
+#[derive(Debug, Clone, Default)]
+pub(super) struct Working(Arc<AtomicBool>);
+
+/// The connections being served, oldest first. At the cap, a new client is served in
+/// place of the oldest connection that is not [`Working`] (idle, or still sending its
+/// request): a flood of idle or slow clients delays nobody's real request.
+#[derive(Debug, Default)]
+struct Connections(Mutex<VecDeque<(u64, Working, tokio::task::AbortHandle)>>);
+
+impl Connections {
+    /// Room for one more: ends the oldest connection with nothing being worked on if the
+    /// cap is reached. False when every connection is at work.
+    fn make_room(&self) -> bool {
+        let Ok(mut live) = self.0.lock() else {
+            return false;
         };
+        if live.len() < MAX_CONNECTIONS {
+            return true;
+        }
+        let Some(i) = live
+            .iter()
+            .position(|(_, w, _)| !w.0.load(Ordering::SeqCst))
+        else {
+            return false;
+        };
+        if let Some((_, _, task)) = live.remove(i) {
+            task.abort();
+        }
+        true
+    }
+
+    fn add(&self, id: u64, working: Working, task: tokio::task::AbortHandle) {
+        if let Ok(mut live) = self.0.lock() {
+            live.push_back((id, working, task));
+        }
+    }
+
+    fn remove(&self, id: u64) {
+        if let Ok(mut live) = self.0.lock() {
+            live.retain(|(i, _, _)| *i != id);
+        }
+    }
+}
+
+/// Accepts every connection (making room at the cap, see [`Connections`]) and serves each
+/// over HTTP/1 with a header-read timeout.
+async fn accept(listener: tokio::net::TcpListener, app: Router, live: Arc<Connections>) {
+    use hyper_util::rt::{TokioIo, TokioTimer};
+    let mut next_id = 0u64;
+    loop {
         let stream = match listener.accept().await {
             Ok((stream, _)) => stream,
             // Out of file descriptors, or a connection reset before it was accepted: the
@@ -40,21 +88,111 @@ async fn accept(
                 continue;
             }
         };
-        let service = hyper_util::service::TowerToHyperService::new(app.clone());
-        tokio::spawn(async move {
-            let _slot = slot;
+        if !live.make_room() {
+            continue; // Every connection is at work: this one is closed.
+        }
+        next_id += 1;
+        let id = next_id;
+        let working = Working::default();
+        let app = app
+            .clone()
+            .layer(axum::middleware::from_fn(mark_working))
+            .layer(axum::Extension(working.clone()));
+        let service = hyper_util::service::TowerToHyperService::new(app);
+        let ended = live.clone();
+        // The runtime has one thread: the task cannot run (and end) before it is added.
+        let task = tokio::spawn(async move {
             let connection = hyper::server::conn::http1::Builder::new()
                 .timer(TokioTimer::new())
                 .header_read_timeout(HEADER_TIMEOUT)
                 .serve_connection(TokioIo::new(stream), service);
-            // A client that goes away, or never finishes its headers, ends only its own.
+            // A client that goes away, or never finishes its request, ends only its own.
             let _ = connection.await;
+            ended.remove(id);
         });
+        live.add(id, working, task.abort_handle());
     }
 }
 
-/// Serves the dashboard on `listeners` until Ctrl-C or SIGTERM, watching the registry so
-/// that every open page updates within half a second of any process's change.
+/// Reads the request's body in full (within [`BODY_TIMEOUT`] and [`BODY_LIMIT`]), then
+/// marks the connection [`Working`] until the response's body is sent or dropped.
+async fn mark_working(
+    axum::Extension(working): axum::Extension<Working>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::http::StatusCode;
+    use axum::response::IntoResponse;
+    let (parts, body) = request.into_parts();
+    let bytes = match tokio::time::timeout(BODY_TIMEOUT, axum::body::to_bytes(body, BODY_LIMIT))
+        .await
+    {
+        Ok(Ok(bytes)) => bytes,
+        Ok(Err(_)) => {
+            return (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "the body is larger than 1 MiB",
+            )
+                .into_response();
+        }
+        Err(_) => {
+            return (StatusCode::REQUEST_TIMEOUT, "the body took longer than 5 s").into_response();
+        }
+    };
+    working.0.store(true, Ordering::SeqCst);
+    let done = Done(working);
+    let response = next
+        .run(axum::extract::Request::from_parts(
+            parts,
+            axum::body::Body::from(bytes),
+        ))
+        .await;
+    let (parts, body) = response.into_parts();
+    axum::response::Response::from_parts(parts, axum::body::Body::new(Finish { body, done }))
+}
+
+/// Clears [`Working`] when dropped.
+struct Done(Working);
+
+impl Drop for Done {
+    fn drop(&mut self) {
+        (self.0).0.store(false, Ordering::SeqCst);
+    }
+}
+
+/// A response body that clears its connection's [`Working`] once sent (or dropped).
+struct Finish {
+    body: axum::body::Body,
+    done: Done,
+}
+
+impl hyper::body::Body for Finish {
+    type Data = axum::body::Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Self::Data>, Self::Error>>> {
+        let polled = std::pin::Pin::new(&mut self.body).poll_frame(cx);
+        if let std::task::Poll::Ready(None) = polled {
+            (self.done.0).0.store(false, Ordering::SeqCst);
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.body.size_hint()
+    }
+}
+
+/// Serves the dashboard on `listeners` until Ctrl-C or SIGTERM (then returns at once,
+/// leaving requests at work behind), watching the registry so that every open page updates
+/// within half a second of any process's change.
 pub fn serve(
     store: Store,
     token: String,
@@ -64,7 +202,7 @@ pub fn serve(
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    runtime.block_on(async move {
+    let served = runtime.block_on(async move {
         // Filled when a page first asks (`refresh`): nothing is read before.
         let (tx, _) = tokio::sync::watch::channel(String::new());
         let state = Arc::new(AppState {
@@ -73,6 +211,7 @@ pub fn serve(
             port,
             state: tx,
             watched: tokio::sync::Notify::new(),
+            history_pass: tokio::sync::Mutex::new(()),
         });
         // Polls the registry while a page watches, and sleeps while none does.
         let watcher = state.clone();
@@ -88,12 +227,12 @@ pub fn serve(
             }
         });
         let app = router(state);
-        let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
+        let live = Arc::new(Connections::default());
         let mut servers = Vec::new();
         for l in listeners {
             l.set_nonblocking(true)?;
             let l = tokio::net::TcpListener::from_std(l)?;
-            servers.push(tokio::spawn(accept(l, app.clone(), slots.clone())));
+            servers.push(tokio::spawn(accept(l, app.clone(), live.clone())));
         }
         let (stop, stopped) = tokio::sync::oneshot::channel();
         styxy::os::on_termination(move || {
@@ -104,5 +243,9 @@ pub fn serve(
             s.abort();
         }
         Ok(())
-    })
+    });
+    // Whatever the requests are doing (a read of a huge trail on a blocking thread): the
+    // process ends now, not when they do.
+    runtime.shutdown_timeout(Duration::from_millis(200));
+    served
 }

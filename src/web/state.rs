@@ -15,6 +15,8 @@ pub struct AppState {
     pub state: tokio::sync::watch::Sender<String>,
     /// Woken when a page subscribes to the event stream: with none open, nothing polls.
     pub watched: tokio::sync::Notify,
+    /// Held by the one `/api/history` request reading the trail.
+    pub history_pass: tokio::sync::Mutex<()>,
 }
 
 /// Reads the registry afresh into `state.state` (for a page that asks while nobody watched).

@@ -207,9 +207,20 @@ fn ends_without_newline(path: &Path) -> bool {
 }
 
 /// Every record in `dir`, oldest first (rotated files too), and a warning for each line
-/// that could not be read.
+/// that could not be read. Holds every record: where the trail may be large, use
+/// [`for_each`].
 #[cfg(feature = "tool")]
 pub fn read(dir: &Path) -> (Vec<Record>, Vec<String>) {
+    let mut out = Vec::new();
+    let warnings = for_each(dir, |r| out.push(r));
+    (out, warnings)
+}
+
+/// Streams every record in `dir` to `visit`, oldest first (rotated files too), one line at
+/// a time: memory stays what `visit` keeps, whatever the trail's size. Returns a warning
+/// for each line or file that could not be read.
+#[cfg(feature = "tool")]
+pub fn for_each(dir: &Path, mut visit: impl FnMut(Record)) -> Vec<String> {
     let mut files: Vec<(u32, PathBuf)> = fs::read_dir(dir)
         .map(|entries| {
             entries
@@ -224,16 +235,15 @@ pub fn read(dir: &Path) -> (Vec<Record>, Vec<String>) {
         .unwrap_or_default();
     files.sort_by_key(|f| std::cmp::Reverse(f.0));
     files.push((0, dir.join(AUDIT_FILE)));
-    let mut out = Vec::new();
     let mut warnings = Vec::new();
     for (_, path) in files {
         match crate::os::open_regular(&path, crate::os::Links::Refuse) {
-            Ok(file) => read_lines(&path, file, &mut out, &mut warnings),
+            Ok(file) => read_lines(&path, file, &mut visit, &mut warnings),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => warnings.push(format!("{}: skipped: {e}", path.display())),
         }
     }
-    (out, warnings)
+    warnings
 }
 
 /// The longest line [`read`] takes as a record: a record is a few hundred bytes.
@@ -243,7 +253,12 @@ const LINE_CAP: u64 = 64 * 1024;
 /// The records of one trail file, streamed line by line (a file is never held whole, and a
 /// line longer than [`LINE_CAP`] is skipped, not read into memory).
 #[cfg(feature = "tool")]
-fn read_lines(path: &Path, file: fs::File, out: &mut Vec<Record>, warnings: &mut Vec<String>) {
+fn read_lines(
+    path: &Path,
+    file: fs::File,
+    visit: &mut impl FnMut(Record),
+    warnings: &mut Vec<String>,
+) {
     use std::io::{BufRead, Read};
     let mut reader = std::io::BufReader::new(file);
     let mut line = Vec::new();
@@ -283,7 +298,7 @@ fn read_lines(path: &Path, file: fs::File, out: &mut Vec<Record>, warnings: &mut
             continue;
         }
         match serde_json::from_str::<Record>(text.trim_end()) {
-            Ok(r) => out.push(r),
+            Ok(r) => visit(r),
             Err(_) if !ended => warnings.push(format!(
                 "{}: skipped a torn last line (a writer was killed mid-append)",
                 path.display()

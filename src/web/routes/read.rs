@@ -59,16 +59,34 @@ pub(super) async fn audit(
         text: nonempty(q.q),
     };
     let dir = state.store.dir().to_path_buf();
-    let (records, _) = blocking(move || Ok(styxy::audit::read(&dir))).await?;
-    let mut picked: Vec<&styxy::audit::Record> =
-        records.iter().filter(|r| filter.matches(r)).collect();
-    picked.reverse();
-    let total = picked.len();
-    let offset = q.offset.unwrap_or(0).min(total);
     let limit = q.limit.unwrap_or(50).clamp(1, 1000);
-    let page: Vec<&styxy::audit::Record> = picked.into_iter().skip(offset).take(limit).collect();
+    let wanted = q.offset.unwrap_or(0).min(MAX_AUDIT_OFFSET);
+    // Newest first: the page is among the last `offset + limit` matches, which are all that
+    // is kept while the trail streams by.
+    let (total, newest) = blocking(move || {
+        let keep = wanted + limit;
+        let mut newest = std::collections::VecDeque::with_capacity(keep.min(4096));
+        let mut total = 0usize;
+        styxy::audit::for_each(&dir, |r| {
+            if filter.matches(&r) {
+                total += 1;
+                if newest.len() == keep {
+                    newest.pop_front();
+                }
+                newest.push_back(r);
+            }
+        });
+        Ok((total, newest))
+    })
+    .await?;
+    let offset = wanted.min(total);
+    let page: Vec<&styxy::audit::Record> = newest.iter().rev().skip(offset).take(limit).collect();
     Ok(Json(json!({ "total": total, "offset": offset, "records": page })).into_response())
 }
+
+/// The deepest page `/api/audit` serves: what it keeps while streaming is `offset + limit`
+/// records.
+const MAX_AUDIT_OFFSET: usize = 100_000;
 
 /// `GET /api/doctor`: `doctor`'s findings, each with its fix.
 pub(super) async fn doctor(State(state): State<Arc<AppState>>) -> Result<Response, ApiError> {
@@ -262,14 +280,26 @@ pub(super) async fn history(
     };
     let buckets = q.buckets.unwrap_or(60).clamp(1, 1000);
     let store = state.store.clone();
+    // One pass over the trail at a time, whatever the number of requests: memory is one
+    // window's records, not one per request.
+    let _one_at_a_time = state.history_pass.lock().await;
     let history = blocking(move || {
         let reg = store.read()?;
-        let (records, _) = styxy::audit::read(store.dir());
+        let now = std::time::SystemTime::now();
+        let from = now.checked_sub(span).unwrap_or(std::time::UNIX_EPOCH);
+        // Only the window's records count (the counts fall in it; the walk back from now
+        // undoes only what happened in it).
+        let mut records = Vec::new();
+        styxy::audit::for_each(store.dir(), |r| {
+            if r.time().is_some_and(|t| t > from) {
+                records.push(r);
+            }
+        });
         Ok(crate::observe::metrics::history(
             &reg,
             styxy::allocate::space(&reg, &styxy::this_machine()),
             &records,
-            std::time::SystemTime::now(),
+            now,
             span,
             buckets,
         ))
