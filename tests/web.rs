@@ -1041,3 +1041,50 @@ fn sigterm_ends_the_dashboard_within_2s_whatever_its_requests_do() {
     }
     drop(held);
 }
+
+#[test]
+fn a_squatter_on_the_dashboards_port_never_sees_the_token() {
+    let home = Home::new();
+    // The dashboard's port (its own instance keeps it), then something else listens there,
+    // with the last token still in `ui.token`, and answers anything with 200.
+    let first = home.start_ui(9878, &[], &[]);
+    let (port, token) = (first.port, first.token.clone());
+    drop(first);
+    let squatter = std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, port))
+        .expect("the port the dashboard just left");
+    let heard = std::sync::Arc::new(std::sync::Mutex::new(Vec::<u8>::new()));
+    let ear = heard.clone();
+    std::thread::spawn(move || {
+        for stream in squatter.incoming().flatten() {
+            let mut stream = stream;
+            stream
+                .set_read_timeout(Some(Duration::from_millis(500)))
+                .unwrap();
+            // All the request's head, however it comes in pieces.
+            let mut got = Vec::new();
+            let mut buf = [0u8; 4096];
+            while !got.windows(4).any(|w| w == b"\r\n\r\n") {
+                match stream.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => got.extend_from_slice(&buf[..n]),
+                }
+            }
+            ear.lock().unwrap().extend_from_slice(&got);
+            let _ = stream.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+        }
+    });
+    let out = home
+        .cmd(&["ui", "--format", "json", "--port", &port.to_string()])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("it is not a `cargo styxy ui` of this registry"),
+        "{err}"
+    );
+    assert!(out.stdout.is_empty(), "printed a URL: {:?}", out.stdout);
+    let heard = String::from_utf8_lossy(&heard.lock().unwrap()).into_owned();
+    assert!(heard.contains("/api/identify?nonce="), "{heard}");
+    assert!(!heard.contains(&token), "the squatter saw the token: {heard}");
+}

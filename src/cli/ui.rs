@@ -104,24 +104,34 @@ fn print_url(
 }
 
 /// The pid and token of the `cargo styxy ui` of this registry that listens on `port`, if
-/// that is what listens there: the server there takes the token this registry's `ui.token`
-/// holds (a dashboard of another registry on the same port would refuse it).
+/// that is what listens there. The token is never sent to find out: the server must answer
+/// a fresh nonce with its keyed hash under this registry's `ui.token`
+/// ([`crate::web::security::identity_proof`]), which a squatter on the port cannot.
 fn running_ui(port: u16, token_file: &std::path::Path) -> Option<(u32, String)> {
-    use std::io::{BufRead, Write as _};
-    styxy::fsx::check_regular(token_file).ok()?;
-    let token = std::fs::read_to_string(token_file).ok()?.trim().to_owned();
+    use std::io::{Read, Write as _};
+    let token = styxy::fsx::read_text_bounded(token_file, 4096, styxy::os::Links::Refuse)
+        .ok()?
+        .trim()
+        .to_owned();
+    let nonce = crate::web::security::new_token().ok()?;
     let timeout = std::time::Duration::from_secs(2);
     let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
     let mut s = std::net::TcpStream::connect_timeout(&addr, timeout).ok()?;
     s.set_read_timeout(Some(timeout)).ok()?;
     write!(
         s,
-        "GET /api/state HTTP/1.1\r\nHost: localhost:{port}\r\nAuthorization: Bearer {token}\r\nConnection: close\r\n\r\n"
+        "GET {}?nonce={nonce} HTTP/1.1\r\nHost: localhost:{port}\r\nConnection: close\r\n\r\n",
+        crate::web::security::IDENTIFY_PATH
     )
     .ok()?;
-    let mut status = String::new();
-    std::io::BufReader::new(s).read_line(&mut status).ok()?;
-    if status.split_whitespace().nth(1) != Some("200") {
+    let mut reply = Vec::new();
+    s.take(64 * 1024).read_to_end(&mut reply).ok()?;
+    let reply = String::from_utf8_lossy(&reply);
+    let (head, body) = reply.split_once("\r\n\r\n")?;
+    let expected = crate::web::security::identity_proof(&token, &nonce);
+    let proven = head.starts_with("HTTP/1.1 200")
+        && crate::web::security::same_proof(body.trim(), &expected);
+    if !proven {
         return None;
     }
     let pid = styxy::probe::listeners_of(port)

@@ -14,6 +14,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry as Metrics;
 
 use styxy::allocate::Space;
+#[cfg(feature = "web")]
 use styxy::audit::Record;
 use styxy::model::{PortRange, Registry};
 use styxy::registry::counters::{Counters, Histogram, LOCK_BUCKETS};
@@ -51,6 +52,7 @@ pub enum Exposition {
 
 impl Exposition {
     /// The HTTP `Content-Type` of the exposition.
+    #[cfg(feature = "web")]
     pub fn content_type(self) -> &'static str {
         match self {
             Self::Classic => prometheus_client::encoding::prometheus_text::CONTENT_TYPE,
@@ -328,6 +330,7 @@ pub fn render(inputs: &Inputs<'_>, exposition: Exposition) -> String {
 /// The registry's recent past in equal intervals, for the dashboard's charts: counts and lock
 /// times from the audit trail, and the instances and the span's use at the end of each
 /// interval, found by walking the trail back from the registry as it is now.
+#[cfg(feature = "web")]
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct History {
     /// The end of each interval, in seconds since the Unix epoch; the last one is now.
@@ -357,6 +360,7 @@ pub struct History {
 /// `audit::read` gives them) and the registry `reg` as it is at `now`. Hand edits of
 /// `registry.toml` are not in the trail, so the past before one is drawn as if it had
 /// always been so.
+#[cfg(feature = "web")]
 pub fn history(
     reg: &Registry,
     space: Space,
@@ -465,6 +469,7 @@ pub fn history(
 }
 
 #[cfg(test)]
+#[cfg(feature = "web")]
 mod tests {
     use std::time::{Duration, SystemTime};
 

@@ -21,6 +21,33 @@ pub fn new_token() -> std::io::Result<String> {
     Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
 }
 
+/// Where a client asks the server to prove it is this registry's dashboard:
+/// `GET /api/identify?nonce=HEX` is answered, without the token, with
+/// [`identity_proof`] of the nonce.
+pub const IDENTIFY_PATH: &str = "/api/identify";
+
+/// HMAC-SHA256 of `nonce` keyed with the token, in hex: only a server that knows the token
+/// can answer, and the answer tells nothing of it. `ui` asks it of whatever listens on its
+/// port before it trusts that server with the token.
+pub fn identity_proof(token: &str, nonce: &str) -> String {
+    use hmac::{KeyInit, Mac};
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(token.as_bytes())
+        .expect("HMAC takes a key of any length");
+    mac.update(b"cargo-styxy ui identify ");
+    mac.update(nonce.as_bytes());
+    mac.finalize()
+        .into_bytes()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// Whether two proofs are equal, in constant time.
+pub fn same_proof(a: &str, b: &str) -> bool {
+    use subtle::ConstantTimeEq;
+    a.len() == b.len() && bool::from(a.as_bytes().ct_eq(b.as_bytes()))
+}
+
 /// `host[:port]` is one of ours: `localhost`, `127.0.0.1`, `[::1]` or `*.localhost`, with
 /// our port.
 pub fn host_allowed(host: &str, port: u16) -> bool {
@@ -123,6 +150,18 @@ pub async fn guard(
     {
         return refuse(StatusCode::METHOD_NOT_ALLOWED, "method not allowed");
     }
+    // The one question asked without the token: prove you know it.
+    if method == Method::GET && req.uri().path() == IDENTIFY_PATH {
+        let nonce = req
+            .uri()
+            .query()
+            .and_then(|q| q.split('&').find_map(|kv| kv.strip_prefix("nonce=")))
+            .filter(|n| (16..=128).contains(&n.len()) && n.bytes().all(|b| b.is_ascii_hexdigit()));
+        return match nonce {
+            Some(n) => identity_proof(&state.token, n).into_response(),
+            None => refuse(StatusCode::BAD_REQUEST, "nonce: 16 to 128 hex digits"),
+        };
+    }
     // The printed URL's token is exchanged for the cookie on `/`, and only there.
     let exchanging =
         req.uri().path() == "/" && query_token(&req).is_some_and(|t| same_token(&t, &state.token));
@@ -181,6 +220,18 @@ pub fn strip_token_redirect() -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_proof_needs_the_token_and_the_nonce() {
+        let p = identity_proof("t0ken", "00ff");
+        assert_eq!(p.len(), 64);
+        assert_eq!(p, identity_proof("t0ken", "00ff"));
+        assert_ne!(p, identity_proof("t0ken", "00fe"));
+        assert_ne!(p, identity_proof("token", "00ff"));
+        assert!(!p.contains("t0ken"));
+        assert!(same_proof(&p, &identity_proof("t0ken", "00ff")));
+        assert!(!same_proof(&p, &identity_proof("token", "00ff")));
+    }
 
     #[test]
     fn hosts() {
