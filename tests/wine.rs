@@ -705,3 +705,13 @@ fn the_dashboard_serves_its_state_to_a_client_with_the_token() {
     assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
     assert!(reply.contains("\"service_types\""), "{reply}");
 }
+
+#[test]
+fn without_styxy_home_the_registry_lives_in_appdata() {
+    let out = ok(windows(&wine().exe).args(["styxy", "config", "path"]));
+    let path = out.trim();
+    assert!(
+        path.ends_with(r"\AppData\Roaming\styxy\registry.toml") && path.starts_with("C:\\"),
+        "{path}"
+    );
+}

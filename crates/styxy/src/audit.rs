@@ -370,8 +370,13 @@ pub fn parse_time(s: &str) -> std::result::Result<SystemTime, String> {
         };
         return utc.ok_or_else(|| format!("{s:?} is out of range"));
     }
-    let age: Duration = humantime::parse_duration(s).map_err(|_| {
-        format!("{s:?} is neither an RFC 3339 time (2026-11-27T10:00:00Z) nor an age (1h, 2d)")
+    let age: Duration = humantime::parse_duration(s).map_err(|e| match e {
+        humantime::DurationError::NumberOverflow => format!(
+            "{s:?} is an age too long to count (at most about 584 years; any age before 1970 means since the first record)"
+        ),
+        _ => format!(
+            "{s:?} is neither an RFC 3339 time (2026-11-27T10:00:00Z) nor an age (1h, 2d)"
+        ),
     })?;
     Ok(SystemTime::now()
         .checked_sub(age)
