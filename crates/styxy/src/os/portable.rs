@@ -96,9 +96,11 @@ pub fn dir_trust(_dir: &Path, _m: &fs::Metadata) -> std::io::Result<DirTrust> {
 /// opened as itself (`FILE_FLAG_OPEN_REPARSE_POINT`) to be refused.
 pub fn open_without_waiting(
     path: &Path,
-    mut options: OpenOptions,
+    options: OpenOptions,
     links: super::Links,
 ) -> std::io::Result<File> {
+    #[cfg(windows)]
+    let mut options = options;
     #[cfg(windows)]
     if links == super::Links::Refuse {
         use std::os::windows::fs::OpenOptionsExt;

@@ -153,6 +153,7 @@ fn run<T, E: From<Error>>(
     // audit records, if a kill kept them from the trail.
     fsx::sweep_temps(&store.dir().join(portfile::PORTS_DIR));
     // The cache is written without the lock: only what a killed writer left a while ago.
+    #[cfg(feature = "tool")]
     fsx::sweep_temps_older_than(
         &store.dir().join(crate::workspace::cache::CACHE_DIR),
         std::time::Duration::from_secs(60),
