@@ -714,9 +714,15 @@ fn a_state_of_format_1_is_read_as_it_was_and_rewritten_compact() {
     let home = Home::new();
     let p = common::free_span_from(31300, 20);
     home.without_builtins(&format!("[types.t]\nranges = [[{p}, {}]]\n", p + 19));
+    // Checkouts that exist (a removed one would give its port back at the allocation).
+    let ws = tempfile::tempdir().unwrap();
+    let (own, r) = (ws.path().join("own"), ws.path().join("r"));
+    std::fs::create_dir_all(&own).unwrap();
+    std::fs::create_dir_all(&r).unwrap();
+    let (own, r) = (own.to_str().unwrap(), r.to_str().unwrap());
     // As the previous release wrote it: every instance an object, the root named twice.
     let old = format!(
-        r#"{{"format":1,"held":{{"t":{{"instances":{{"by-hand":{{"port":{}}},"/ws/own":{{"port":{},"workspace":"/ws/own","service":"api"}},"/ws/r#p/b":{{"port":{},"workspace":"/ws/r"}}}}}}}}}}"#,
+        r#"{{"format":1,"held":{{"t":{{"instances":{{"by-hand":{{"port":{}}},"{own}":{{"port":{},"workspace":"{own}","service":"api"}},"{r}#p/b":{{"port":{},"workspace":"{r}"}}}}}}}}}}"#,
         p,
         p + 1,
         p + 2
@@ -724,8 +730,8 @@ fn a_state_of_format_1_is_read_as_it_was_and_rewritten_compact() {
     std::fs::write(home.state(), &old).unwrap();
     let p64 = u64::from(p);
     let want = vec![
-        ("/ws/own".to_owned(), p64 + 1, Some("/ws/own".to_owned())),
-        ("/ws/r#p/b".to_owned(), p64 + 2, Some("/ws/r".to_owned())),
+        (own.to_owned(), p64 + 1, Some(own.to_owned())),
+        (format!("{r}#p/b"), p64 + 2, Some(r.to_owned())),
         ("by-hand".to_owned(), p64, None),
     ];
     assert_eq!(home.holders("t"), want);
@@ -733,7 +739,7 @@ fn a_state_of_format_1_is_read_as_it_was_and_rewritten_compact() {
     let state = std::fs::read_to_string(home.state()).unwrap();
     assert!(state.contains("\"format\":2"), "{state}");
     assert!(
-        state.contains(&format!(r#""/ws/own":[{},"api"]"#, p + 1)),
+        state.contains(&format!(r#""{own}":[{},"api"]"#, p + 1)),
         "a checkout's own instance is written compact: {state}"
     );
     let mut now = home.holders("t");

@@ -501,6 +501,7 @@ mod tests {
         let machine = Machine {
             ephemeral: || None,
             probe: &|_| false,
+            checkout_gone: |_| false,
         };
         for instance in ["a", "b"] {
             let request = Request {

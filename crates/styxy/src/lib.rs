@@ -55,5 +55,15 @@ pub fn this_machine() -> allocate::Machine<'static> {
     allocate::Machine {
         ephemeral: probe::ephemeral_range,
         probe: &probe::Live,
+        checkout_gone,
     }
+}
+
+/// Whether the checkout root `root` (an absolute path) is gone from disk: a path that is
+/// not absolute never is, and only "not found" counts (a directory that cannot be read
+/// now is not a removed one).
+fn checkout_gone(root: &str) -> bool {
+    let path = std::path::Path::new(root);
+    path.is_absolute()
+        && std::fs::symlink_metadata(path).is_err_and(|e| e.kind() == std::io::ErrorKind::NotFound)
 }

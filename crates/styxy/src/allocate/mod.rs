@@ -51,6 +51,9 @@ pub struct Machine<'a> {
     /// range is placed: on Windows the answer costs a `netsh`.
     pub ephemeral: fn() -> Option<PortRange>,
     pub probe: &'a dyn Probe,
+    /// Whether the checkout at this absolute path has been removed from disk (its
+    /// instances give their ports back before an allocation places one in their type).
+    pub checkout_gone: fn(&str) -> bool,
 }
 
 impl std::fmt::Debug for Machine<'_> {
@@ -360,6 +363,9 @@ pub fn allocate(
         created = true;
     }
 
+    if !created {
+        events.extend(release_removed_checkouts(reg, machine, name));
+    }
     let max_instances = {
         let t = &reg.types[name];
         t.max_instances.unwrap_or(reg.settings.max_instances)
@@ -427,6 +433,35 @@ pub fn allocate(
         events,
         warnings,
     })
+}
+
+/// Releases the instances of `name` whose checkout directory no longer exists: only
+/// instances of a checkout (whose root is an absolute path), never one with an id of
+/// another kind, and never one a lease holds. Each is a `GC` event with the reason.
+fn release_removed_checkouts(reg: &mut Registry, machine: &Machine<'_>, name: &str) -> Vec<Event> {
+    let Some(t) = reg.types.get_mut(name) else {
+        return Vec::new();
+    };
+    let gone: Vec<(String, String)> = t
+        .instances
+        .iter()
+        .filter(|(id, _)| !t.leases.iter().any(|l| &l.instance == *id))
+        .filter_map(|(id, i)| {
+            let root = i.workspace(id)?;
+            (machine.checkout_gone)(root).then(|| (id.clone(), root.to_owned()))
+        })
+        .collect();
+    gone.into_iter()
+        .filter_map(|(id, root)| {
+            let i = t.instances.remove(&id)?;
+            Some(Event::Gc {
+                service_type: name.to_owned(),
+                instance: Some(id),
+                port: Some(i.port),
+                reason: format!("its checkout {root} no longer exists"),
+            })
+        })
+        .collect()
 }
 
 /// The audit event for a refused allocation, if the error is one (full, no room, unknown

@@ -20,6 +20,7 @@ fn machine(probe: &dyn Probe) -> Machine<'_> {
     Machine {
         ephemeral: || Some(EPHEMERAL),
         probe,
+        checkout_gone: |_| false,
     }
 }
 
@@ -311,6 +312,7 @@ fn default_max_port_sits_below_the_ephemeral_range() {
     let far = Machine {
         ephemeral: || Some(PortRange::new(60000, 65535)),
         probe: &idle,
+        checkout_gone: |_| false,
     };
     assert_eq!(space(&reg, &far).hi, IANA_REGISTERED_MAX);
 }
@@ -548,5 +550,81 @@ fn tidy_moves_instances_a_hand_edit_left_outside_and_keeps_the_others() {
     assert!(
         tidy(&mut reg, &machine(&idle), &|_| true).events.is_empty(),
         "tidy twice is a no-op"
+    );
+}
+
+#[test]
+fn a_removed_checkouts_instances_are_released_before_a_port_is_placed_in_their_type() {
+    let mut reg = empty();
+    let place = |reg: &mut Registry, instance: &str, workspace: Option<&str>| {
+        allocate(
+            reg,
+            &machine(&idle),
+            &Request {
+                service_type: "api",
+                instance,
+                workspace,
+                ..Request::default()
+            },
+        )
+        .unwrap()
+    };
+    let gone = place(&mut reg, "/gone/ws", Some("/gone/ws")).value.port;
+    place(&mut reg, "/gone/ws#web/admin", Some("/gone/ws"));
+    // An id that names a path but no checkout (allocate --instance) is never released.
+    place(&mut reg, "/gone/ws/not-a-checkout", None);
+    let leased = place(&mut reg, "/gone/leased", Some("/gone/leased"))
+        .value
+        .port;
+    reg.types
+        .get_mut("api")
+        .unwrap()
+        .leases
+        .push(crate::model::Lease {
+            port: leased,
+            pid: 1,
+            start_time: 1,
+            instance: "/gone/leased".into(),
+            since: None,
+        });
+    let removed = Machine {
+        checkout_gone: |root| root.starts_with("/gone/"),
+        ..machine(&idle)
+    };
+    let out = allocate(
+        &mut reg,
+        &removed,
+        &Request {
+            service_type: "api",
+            instance: "/here/ws",
+            workspace: Some("/here/ws"),
+            ..Request::default()
+        },
+    )
+    .unwrap();
+    let released: Vec<(&str, &str)> = out
+        .events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Gc {
+                instance: Some(i),
+                reason,
+                ..
+            } => Some((i.as_str(), reason.as_str())),
+            _ => None,
+        })
+        .collect();
+    let why = "its checkout /gone/ws no longer exists";
+    assert_eq!(released, [("/gone/ws", why), ("/gone/ws#web/admin", why)]);
+    // The freed port is the first free one again: the new checkout gets it.
+    assert_eq!(out.value.port, gone);
+    let left: Vec<&str> = reg.types["api"]
+        .instances
+        .keys()
+        .map(String::as_str)
+        .collect();
+    assert_eq!(
+        left,
+        ["/gone/leased", "/gone/ws/not-a-checkout", "/here/ws"]
     );
 }
