@@ -53,3 +53,164 @@ fn a_removed_checkout_gives_its_ports_back_at_the_next_allocation_of_its_type() 
         [format!("its checkout {a_id} no longer exists").as_str()]
     );
 }
+
+/// Runs git in `dir` with the test's registry and this binary on `PATH` (as an installed
+/// cargo-styxy is); panics on failure.
+fn git(home: &Home, dir: &std::path::Path, args: &[&str]) -> std::process::Output {
+    let bin_dir = std::path::Path::new(common::BIN).parent().unwrap();
+    let path = format!(
+        "{}:{}",
+        bin_dir.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let out = std::process::Command::new("git")
+        .args(args)
+        .current_dir(dir)
+        .env("PATH", path)
+        .env("STYXY_HOME", home.path())
+        .env("GIT_AUTHOR_NAME", "t")
+        .env("GIT_AUTHOR_EMAIL", "t@example.com")
+        .env("GIT_COMMITTER_NAME", "t")
+        .env("GIT_COMMITTER_EMAIL", "t@example.com")
+        // The developer's own git configuration (a global core.hooksPath) stays out.
+        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "git {args:?}: {out:?}");
+    out
+}
+
+/// A git repository holding a one-bin cargo workspace, committed, with an earlier
+/// `post-checkout` hook that notes each run in the checkout.
+fn repo(home: &Home) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = dir.path().join("repo");
+    std::fs::create_dir_all(repo.join("src")).unwrap();
+    std::fs::write(
+        repo.join("Cargo.toml"),
+        "[package]\nname = \"hooked\"\nversion = \"0.1.0\"\nedition = \"2021\"\n\n[workspace]\n",
+    )
+    .unwrap();
+    std::fs::write(repo.join("src/main.rs"), "fn main() {}\n").unwrap();
+    std::fs::write(
+        repo.join(".gitignore"),
+        "/target\n.env\n.earlier-hook-ran\n",
+    )
+    .unwrap();
+    git(home, &repo, &["init", "-q", "-b", "main"]);
+    git(home, &repo, &["add", "."]);
+    git(home, &repo, &["commit", "-q", "-m", "init"]);
+    dir
+}
+
+const EARLIER_HOOK: &str = "#!/bin/sh\n# the team's own hook\necho \"$3\" >> .earlier-hook-ran\n";
+
+#[test]
+fn a_new_worktree_gets_its_ports_and_env_file_and_the_earlier_hook_still_runs() {
+    use std::os::unix::fs::PermissionsExt;
+    let home = Home::new();
+    let dir = repo(&home);
+    let repo = dir.path().join("repo");
+    let earlier = repo.join(".git/hooks/post-checkout");
+    std::fs::write(&earlier, EARLIER_HOOK).unwrap();
+    std::fs::set_permissions(&earlier, std::fs::Permissions::from_mode(0o755)).unwrap();
+
+    let installed = home
+        .cmd(&["hook", "install", "--format", "json"])
+        .current_dir(&repo)
+        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .output()
+        .unwrap();
+    assert!(installed.status.success(), "{installed:?}");
+    let installed: serde_json::Value = serde_json::from_slice(&installed.stdout).unwrap();
+    assert!(
+        installed["previous"]
+            .as_str()
+            .unwrap()
+            .ends_with("post-checkout.styxy-previous"),
+        "{installed}"
+    );
+
+    git(
+        &home,
+        &repo,
+        &["worktree", "add", "-q", "../wt", "-b", "feature"],
+    );
+    let wt = std::fs::canonicalize(dir.path().join("wt")).unwrap();
+    // The new worktree's service is in the registry, and its env file says its port.
+    let holders = home.holders("hooked");
+    let (_, port, _) = holders
+        .iter()
+        .find(|(id, _, _)| id == wt.to_str().unwrap())
+        .unwrap_or_else(|| panic!("{holders:?}"));
+    let env = std::fs::read_to_string(wt.join(".env")).unwrap();
+    assert!(env.contains(&format!("\nHOOKED_PORT={port}\n")), "{env}");
+    // The earlier hook ran too, for the branch checkout.
+    assert_eq!(
+        std::fs::read_to_string(wt.join(".earlier-hook-ran")).unwrap(),
+        "1\n"
+    );
+
+    // A user's lines in the env file survive rewrites byte for byte.
+    let block_start = env.find("# >>> cargo-styxy").unwrap();
+    let mine = format!("# mine\nSECRET=x\n{}AFTER=1", &env[block_start..]);
+    std::fs::write(wt.join(".env"), &mine).unwrap();
+    for _ in 0..2 {
+        let out = home
+            .cmd(&["env", "--write"])
+            .current_dir(&wt)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+    }
+    assert_eq!(std::fs::read_to_string(wt.join(".env")).unwrap(), mine);
+
+    // Uninstalled, the earlier hook is back as it was.
+    home.ok_in(&repo, &["hook", "uninstall"]);
+    assert_eq!(std::fs::read_to_string(&earlier).unwrap(), EARLIER_HOOK);
+    assert!(
+        !repo
+            .join(".git/hooks/post-checkout.styxy-previous")
+            .exists()
+    );
+    git(&home, &repo, &["worktree", "remove", "--force", "../wt"]);
+}
+
+#[test]
+fn the_hook_goes_where_core_hooks_path_says_and_never_fails_git() {
+    let home = Home::new();
+    let dir = repo(&home);
+    let repo = dir.path().join("repo");
+    git(&home, &repo, &["config", "core.hooksPath", ".githooks"]);
+    home.ok_in(&repo, &["hook", "install"]);
+    let hook = repo.join(".githooks/post-checkout");
+    assert!(
+        std::fs::read_to_string(&hook)
+            .unwrap()
+            .contains("cargo-styxy")
+    );
+
+    // A registry it cannot use: the checkout still succeeds, with a warning.
+    let broken = tempfile::NamedTempFile::new().unwrap();
+    let bin_dir = std::path::Path::new(common::BIN).parent().unwrap();
+    let out = std::process::Command::new("git")
+        .args(["worktree", "add", "-q", "../wt", "-b", "feature"])
+        .current_dir(&repo)
+        .env(
+            "PATH",
+            format!("{}:{}", bin_dir.display(), std::env::var("PATH").unwrap()),
+        )
+        .env("STYXY_HOME", broken.path())
+        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.contains("warning: cargo-styxy could not write"),
+        "{err}"
+    );
+}

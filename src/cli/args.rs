@@ -8,8 +8,8 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 #[cfg(feature = "web")]
 use super::ui;
 use super::{
-    allocate, assign, audit, build_script, check, completions, config, doctor, env, gc, init, list,
-    metrics, port, release, rule, run, scan, types, wait,
+    allocate, assign, audit, build_script, check, completions, config, doctor, env, gc, hook, init,
+    list, metrics, port, release, rule, run, scan, types, wait,
 };
 
 /// cargo runs us as `cargo-styxy styxy …`: the root is `cargo` with one subcommand.
@@ -259,6 +259,8 @@ pub enum Command {
     Metrics(With<metrics::MetricsArgs>),
     /// Add the build.rs integration to a package: a build dependency and a build.rs
     Init(With<init::InitArgs>),
+    /// A git hook: a new worktree gets its ports and its env file
+    Hook(Group<hook::HookCommand>),
     /// Print the completion registration of `cargo-styxy` for a shell
     Completions(With<completions::CompletionsArgs>),
     /// For the styxy-build helper of a build script: this checkout's constants in OUT_DIR

@@ -22,6 +22,11 @@ pub struct EnvArgs {
     /// is stdout
     #[arg(short, long, value_name = "FILE")]
     pub output: Option<PathBuf>,
+    /// Write the workspace's env file (`[workspace.metadata.styxy] env-file`, else `.env` at
+    /// its root): the variables go in a block between cargo-styxy's marker lines, replaced in
+    /// place; every other line of the file is kept byte for byte
+    #[arg(long, conflicts_with = "output")]
+    pub write: bool,
     #[command(flatten)]
     pub selection: Selection,
 }
@@ -49,6 +54,18 @@ pub fn run(ctx: &Ctx, args: EnvArgs, manifest: Option<&std::path::Path>) -> anyh
         ));
     }
     let text = emit::env(format, &vars);
+    if args.write {
+        if format == EnvFormat::Json {
+            anyhow::bail!(
+                "--write writes an env file: use --format dotenv (the default), shell, fish, powershell or compose"
+            );
+        }
+        let path = styxy::workspace::env_file(&ws)?;
+        let wrote = write_fenced(&path, &text)?;
+        let what = if wrote { "wrote" } else { "unchanged:" };
+        ctx.note(&format!("{what} {}", path.display()));
+        return Ok(());
+    }
     match args.output.filter(|p| p.as_os_str() != "-") {
         Some(path) => {
             let wrote = styxy::fsx::write_output_if_changed(&path, text.as_bytes())?;
@@ -66,4 +83,25 @@ pub fn run(ctx: &Ctx, args: EnvArgs, manifest: Option<&std::path::Path>) -> anyh
             Ok(())
         }
     }
+}
+
+/// Puts `block` in the fenced block of the env file at `path` (made if missing), keeping
+/// the rest of the file; returns whether the file changed. The file is a checkout's: a
+/// symlink there (which could point anywhere) is refused, and it is read as a regular file
+/// within the manifest cap.
+fn write_fenced(path: &std::path::Path, block: &str) -> anyhow::Result<bool> {
+    use anyhow::Context;
+    let existing = match std::fs::symlink_metadata(path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+        Ok(m) if m.file_type().is_symlink() => anyhow::bail!(
+            "{} is a symlink; cargo-styxy writes the env file only as a file of the checkout's own (remove the link, or set [workspace.metadata.styxy] env-file)",
+            path.display()
+        ),
+        _ => {
+            styxy::fsx::read_text_bounded(path, styxy::fsx::MANIFEST_CAP, styxy::os::Links::Refuse)
+                .with_context(|| format!("cannot read {}", path.display()))?
+        }
+    };
+    let text = emit::fenced(&existing, block);
+    Ok(styxy::fsx::write_output_if_changed(path, text.as_bytes())?)
 }

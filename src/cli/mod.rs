@@ -15,6 +15,7 @@ mod context;
 mod doctor;
 mod env;
 mod gc;
+mod hook;
 mod init;
 pub(crate) mod list;
 mod metrics;
@@ -209,6 +210,7 @@ fn execute(global: &GlobalArgs, command: Command) -> Result<(), CliError> {
         Command::Type(Group { command, .. }) => types::run(&ctx, command),
         Command::Rule(Group { command, .. }) => rule::run(&ctx, command),
         Command::Config(Group { command, .. }) => config::run(&ctx, command),
+        Command::Hook(Group { command, .. }) => hook::run(&ctx, command),
     }
     .map_err(CliError::from)
 }

@@ -87,6 +87,18 @@ impl Home {
         String::from_utf8(out.stdout).unwrap()
     }
 
+    /// [`Home::ok`] in the directory `dir`.
+    pub fn ok_in(&self, dir: &Path, args: &[&str]) -> String {
+        let out = self.cmd(args).current_dir(dir).output().unwrap();
+        assert!(
+            out.status.success(),
+            "{args:?} in {}: {}",
+            dir.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
     /// Runs with `--format json` and parses stdout.
     pub fn json(&self, args: &[&str]) -> serde_json::Value {
         let mut all = args.to_vec();

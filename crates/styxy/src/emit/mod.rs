@@ -144,6 +144,44 @@ pub fn rust(workspace: &str, ports: &[(Service, u16)]) -> String {
     styxy_build::rules::render(workspace, &constants)
 }
 
+/// The line that opens the block of an env file that cargo-styxy owns.
+pub const FENCE_BEGIN: &str =
+    "# >>> cargo-styxy: ports of this checkout (rewritten; edit outside the fence) >>>";
+/// The line that closes it.
+pub const FENCE_END: &str = "# <<< cargo-styxy <<<";
+
+/// `existing` (an env file's text, or empty) with `block` (its lines, each ending in a
+/// newline) between the fence lines: the fenced block replaced in place where there is one,
+/// else appended; every byte outside it kept as it was.
+pub fn fenced(existing: &str, block: &str) -> String {
+    let mut fenced = format!("{FENCE_BEGIN}\n{block}");
+    if !block.is_empty() && !block.ends_with('\n') {
+        fenced.push('\n');
+    }
+    fenced.push_str(FENCE_END);
+    fenced.push('\n');
+    let line_at = |line: &str, from: usize| {
+        let mut at = from;
+        for l in existing[from..].split_inclusive('\n') {
+            if l.trim_end_matches(['\n', '\r']) == line {
+                return Some((at, at + l.len()));
+            }
+            at += l.len();
+        }
+        None
+    };
+    if let Some((begin, after_begin)) = line_at(FENCE_BEGIN, 0)
+        && let Some((_, after_end)) = line_at(FENCE_END, after_begin)
+    {
+        return format!("{}{fenced}{}", &existing[..begin], &existing[after_end..]);
+    }
+    let mut out = existing.to_owned();
+    if !out.is_empty() && !out.ends_with('\n') {
+        out.push('\n');
+    }
+    out.push_str(&fenced);
+    out
+}
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -223,5 +261,26 @@ mod tests {
             let n = compose_project_name(Path::new(odd));
             assert!(valid(&n), "{odd}: {n}");
         }
+    }
+
+    #[test]
+    fn the_fenced_block_is_replaced_in_place_and_the_rest_kept_byte_for_byte() {
+        let block = "A_PORT=1\n";
+        // A new file, then a user's file without a final newline.
+        let new = fenced("", block);
+        assert_eq!(new, format!("{FENCE_BEGIN}\nA_PORT=1\n{FENCE_END}\n"));
+        let mine = "# mine\r\nSECRET=x";
+        let once = fenced(mine, block);
+        assert_eq!(once, format!("{mine}\n{new}"));
+        // The user adds lines after and before; two rewrites replace only the block.
+        let edited = format!("TOP=1\n{once}AFTER=2  \n");
+        let twice = fenced(&fenced(&edited, "A_PORT=2\n"), "A_PORT=3\n");
+        assert_eq!(
+            twice,
+            format!("TOP=1\n{mine}\n{FENCE_BEGIN}\nA_PORT=3\n{FENCE_END}\nAFTER=2  \n")
+        );
+        // An opening line without its end is not a block: a new one is appended.
+        let torn = format!("{FENCE_BEGIN}\nX=1\n");
+        assert_eq!(fenced(&torn, block), format!("{torn}{new}"));
     }
 }

@@ -228,6 +228,43 @@ pub fn check_readable(package_dir: &Path) -> Result<()> {
     }
 }
 
+/// The workspace's env file: `[workspace.metadata.styxy] env-file`, a path relative to the
+/// root that stays inside it (a checkout's metadata must not make the tool write in another
+/// folder), else `.env` at the root.
+pub fn env_file(ws: &Workspace) -> Result<PathBuf> {
+    let named = ws
+        .metadata
+        .get("styxy")
+        .and_then(|m| m.get("env-file"))
+        .map(|v| {
+            v.as_str().map(str::to_owned).ok_or_else(|| {
+                Error::from(WorkspaceError::Manifest {
+                    path: ws.root.join("Cargo.toml"),
+                    reason: format!("[workspace.metadata.styxy] env-file = {v}: use a relative path such as \".env\""),
+                })
+            })
+        })
+        .transpose()?
+        .unwrap_or_else(|| ".env".to_owned());
+    let path = Path::new(&named);
+    let inside = !named.is_empty()
+        && path.components().all(|c| {
+            matches!(
+                c,
+                std::path::Component::Normal(_) | std::path::Component::CurDir
+            )
+        });
+    if !inside {
+        return Err(Error::from(WorkspaceError::Manifest {
+            path: ws.root.join("Cargo.toml"),
+            reason: format!(
+                "[workspace.metadata.styxy] env-file = {named:?}: the env file is a path inside the workspace (no `..`, not absolute), such as \".env\""
+            ),
+        }));
+    }
+    Ok(ws.root.join(path))
+}
+
 /// Every service of the workspace (bins not marked `skip`, then extra services), sorted by
 /// env name. Errors on invalid metadata, on two services with one env name, and on two
 /// services that would hold one instance of one type.
