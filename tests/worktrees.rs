@@ -214,3 +214,35 @@ fn the_hook_goes_where_core_hooks_path_says_and_never_fails_git() {
         "{err}"
     );
 }
+
+#[test]
+fn a_port_that_moves_says_from_what_to_what_and_why() {
+    let home = Home::new();
+    let dir = repo(&home);
+    let repo = dir.path().join("repo");
+    let first: serde_json::Value =
+        serde_json::from_str(&home.ok_in(&repo, &["assign", "--format", "json"])).unwrap();
+    let old = first["services"][0]["port"].as_u64().unwrap();
+    // The checkout's instance is released, and someone else takes its port.
+    home.ok_in(&repo, &["release", "--workspace"]);
+    let other = home.json(&["allocate", "--service", "hooked", "--instance", "elsewhere"]);
+    assert_eq!(other["port"].as_u64(), Some(old));
+
+    let out = home.cmd(&["env"]).current_dir(&repo).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    let new = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .find_map(|l| l.strip_prefix("HOOKED_PORT=")?.parse::<u64>().ok())
+        .unwrap();
+    assert_ne!(new, old);
+    assert!(
+        err.contains(&format!(
+            "HOOKED_PORT moved from port {old} to {new}: its instance had been released, and port {old} is held by elsewhere of \"hooked\""
+        )),
+        "{err}"
+    );
+    // Said once: the next env has nothing to say.
+    let again = home.cmd(&["env"]).current_dir(&repo).output().unwrap();
+    assert!(!String::from_utf8_lossy(&again.stderr).contains("moved"));
+}

@@ -4,7 +4,7 @@
 use serde::Serialize;
 
 use crate::allocate::{self, Grant, Machine, Request};
-use crate::emit::portfile::PortFile;
+use crate::emit::portfile::{self, PortFile};
 use crate::error::{AllocError, Error, Result};
 use crate::registry::{self, Changed, Store};
 use crate::workspace::Service;
@@ -18,13 +18,17 @@ pub struct Assigned {
 
 /// Allocates every service under one lock, all or nothing. Nothing is written when nothing
 /// changed (but a missing or stale port file is rewritten). Returns the grants and the
-/// warnings.
+/// warnings, among which one for each service that gets another port than this checkout's
+/// port file says it had, with the old port, the new one and why.
 pub fn assign(
     store: &Store,
     machine: &Machine<'_>,
     root: &str,
     services: &[Service],
 ) -> Result<Changed<Vec<Assigned>>> {
+    // What this checkout had, as its port file says (current or not).
+    let before =
+        PortFile::read(&portfile::path(store.dir(), root)).filter(|pf| pf.workspace == root);
     registry::change(store, |change| {
         let mut out = Vec::new();
         for s in services {
@@ -60,6 +64,16 @@ pub fn assign(
             for w in outcome.warnings {
                 change.warn(format!("{label}: {w}"));
             }
+            let had = before
+                .as_ref()
+                .and_then(|pf| pf.had(&s.service_type, &s.instance));
+            if let Some(old) = had.filter(|old| *old != outcome.value.port) {
+                let why = moved_because(change.registry, machine, &outcome.value, old);
+                change.warn(format!(
+                    "{label}: {} moved from port {old} to {}: {why}",
+                    s.env, outcome.value.port
+                ));
+            }
             out.push(Assigned {
                 service: s.clone(),
                 grant: outcome.value,
@@ -68,6 +82,46 @@ pub fn assign(
         change.touch_workspace(root);
         Ok(out)
     })
+}
+
+/// Why a service's port is not the `old` one its checkout had: its instance had been
+/// released (a new one got `grant`), and who holds `old` now.
+fn moved_because(
+    reg: &crate::model::Registry,
+    machine: &Machine<'_>,
+    grant: &Grant,
+    old: u16,
+) -> String {
+    let first = if grant.existing {
+        "its instance holds another port in the registry"
+    } else {
+        "its instance had been released"
+    };
+    let holder = reg.types.iter().find_map(|(name, t)| {
+        t.instances
+            .iter()
+            .find(|(id, i)| {
+                i.port == old && !(name == &grant.service_type && **id == grant.instance)
+            })
+            .map(|(id, _)| format!("port {old} is held by {id} of {name:?}"))
+    });
+    let then = holder.or_else(|| {
+        machine.probe.is_listening(old).then(|| {
+            format!("something listens on port {old} (`cargo styxy check {old}` says what)")
+        })
+    });
+    let then = then.or_else(|| {
+        (!grant.ranges.iter().any(|r| r.contains(old))).then(|| {
+            format!(
+                "port {old} is outside the ranges of {:?} now",
+                grant.service_type
+            )
+        })
+    });
+    match then {
+        Some(then) => format!("{first}, and {then}"),
+        None => format!("{first}, and port {old} was not free for it"),
+    }
 }
 
 /// The services' ports from the port file, if it has every one of them.

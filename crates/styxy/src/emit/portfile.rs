@@ -18,6 +18,10 @@ pub const PORTS_DIR: &str = "ports";
 pub struct PortFile {
     pub workspace: String,
     pub ports: Vec<Entry>,
+    /// The ports this checkout had for instances that were released since: when one of
+    /// them comes back with another port, `assign` says it moved (and why).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub released: Vec<Entry>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -69,7 +73,39 @@ pub fn project<'r>(
     PortFile {
         workspace: root.to_owned(),
         ports,
+        released: Vec::new(),
     }
+}
+
+/// `new` (a projection) with the ports `old` said this checkout had and `new` has not,
+/// as [`PortFile::released`] (a service that is back is no longer among them).
+fn carry_released(mut new: PortFile, old: Option<PortFile>) -> PortFile {
+    let Some(old) = old.filter(|o| o.workspace == new.workspace) else {
+        return new;
+    };
+    let has = |e: &Entry, list: &[Entry]| {
+        list.iter()
+            .any(|x| x.service_type == e.service_type && x.instance == e.instance)
+    };
+    let mut released: Vec<Entry> = old
+        .released
+        .into_iter()
+        .chain(old.ports)
+        .filter(|e| !has(e, &new.ports))
+        .collect();
+    // The latest port of each: `old.ports` came after `old.released`.
+    released.reverse();
+    let mut seen = Vec::new();
+    released.retain(|e| {
+        let fresh = !has(e, &seen);
+        if fresh {
+            seen.push(e.clone());
+        }
+        fresh
+    });
+    released.sort_by(|a, b| (&a.service_type, &a.instance).cmp(&(&b.service_type, &b.instance)));
+    new.released = released;
+    new
 }
 
 impl PortFile {
@@ -95,6 +131,16 @@ impl PortFile {
             .iter()
             .find(|e| e.service_type == service_type && e.instance == instance)
             .map(|e| e.port)
+    }
+
+    /// The port the service had, held now or released since.
+    pub fn had(&self, service_type: &str, instance: &str) -> Option<u16> {
+        self.port(service_type, instance).or_else(|| {
+            self.released
+                .iter()
+                .find(|e| e.service_type == service_type && e.instance == instance)
+                .map(|e| e.port)
+        })
     }
 }
 
@@ -138,7 +184,7 @@ pub fn stage<'r>(
     mtime: Option<std::time::SystemTime>,
 ) -> Result<()> {
     let file = path(dir, root);
-    let text = project(types, root).render();
+    let text = carry_released(project(types, root), PortFile::read(&file)).render();
     if fsx::holds(&file, text.as_bytes())? {
         return Ok(());
     }
