@@ -5,6 +5,8 @@
 #![forbid(unsafe_code)]
 
 mod cli;
+#[cfg(feature = "mcp")]
+mod mcp;
 mod observe;
 #[cfg(feature = "web")]
 mod web;

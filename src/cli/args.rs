@@ -5,6 +5,8 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+#[cfg(feature = "mcp")]
+use super::mcp;
 #[cfg(feature = "web")]
 use super::ui;
 use super::{
@@ -271,6 +273,9 @@ pub enum Command {
     #[command(about = "Serve the web dashboard on 127.0.0.1 (and [::1]) and print its URL")]
     #[cfg(feature = "web")]
     Ui(With<ui::UiArgs>),
+    /// Serve the Model Context Protocol on stdio, for coding agents
+    #[cfg(feature = "mcp")]
+    Mcp(With<mcp::McpArgs>),
 }
 
 /// clap value parser for a port: 1-65535, with our message.

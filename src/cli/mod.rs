@@ -18,6 +18,8 @@ mod gc;
 mod hook;
 mod init;
 pub(crate) mod list;
+#[cfg(feature = "mcp")]
+mod mcp;
 mod metrics;
 mod port;
 mod release;
@@ -204,6 +206,8 @@ fn execute(global: &GlobalArgs, command: Command) -> Result<(), CliError> {
         Command::Completions(With { args, .. }) => completions::run(args),
         #[cfg(feature = "web")]
         Command::Ui(With { args, .. }) => ui::run(&ctx, args),
+        #[cfg(feature = "mcp")]
+        Command::Mcp(With { args, .. }) => mcp::run(&ctx, args),
         Command::Allocate(With { args, .. }) => allocate::run(&ctx, args),
         Command::Release(With { args, .. }) => release::run(&ctx, args, manifest),
         Command::List(With { args, .. }) => list::run(&ctx, args),

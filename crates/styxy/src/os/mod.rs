@@ -377,6 +377,21 @@ pub fn exec_tied_to(
 #[cfg(feature = "tool")]
 pub use signals::{Forwarder, Forwarding};
 
+/// Makes `cmd` start in a process group of its own (a console process group on Windows),
+/// so that [`end_process_group`] ends it with every process it starts.
+#[cfg(feature = "tool")]
+pub fn own_process_group(cmd: &mut std::process::Command) {
+    signals::own_process_group(cmd);
+}
+
+/// Ends `child`, started with [`own_process_group`], and what it started: SIGTERM to the
+/// group, then SIGKILL if the child still runs after 5 s (on Windows: terminated, its job
+/// object taking the rest). Returns its exit code as a shell reports it, if it was reaped.
+#[cfg(feature = "tool")]
+pub fn end_process_group(child: &mut std::process::Child) -> Option<u8> {
+    signals::end_process_group(child).map(exit_code)
+}
+
 /// Runs `on_signal` once, on a thread of its own, when this process is asked to stop
 /// (Ctrl-C, SIGTERM).
 #[cfg(feature = "tool")]

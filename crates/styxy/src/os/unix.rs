@@ -117,6 +117,35 @@ pub fn exit_code(status: std::process::ExitStatus) -> u8 {
 pub use forward::{Forwarder, Forwarding, on_termination};
 
 #[cfg(feature = "tool")]
+pub fn own_process_group(cmd: &mut std::process::Command) {
+    use std::os::unix::process::CommandExt;
+    cmd.process_group(0);
+}
+
+#[cfg(feature = "tool")]
+pub fn end_process_group(child: &mut std::process::Child) -> Option<std::process::ExitStatus> {
+    use rustix::process::{Pid, Signal, kill_process_group};
+    let group = i32::try_from(child.id()).ok().and_then(Pid::from_raw)?;
+    let _ = kill_process_group(group, Signal::TERM);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break Some(status),
+            Ok(None) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            _ => {
+                let _ = kill_process_group(group, Signal::KILL);
+                break child.wait().ok();
+            }
+        }
+    };
+    // Whatever of the group outlived its leader.
+    let _ = kill_process_group(group, Signal::KILL);
+    status
+}
+
+#[cfg(feature = "tool")]
 mod forward {
     use rustix::process::{Pid, Signal};
     use signal_hook::consts::{SIGHUP, SIGINT, SIGQUIT, SIGTERM};

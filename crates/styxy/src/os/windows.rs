@@ -244,6 +244,19 @@ pub fn is_stopped(_pid: u32) -> bool {
 #[cfg(feature = "tool")]
 pub use run::{Forwarder, Forwarding, on_termination};
 
+/// `CREATE_NEW_PROCESS_GROUP`: Ctrl-C typed at the server's console does not reach it.
+pub fn own_process_group(cmd: &mut std::process::Command) {
+    use std::os::windows::process::CommandExt;
+    const CREATE_NEW_PROCESS_GROUP: u32 = 0x0000_0200;
+    cmd.creation_flags(CREATE_NEW_PROCESS_GROUP);
+}
+
+/// Terminates the child; `run`'s kill-on-close job object ends what it started.
+pub fn end_process_group(child: &mut std::process::Child) -> Option<std::process::ExitStatus> {
+    let _ = child.kill();
+    child.wait().ok()
+}
+
 #[cfg(feature = "tool")]
 mod run {
     use std::sync::Mutex;
