@@ -392,7 +392,7 @@ async fn the_dashboard_works_in_a_real_browser() {
 
     // The checkout's view: its service, port, live status and a link; release asks first.
     // A temp file of a killed writer, for doctor to find.
-    std::fs::write(home.path().join(".killed-writer.tmp"), "").unwrap();
+    std::fs::write(home.path().join(".state.json.kiLLed.tmp"), "").unwrap();
     click(&client, "nav button[data-tab=checkouts]").await;
     let row = until(
         &client,

@@ -154,7 +154,8 @@ fn doctor_finds_stale_leases_temp_files_and_a_held_lock() {
         { "port": port, "pid": std::process::id(), "start_time": 1, "instance": "b" }
     ]);
     std::fs::write(home.state(), state.to_string()).unwrap();
-    std::fs::write(home.path().join(".registry.toml.dead1.tmp"), "torn").unwrap();
+    // As a writer killed before its rename leaves it.
+    std::fs::write(home.path().join(".registry.toml.dEad01.tmp"), "torn").unwrap();
     let lock = std::fs::File::options()
         .write(true)
         .open(home.path().join("registry.lock"))

@@ -163,7 +163,7 @@ fn findings(store: &Store) -> Vec<Finding> {
         .map(|d| {
             d.flatten()
                 .map(|e| e.file_name().to_string_lossy().into_owned())
-                .filter(|n| n.starts_with('.') && n.ends_with(".tmp"))
+                .filter(|n| styxy::fsx::is_temp_name(n))
                 .collect()
         })
         .unwrap_or_default();
