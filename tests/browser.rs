@@ -125,14 +125,11 @@ async fn the_dashboard_works_in_a_real_browser() {
         .expect("the port allocate found free");
 
     // A checkout with one server bin, assigned: its own view, with the server up.
-    let checkout = tempfile::tempdir().unwrap();
-    std::fs::create_dir_all(checkout.path().join("src")).unwrap();
-    std::fs::write(
-        checkout.path().join("Cargo.toml"),
-        "[package]\nname = \"viewed\"\nversion = \"0.1.0\"\nedition = \"2024\"\n[package.metadata.styxy.bins.viewed]\nurl = \"http://127.0.0.1:{port}/health\"\n[workspace]\n",
-    )
-    .unwrap();
-    std::fs::write(checkout.path().join("src/main.rs"), SERVER).unwrap();
+    let checkout = common::one_bin_workspace(
+        "viewed",
+        "[package.metadata.styxy.bins.viewed]\nurl = \"http://127.0.0.1:{port}/health\"",
+        SERVER,
+    );
     let manifest = checkout.path().join("Cargo.toml");
     let viewed = home.json(&["assign", "--manifest-path", manifest.to_str().unwrap()]);
     let root = viewed["workspace"].as_str().unwrap().to_owned();

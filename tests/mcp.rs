@@ -32,14 +32,7 @@ fn python() -> PathBuf {
 fn an_mcp_client_reads_ports_starts_waits_for_and_stops_a_service() {
     let home = Home::new();
     home.ok(&["rule", "add", "echo", "--preferred-start", "31500"]);
-    let ws = tempfile::tempdir().unwrap();
-    std::fs::create_dir_all(ws.path().join("src")).unwrap();
-    std::fs::write(
-        ws.path().join("Cargo.toml"),
-        "[package]\nname = \"echo\"\nversion = \"0.1.0\"\nedition = \"2024\"\n\n[workspace]\n",
-    )
-    .unwrap();
-    std::fs::write(ws.path().join("src/main.rs"), SERVER).unwrap();
+    let ws = common::one_bin_workspace("echo", "", SERVER);
     let manifest = ws.path().join("Cargo.toml");
     let python = python();
     assert!(

@@ -294,3 +294,19 @@ pub fn free_span_from(from: u16, len: u16) -> u16 {
     }
     panic!("no {len} free ports in {from}-{}", from + 1000);
 }
+
+/// A new workspace of one package `name` with one bin whose `src/main.rs` is `main_rs`,
+/// `extra` added to its manifest (metadata), in a temp dir of its own.
+pub fn one_bin_workspace(name: &str, extra: &str, main_rs: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("src")).unwrap();
+    std::fs::write(
+        dir.path().join("Cargo.toml"),
+        format!(
+            "[package]\nname = \"{name}\"\nversion = \"0.1.0\"\nedition = \"2024\"\n{extra}\n[workspace]\n"
+        ),
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("src/main.rs"), main_rs).unwrap();
+    dir
+}
