@@ -81,7 +81,16 @@ pub fn check_own_subdir(dir: &Path) -> Result<()> {
 pub fn read_bounded(path: &Path, cap: u64, links: os::Links) -> std::io::Result<Vec<u8>> {
     use std::io::Read;
     let file = os::open_regular(path, links)?;
-    let mut bytes = Vec::new();
+    // Sized from what was opened, so that the read is a few large ones (a `Take` gives
+    // `read_to_end` no size hint); a file past the cap is refused before any read.
+    let len = file.metadata()?.len();
+    if len > cap {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("it is larger than {}", human_size(cap)),
+        ));
+    }
+    let mut bytes = Vec::with_capacity(usize::try_from(len).unwrap_or(0).saturating_add(1));
     file.take(cap + 1).read_to_end(&mut bytes)?;
     if bytes.len() as u64 > cap {
         return Err(std::io::Error::new(
