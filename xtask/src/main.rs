@@ -10,6 +10,9 @@ const USAGE: &str = "usage: cargo xtask <task>
 
 tasks:
   bench [--quick]   measure the release binary against spec §10's targets; writes BENCHMARKS.md
+  bench --against REV [--quick]
+                    this tree's binary and REV's in turns (fast path, allocations);
+                    writes target/bench-against.md
   ci                run .ci/run (fmt, clippy, tests)
   screenshot [-o FILE]
                     regenerate docs/dashboard.png from a populated temp registry (needs chromium)";

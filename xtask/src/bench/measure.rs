@@ -125,7 +125,9 @@ pub(super) fn repeat(n: usize, mut make: impl FnMut() -> Command) -> Result<(Sta
 }
 
 /// [`repeat`] for several commands at once, taken in turns (one run of each per round), so
-/// that a figure and its floor see the same moments of a noisy machine.
+/// that a figure and its floor see the same moments of a noisy machine. Each round starts
+/// with the next command (the first, then the second, …): none always runs first, right
+/// after the other.
 pub(super) fn side_by_side<const N: usize>(
     n: usize,
     mut makers: [&mut dyn FnMut() -> Command; N],
@@ -133,7 +135,8 @@ pub(super) fn side_by_side<const N: usize>(
     let mut times: [Vec<f64>; N] = std::array::from_fn(|_| Vec::with_capacity(n));
     let mut rss = [0i64; N];
     for round in 0..=n {
-        for (i, make) in makers.iter_mut().enumerate() {
+        for i in (0..N).map(|k| (k + round) % N) {
+            let make = &mut makers[i];
             let r = run(&mut make())?;
             if !r.ok {
                 return Err(format!("{:?} failed", make()));

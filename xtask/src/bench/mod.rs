@@ -4,6 +4,7 @@
 use std::process::{Command, Stdio};
 use std::time::Instant;
 
+mod against;
 mod builds;
 mod ctx;
 mod measure;
@@ -11,12 +12,32 @@ mod peers;
 mod report;
 
 use builds::{build_cost, noop_builds};
-use ctx::{Ctx, audit_lock_ms, big_registry, build_release, cargo};
+use ctx::{
+    CHECKOUTS, Ctx, Fixture, audit_lock_ms, big_registry, build_release, cargo, with_checkouts,
+};
 use measure::{Stats, at_once, finish, repeat, run, side_by_side};
 use peers::get_port;
 use report::{Report, write_report};
 
 type Result<T> = std::result::Result<T, String>;
+
+/// A copy of the binary at `path`, in `dir/bin/`, which is what every figure runs.
+///
+/// The same bytes run slower from the file the linker wrote: it wrote them through a
+/// mapping, page by page, and those pages stay in the page cache as small folios, which
+/// `exec` then faults in a few at a time (on this machine `port` took 14 more page faults
+/// and 15 % longer from the linker's file than from a copy of it). A copy is written with
+/// `write`, in large folios, as a binary that `cargo install` copied or that a reboot read
+/// back from disk would be. Every binary measured (ours, the floors, the peers, another
+/// revision's) is such a copy, so that none is measured in the linker's state.
+fn fresh_copy(path: &std::path::Path, dir: &std::path::Path) -> Result<std::path::PathBuf> {
+    let to = dir
+        .join("bin")
+        .join(path.file_name().ok_or("a binary's path")?);
+    std::fs::create_dir_all(dir.join("bin")).map_err(|e| e.to_string())?;
+    std::fs::copy(path, &to).map_err(|e| format!("cannot copy {}: {e}", path.display()))?;
+    Ok(to)
+}
 
 pub fn main(args: &[String]) -> Result<()> {
     let quick = args.iter().any(|a| a == "--quick");
@@ -25,13 +46,21 @@ pub fn main(args: &[String]) -> Result<()> {
     let tmp = std::env::temp_dir().join(format!("styxy-bench-{}", std::process::id()));
     std::fs::create_dir_all(&tmp).map_err(|e| e.to_string())?;
     let ctx = Ctx {
-        bin: root.join("target/release/cargo-styxy"),
-        pick_port: root.join("target/release/pick-port"),
-        floor: root.join("target/release/floor"),
+        bin: fresh_copy(&root.join("target/release/cargo-styxy"), &tmp)?,
+        pick_port: fresh_copy(&root.join("target/release/pick-port"), &tmp)?,
+        floor: fresh_copy(&root.join("target/release/floor"), &tmp)?,
         root: root.clone(),
         quick,
         tmp: tmp.clone(),
     };
+    if let Some(i) = args.iter().position(|a| a == "--against") {
+        let rev = args
+            .get(i + 1)
+            .ok_or("--against needs a revision, such as HEAD~3")?;
+        let outcome = against::main(&ctx, rev);
+        let _ = std::fs::remove_dir_all(&tmp);
+        return outcome;
+    }
     let mut report = Report {
         rows: Vec::new(),
         notes: Vec::new(),
@@ -380,38 +409,27 @@ pub fn main(args: &[String]) -> Result<()> {
     //    state (the registry and state as styxy last wrote them), and right after a hand
     //    edit of registry.toml (its content changed).
     for size in [100u32, 1_000, 10_000] {
-        let home = ctx.home(&format!("size-{size}"));
-        let reg = home.join("registry.toml");
-        let state = home.join("state.json");
         // 10,000 types hold 40,000 instances (spec §10); the smaller ones one each.
         let per_type = if size == 10_000 { 4 } else { 1 };
-        let (config, state_text) = big_registry(size, per_type);
-        std::fs::write(&reg, config).map_err(|e| e.to_string())?;
-        std::fs::write(&state, state_text).map_err(|e| e.to_string())?;
-        let warm = run(&mut ctx.styxy(
-            &home,
-            &["allocate", "--service", "warm-up", "--instance", "w"],
-        ))?;
-        if !warm.ok {
-            return Err(format!("allocation in {size} types failed"));
-        }
-        let (text, saved) = (
-            std::fs::read(&reg).map_err(|e| e.to_string())?,
-            std::fs::read(&state).map_err(|e| e.to_string())?,
-        );
-        let mut edited_text = text.clone();
-        edited_text.extend_from_slice(b"# edited by hand\n");
+        let fixture = Fixture::new(
+            &ctx,
+            &ctx.bin,
+            &format!("size-{size}"),
+            big_registry(size, per_type),
+        )?;
         // Each run starts from the same registry and state, as styxy wrote them or with
         // registry.toml edited by hand, and allocates one more new type.
         let mut k = 0;
         let mut one_more = |as_written: bool| {
-            let config = if as_written { &text } else { &edited_text };
-            std::fs::write(&reg, config).expect("write registry");
-            std::fs::write(&state, &saved).expect("write state");
             k += 1;
             let service = format!("extra-{k}");
-            ctx.styxy(
-                &home,
+            fixture.again(
+                &ctx.bin,
+                if as_written {
+                    b""
+                } else {
+                    b"# edited by hand\n"
+                },
                 &["allocate", "--service", &service, "--instance", "w"],
             )
         };
@@ -446,10 +464,8 @@ pub fn main(args: &[String]) -> Result<()> {
             Some(verdict),
         );
         if size == 10_000 {
-            std::fs::write(&reg, &text).map_err(|e| e.to_string())?;
-            std::fs::write(&state, &saved).map_err(|e| e.to_string())?;
             let (list, list_rss) = repeat(ctx.n(20), || {
-                ctx.styxy(&home, &["list", "--format", "json"])
+                fixture.again(&ctx.bin, b"", &["list", "--format", "json"])
             })?;
             rss.push((format!("list in {size} types"), list_rss));
             report.row(
@@ -460,6 +476,62 @@ pub fn main(args: &[String]) -> Result<()> {
             );
         }
     }
+
+    // 4. One more instance of an existing type (which runs issue 26's removed-checkout check
+    //    over the type's instances) in a registry of 100 types: of a type whose 99 instances
+    //    are checkouts on disk (an `lstat` each, none gone), and of one whose 99 instance ids
+    //    are not paths (none looked at), in turns.
+    let roots = ctx.home("checkout-roots");
+    let fixture = Fixture::new(&ctx, &ctx.bin, "existing", with_checkouts(100, &roots)?)?;
+    let (mut k, mut j) = (0, 0);
+    let [(checkouts, checkouts_rss), (names, _)] = side_by_side(
+        ctx.n(100),
+        [
+            &mut || {
+                k += 1;
+                let root = roots.join(format!("new-{k}"));
+                fixture.again(
+                    &ctx.bin,
+                    b"",
+                    &[
+                        "allocate",
+                        "--service",
+                        "checkouts",
+                        "--instance",
+                        &root.to_string_lossy(),
+                    ],
+                )
+            },
+            &mut || {
+                j += 1;
+                fixture.again(
+                    &ctx.bin,
+                    b"",
+                    &[
+                        "allocate",
+                        "--service",
+                        "names",
+                        "--instance",
+                        &format!("new-{j}"),
+                    ],
+                )
+            },
+        ],
+    )?;
+    rss.push(("allocate in an existing type".into(), checkouts_rss));
+    let ratio = checkouts.median / names.median;
+    report.row(
+        &format!(
+            "one more instance of an existing type of {CHECKOUTS} checkouts, 100 types (the removed-checkout check looks at each)"
+        ),
+        format!(
+            "{}; of a type of {CHECKOUTS} ids that are not checkouts (none looked at): {} — {ratio:.2}×",
+            checkouts.ms(),
+            names.ms()
+        ),
+        "≤ 1.1× (within noise)",
+        Some(ratio <= 1.1),
+    );
 
     // Peak RSS of the commands above: up to 1,000 types against spec §10's 10 MB, and at
     // 10,000 types and 40,000 instances against its 32 MB.
