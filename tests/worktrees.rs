@@ -28,8 +28,19 @@ fn a_removed_checkout_gives_its_ports_back_at_the_next_allocation_of_its_type() 
     let first = allocate_in(a.path());
     // An id that is a path but names no checkout is never released this way.
     home.ok(&["allocate", "--service", "svc", "--instance", "/no/such/dir"]);
+    // Worktrees side by side in one folder (looked up in one listing of it): two of the
+    // three are removed.
+    let side_by_side = tempfile::tempdir().unwrap();
+    let mut siblings = Vec::new();
+    for name in ["kept", "gone-1", "gone-2"] {
+        let dir = side_by_side.path().join(name);
+        std::fs::create_dir(&dir).unwrap();
+        siblings.push(allocate_in(&dir)["instance"].as_str().unwrap().to_owned());
+    }
     let a_id = first["instance"].as_str().unwrap().to_owned();
     drop(a); // The worktree is removed.
+    std::fs::remove_dir(side_by_side.path().join("gone-1")).unwrap();
+    std::fs::remove_dir(side_by_side.path().join("gone-2")).unwrap();
 
     let b = tempfile::tempdir().unwrap();
     let second = allocate_in(b.path());
@@ -39,19 +50,25 @@ fn a_removed_checkout_gives_its_ports_back_at_the_next_allocation_of_its_type() 
         .into_iter()
         .map(|(instance, _, _)| instance)
         .collect();
-    assert!(!left.contains(&a_id), "{left:?}");
+    for gone in [&a_id, &siblings[1], &siblings[2]] {
+        assert!(!left.contains(gone), "{gone} is still held: {left:?}");
+    }
+    assert!(left.contains(&siblings[0]), "{left:?}");
     assert!(left.contains(&"/no/such/dir".to_owned()), "{left:?}");
     let gc = home.json(&["audit", "--event", "GC"]);
-    let reasons: Vec<&str> = gc
+    let mut reasons: Vec<&str> = gc
         .as_array()
         .unwrap()
         .iter()
         .filter_map(|r| r["reason"].as_str())
         .collect();
-    assert_eq!(
-        reasons,
-        [format!("its checkout {a_id} no longer exists").as_str()]
-    );
+    reasons.sort_unstable();
+    let mut expected: Vec<String> = [&a_id, &siblings[1], &siblings[2]]
+        .iter()
+        .map(|id| format!("its checkout {id} no longer exists"))
+        .collect();
+    expected.sort_unstable();
+    assert_eq!(reasons, expected);
 }
 
 /// Runs git in `dir` with the test's registry and this binary on `PATH` (as an installed

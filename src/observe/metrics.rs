@@ -501,7 +501,7 @@ mod tests {
         let machine = Machine {
             ephemeral: || None,
             probe: &|_| false,
-            checkout_gone: |_| false,
+            checkouts_gone: |roots| vec![false; roots.len()],
         };
         for instance in ["a", "b"] {
             let request = Request {

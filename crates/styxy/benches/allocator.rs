@@ -63,7 +63,7 @@ fn allocation(c: &mut Criterion) {
         let reg = registry(n);
         let machine = Machine {
             ephemeral: || None,
-            checkout_gone: |_| false,
+            checkouts_gone: |roots| vec![false; roots.len()],
             probe: &idle,
         };
         group.bench_with_input(BenchmarkId::from_parameter(n), &reg, |b, reg| {

@@ -51,9 +51,10 @@ pub struct Machine<'a> {
     /// range is placed: on Windows the answer costs a `netsh`.
     pub ephemeral: fn() -> Option<PortRange>,
     pub probe: &'a dyn Probe,
-    /// Whether the checkout at this absolute path has been removed from disk (its
-    /// instances give their ports back before an allocation places one in their type).
-    pub checkout_gone: fn(&str) -> bool,
+    /// Which of these checkout roots (absolute paths) have been removed from disk, one
+    /// answer each (their instances give their ports back before an allocation places one
+    /// in their type).
+    pub checkouts_gone: fn(&[&str]) -> Vec<bool>,
 }
 
 impl std::fmt::Debug for Machine<'_> {
@@ -442,16 +443,21 @@ fn release_removed_checkouts(reg: &mut Registry, machine: &Machine<'_>, name: &s
     let Some(t) = reg.types.get_mut(name) else {
         return Vec::new();
     };
-    let gone: Vec<(String, String)> = t
+    let candidates: Vec<(String, String)> = t
         .instances
         .iter()
         .filter(|(id, _)| !t.leases.iter().any(|l| &l.instance == *id))
-        .filter_map(|(id, i)| {
-            let root = i.workspace(id)?;
-            (machine.checkout_gone)(root).then(|| (id.clone(), root.to_owned()))
-        })
+        .filter_map(|(id, i)| Some((id.clone(), i.workspace(id)?.to_owned())))
         .collect();
-    gone.into_iter()
+    if candidates.is_empty() {
+        return Vec::new();
+    }
+    let roots: Vec<&str> = candidates.iter().map(|(_, root)| root.as_str()).collect();
+    let gone = (machine.checkouts_gone)(&roots);
+    candidates
+        .into_iter()
+        .zip(gone)
+        .filter_map(|(candidate, gone)| gone.then_some(candidate))
         .filter_map(|(id, root)| {
             let i = t.instances.remove(&id)?;
             Some(Event::Gc {

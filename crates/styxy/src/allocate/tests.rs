@@ -20,7 +20,7 @@ fn machine(probe: &dyn Probe) -> Machine<'_> {
     Machine {
         ephemeral: || Some(EPHEMERAL),
         probe,
-        checkout_gone: |_| false,
+        checkouts_gone: |roots| vec![false; roots.len()],
     }
 }
 
@@ -312,7 +312,7 @@ fn default_max_port_sits_below_the_ephemeral_range() {
     let far = Machine {
         ephemeral: || Some(PortRange::new(60000, 65535)),
         probe: &idle,
-        checkout_gone: |_| false,
+        checkouts_gone: |roots| vec![false; roots.len()],
     };
     assert_eq!(space(&reg, &far).hi, IANA_REGISTERED_MAX);
 }
@@ -588,7 +588,7 @@ fn a_removed_checkouts_instances_are_released_before_a_port_is_placed_in_their_t
             since: None,
         });
     let removed = Machine {
-        checkout_gone: |root| root.starts_with("/gone/"),
+        checkouts_gone: |roots| roots.iter().map(|r| r.starts_with("/gone/")).collect(),
         ..machine(&idle)
     };
     let out = allocate(
