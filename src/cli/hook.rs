@@ -162,7 +162,9 @@ fn script() -> anyhow::Result<String> {
 {MARK}: `cargo styxy hook uninstall` removes it and puts back
 # an earlier hook, which is kept as {PREVIOUS} and runs first.
 status=0
-previous="$(dirname "$0")/{PREVIOUS}"
+# The hook's own folder, without a process for it (git names the hook by a path).
+case "$0" in */*) here="${{0%/*}}" ;; *) here=. ;; esac
+previous="$here/{PREVIOUS}"
 if [ -x "$previous" ]; then
     "$previous" "$@" || status=$?
 fi

@@ -21,6 +21,58 @@ use report::{Report, write_report};
 
 type Result<T> = std::result::Result<T, String>;
 
+/// The hook `hook install` writes, run as git runs it after a branch switch in the assigned
+/// checkout `ws` (with this binary first on `PATH`, as an installed one is), and its floor:
+/// a shell that runs what the hook runs, `env --write -q`, in turns.
+fn hook_cost(
+    ctx: &Ctx,
+    home: &std::path::Path,
+    ws: &std::path::Path,
+    path: &str,
+) -> Result<(Stats, Stats)> {
+    let git = Command::new("git")
+        .args(["init", "-q"])
+        .current_dir(ws)
+        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .status()
+        .map_err(|e| format!("cannot run git: {e}"))?;
+    if !git.success() {
+        return Err("git init failed".into());
+    }
+    let installed = run(ctx
+        .styxy(home, &["hook", "install", "--format", "json"])
+        .current_dir(ws)
+        .env("GIT_CONFIG_GLOBAL", "/dev/null"))?;
+    let hook = serde_json::from_str::<serde_json::Value>(&installed.stdout)
+        .ok()
+        .and_then(|v| v["hook"].as_str().map(std::path::PathBuf::from))
+        .ok_or("hook install failed")?;
+    let [(hook, _), (floor, _)] = side_by_side(
+        ctx.n(100),
+        [
+            &mut || {
+                let mut c = Command::new(&hook);
+                c.args(["0000000", "0000000", "1"])
+                    .current_dir(ws)
+                    .env("PATH", path)
+                    .env("STYXY_HOME", home);
+                c
+            },
+            &mut || {
+                let mut c = Command::new("sh");
+                c.arg("-c")
+                    .arg(r#""$0" styxy env --write -q"#)
+                    .arg(&ctx.bin)
+                    .current_dir(ws)
+                    .env("STYXY_HOME", home);
+                c
+            },
+        ],
+    )?;
+    Ok((hook, floor))
+}
+
 /// A copy of the binary at `path`, in `dir/bin/`, which is what every figure runs.
 ///
 /// The same bytes run slower from the file the linker wrote: it wrote them through a
@@ -158,6 +210,20 @@ pub fn main(args: &[String]) -> Result<()> {
         "reference",
         None,
     );
+    match hook_cost(&ctx, &home, &ws, &path) {
+        Ok((hook, floor)) => report.row(
+            "the `post-checkout` hook in an assigned checkout (a branch switch)",
+            format!(
+                "{} = {:.2}× a shell that runs `cargo-styxy styxy env --write -q`: {}",
+                hook.ms(),
+                hook.median / floor.median,
+                floor.ms()
+            ),
+            "≤ 1.1× (what `env` costs, from a shell)",
+            Some(hook.median <= 1.1 * floor.median),
+        ),
+        Err(e) => report.notes.push(format!("hook figure skipped: {e}")),
+    }
 
     // 2. One new allocation alone; then 64 new types at once.
     let home = ctx.home("one");
