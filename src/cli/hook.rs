@@ -170,7 +170,9 @@ if [ -x "$previous" ]; then
 fi
 # $3 is 1 for a checkout of a branch (a new worktree, a clone, a switch), 0 for files.
 if [ "$3" = 1 ] && [ -f Cargo.toml ]; then
-    styxy="$(command -v cargo-styxy || echo '{me}')"
+    # An installed cargo-styxy first, else the one that installed the hook.
+    styxy='{me}'
+    command -v cargo-styxy >/dev/null 2>&1 && styxy=cargo-styxy
     "$styxy" styxy env --write -q ||
         echo "warning: cargo-styxy could not write this checkout's env file (see above)" >&2
 fi

@@ -23,7 +23,8 @@ type Result<T> = std::result::Result<T, String>;
 
 /// The hook `hook install` writes, run as git runs it after a branch switch in the assigned
 /// checkout `ws` (with this binary first on `PATH`, as an installed one is), and its floor:
-/// a shell that runs what the hook runs, `env --write -q`, in turns.
+/// a shell that runs what the hook runs, `env --write -q`, and goes on whatever it returns
+/// (so the shell forks for it rather than `exec` it), in turns.
 fn hook_cost(
     ctx: &Ctx,
     home: &std::path::Path,
@@ -62,7 +63,7 @@ fn hook_cost(
             &mut || {
                 let mut c = Command::new("sh");
                 c.arg("-c")
-                    .arg(r#""$0" styxy env --write -q"#)
+                    .arg(r#""$0" styxy env --write -q || true"#)
                     .arg(&ctx.bin)
                     .current_dir(ws)
                     .env("STYXY_HOME", home);
@@ -214,7 +215,7 @@ pub fn main(args: &[String]) -> Result<()> {
         Ok((hook, floor)) => report.row(
             "the `post-checkout` hook in an assigned checkout (a branch switch)",
             format!(
-                "{} = {:.2}× a shell that runs `cargo-styxy styxy env --write -q`: {}",
+                "{} = {:.2}× a shell that runs `cargo-styxy styxy env --write -q` and goes on (as any hook must, so that git does not fail with it): {}",
                 hook.ms(),
                 hook.median / floor.median,
                 floor.ms()
