@@ -79,11 +79,14 @@ pub(super) fn write_report(ctx: &Ctx, report: &Report, quick: bool) -> Result<()
          shell or cargo sees it), the median of repeated runs after one warm-up run, with min \
          and max. A figure and its floor are measured in turns (one run of each per round; \
          a floor burst before each burst), so that both see the same moments of the machine. \
+         Every binary run is a fresh copy (not the linker's own file, whose pages the page \
+         cache holds in small pieces: the same bytes ran 15 % slower from it). \
          Lock wait and hold times come from the audit trail of the runs. Peak RSS is \
          `ru_maxrss` from `wait4`. Temp registries under the system temp dir; the example \
          workspace is `examples/shop`. The pure allocator's own figures are criterion's \
-         (`cargo bench -p styxy --bench allocator`). Reproduce with `cargo xtask bench` (about eight \
-         minutes here; `--quick` for fewer runs).\n\n",
+         (`cargo bench -p styxy --bench allocator`). Reproduce with `cargo xtask bench` (about twelve \
+         minutes here; `--quick` for fewer runs); `cargo xtask bench --against REV` measures \
+         this tree and another revision in turns.\n\n",
     );
     md.push_str("| figure | measured | target | |\n| --- | --- | --- | --- |\n");
     for (f, m, t, v) in &report.rows {
