@@ -9,15 +9,14 @@ use std::process::Command;
 
 use super::Result;
 use super::ctx::{CHECKOUTS, Ctx, Fixture, big_registry, cargo, styxy, with_checkouts};
-use super::measure::{Stats, run, side_by_side};
+use super::measure::{Stats, in_turns, run};
 
 /// Builds `rev`'s binary, measures both, and prints the table (also written to
 /// `target/bench-against.md`).
 pub(super) fn main(ctx: &Ctx, rev: &str) -> Result<()> {
     let theirs = build_rev(ctx, rev)?;
-    let ours = ctx.bin.clone();
+    let bins = [ctx.bin.clone(), theirs];
     let mut rows: Vec<(String, Stats, Stats)> = Vec::new();
-    let n = ctx.n(200);
 
     // env and port on the assigned example workspace, each binary with a registry of its
     // own.
@@ -26,7 +25,7 @@ pub(super) fn main(ctx: &Ctx, rev: &str) -> Result<()> {
     let manifest = ws.join("Cargo.toml");
     let m = manifest.to_str().ok_or("path")?.to_owned();
     let homes = [ctx.home("env-ours"), ctx.home("env-theirs")];
-    for (bin, home) in [&ours, &theirs].into_iter().zip(&homes) {
+    for (bin, home) in bins.iter().zip(&homes) {
         if !run(&mut styxy(bin, home, &["assign", "--manifest-path", &m]))?.ok {
             return Err(format!("{} assign failed", bin.display()));
         }
@@ -35,163 +34,59 @@ pub(super) fn main(ctx: &Ctx, rev: &str) -> Result<()> {
         ["env", "--manifest-path", &m].as_slice(),
         ["port", "shop-api", "--manifest-path", &m].as_slice(),
     ] {
-        let [(a, _), (b, _)] = side_by_side(
-            n,
-            [&mut || styxy(&ours, &homes[0], args), &mut || {
-                styxy(&theirs, &homes[1], args)
-            }],
-        )?;
+        let [(a, _), (b, _)] =
+            in_turns(ctx.n(200), |side, _| styxy(&bins[side], &homes[side], args))?;
         rows.push((format!("`{}`, assigned workspace", args[0]), a, b));
     }
 
     // One new allocation, each in a registry of its own that grows by one type a run.
     let homes = [ctx.home("one-ours"), ctx.home("one-theirs")];
-    let (mut k, mut j) = (0, 0);
-    let [(a, _), (b, _)] = side_by_side(
-        ctx.n(100),
-        [
-            &mut || {
-                k += 1;
-                styxy(
-                    &ours,
-                    &homes[0],
-                    &[
-                        "allocate",
-                        "--service",
-                        &format!("solo-{k}"),
-                        "--instance",
-                        "w",
-                    ],
-                )
-            },
-            &mut || {
-                j += 1;
-                styxy(
-                    &theirs,
-                    &homes[1],
-                    &[
-                        "allocate",
-                        "--service",
-                        &format!("solo-{j}"),
-                        "--instance",
-                        "w",
-                    ],
-                )
-            },
-        ],
-    )?;
+    let [(a, _), (b, _)] = in_turns(ctx.n(100), |side, k| {
+        let service = format!("solo-{k}");
+        styxy(
+            &bins[side],
+            &homes[side],
+            &["allocate", "--service", &service, "--instance", "w"],
+        )
+    })?;
     rows.push(("one new allocation".into(), a, b));
 
-    // One more new type in registries of 100 and 1,000 types, each run from the same one.
-    for size in [100u32, 1_000] {
-        let fixtures = [
-            Fixture::new(
-                ctx,
-                &ours,
-                &format!("size-{size}-ours"),
-                big_registry(size, 1),
-            )?,
-            Fixture::new(
-                ctx,
-                &theirs,
-                &format!("size-{size}-theirs"),
-                big_registry(size, 1),
-            )?,
-        ];
-        let (mut k, mut j) = (0, 0);
-        let [(a, _), (b, _)] = side_by_side(
-            ctx.n(60),
-            [
-                &mut || {
-                    k += 1;
-                    fixtures[0].again(
-                        &ours,
-                        b"",
-                        &[
-                            "allocate",
-                            "--service",
-                            &format!("extra-{k}"),
-                            "--instance",
-                            "w",
-                        ],
-                    )
-                },
-                &mut || {
-                    j += 1;
-                    fixtures[1].again(
-                        &theirs,
-                        b"",
-                        &[
-                            "allocate",
-                            "--service",
-                            &format!("extra-{j}"),
-                            "--instance",
-                            "w",
-                        ],
-                    )
-                },
-            ],
-        )?;
-        rows.push((format!("one more allocation, {size} types"), a, b));
-    }
-
-    // One more instance of a type of checkouts on disk (issue 26's removed-checkout check
-    // runs in this tree; it may not in `rev`).
+    // One more new type in registries of 100 and 1,000 types, and one more instance of a
+    // type of 99 checkouts on disk (issue 26's removed-checkout check runs in this tree; it
+    // may not in `rev`): each run from the same registry.
     let roots = ctx.home("checkout-roots");
-    let fixtures = [
-        Fixture::new(ctx, &ours, "existing-ours", with_checkouts(100, &roots)?)?,
-        Fixture::new(
-            ctx,
-            &theirs,
-            "existing-theirs",
-            with_checkouts(100, &roots)?,
-        )?,
+    let figures = [
+        ("size-100", big_registry(100, 1), None),
+        ("size-1000", big_registry(1_000, 1), None),
+        ("existing", with_checkouts(100, &roots)?, Some("checkouts")),
     ];
-    let instance = |k: usize| {
-        roots
-            .join(format!("new-{k}"))
-            .to_string_lossy()
-            .into_owned()
-    };
-    let (mut k, mut j) = (0, 0);
-    let [(a, _), (b, _)] = side_by_side(
-        ctx.n(100),
-        [
-            &mut || {
-                k += 1;
-                fixtures[0].again(
-                    &ours,
+    for (name, files, existing) in figures {
+        let fixtures = [
+            Fixture::new(ctx, &bins[0], &format!("{name}-ours"), files.clone())?,
+            Fixture::new(ctx, &bins[1], &format!("{name}-theirs"), files)?,
+        ];
+        let [(a, _), (b, _)] = in_turns(
+            ctx.n(if existing.is_some() { 100 } else { 60 }),
+            |side, k| {
+                let (service, instance) = match existing {
+                    Some(service) => (service.to_owned(), format!("new-{k}")),
+                    None => (format!("extra-{k}"), "w".to_owned()),
+                };
+                fixtures[side].again(
+                    &bins[side],
                     b"",
-                    &[
-                        "allocate",
-                        "--service",
-                        "checkouts",
-                        "--instance",
-                        &instance(k),
-                    ],
+                    &["allocate", "--service", &service, "--instance", &instance],
                 )
             },
-            &mut || {
-                j += 1;
-                fixtures[1].again(
-                    &theirs,
-                    b"",
-                    &[
-                        "allocate",
-                        "--service",
-                        "checkouts",
-                        "--instance",
-                        &instance(j),
-                    ],
-                )
-            },
-        ],
-    )?;
-    rows.push((
-        format!("one more instance of an existing type of {CHECKOUTS} checkouts, 100 types"),
-        a,
-        b,
-    ));
+        )?;
+        let figure = match existing {
+            Some(_) => {
+                format!("one more instance of an existing type of {CHECKOUTS} checkouts, 100 types")
+            }
+            None => format!("one more allocation, {} types", &name["size-".len()..]),
+        };
+        rows.push((figure, a, b));
+    }
 
     let mut md =
         format!("| figure | this tree | {rev} | this / {rev} |\n| --- | --- | --- | --- |\n");

@@ -151,3 +151,25 @@ pub(super) fn side_by_side<const N: usize>(
     let mut out = times.into_iter().zip(rss).map(|(t, r)| (Stats::of(t), r));
     Ok(std::array::from_fn(|_| out.next().expect("one per maker")))
 }
+
+/// [`side_by_side`] for two commands that differ by `side` (0 or 1): `command(side, k)`,
+/// where `k` counts each side's runs from 1.
+pub(super) fn in_turns(
+    n: usize,
+    command: impl Fn(usize, usize) -> Command,
+) -> Result<[(Stats, i64); 2]> {
+    let (mut k, mut j) = (0, 0);
+    side_by_side(
+        n,
+        [
+            &mut || {
+                k += 1;
+                command(0, k)
+            },
+            &mut || {
+                j += 1;
+                command(1, j)
+            },
+        ],
+    )
+}

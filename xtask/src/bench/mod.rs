@@ -15,7 +15,7 @@ use builds::{build_cost, noop_builds};
 use ctx::{
     CHECKOUTS, Ctx, Fixture, audit_lock_ms, big_registry, build_release, cargo, with_checkouts,
 };
-use measure::{Stats, at_once, finish, repeat, run, side_by_side};
+use measure::{Stats, at_once, finish, in_turns, repeat, run, side_by_side};
 use peers::get_port;
 use report::{Report, write_report};
 
@@ -480,28 +480,15 @@ pub fn main(args: &[String]) -> Result<()> {
     let roots = ctx.home("checkout-roots");
     let fixture = Fixture::new(&ctx, &ctx.bin, "existing", with_checkouts(100, &roots)?)?;
     // The same new instance id in both: only the instances already there differ.
-    let one_more = |service: &str, k: usize| {
+    let [(checkouts, checkouts_rss), (names, _)] = in_turns(ctx.n(100), |side, k| {
         let instance = format!("new-{k}");
+        let service = ["checkouts", "names"][side];
         fixture.again(
             &ctx.bin,
             b"",
             &["allocate", "--service", service, "--instance", &instance],
         )
-    };
-    let (mut k, mut j) = (0, 0);
-    let [(checkouts, checkouts_rss), (names, _)] = side_by_side(
-        ctx.n(100),
-        [
-            &mut || {
-                k += 1;
-                one_more("checkouts", k)
-            },
-            &mut || {
-                j += 1;
-                one_more("names", j)
-            },
-        ],
-    )?;
+    })?;
     rss.push(("allocate in an existing type".into(), checkouts_rss));
     let ratio = checkouts.median / names.median;
     report.row(
