@@ -233,6 +233,38 @@ fn the_hook_goes_where_core_hooks_path_says_and_never_fails_git() {
 }
 
 #[test]
+fn a_fresh_clone_gets_its_ports_and_env_file_from_the_hook() {
+    let home = Home::new();
+    let dir = repo(&home);
+    let repo = dir.path().join("repo");
+    // Hooks are not cloned: the clone finds this one where its core.hooksPath says (as a
+    // global core.hooksPath or a template dir would give it).
+    let hooks = dir.path().join("hooks");
+    git(
+        &home,
+        &repo,
+        &["config", "core.hooksPath", hooks.to_str().unwrap()],
+    );
+    home.ok_in(&repo, &["hook", "install"]);
+    assert!(hooks.join("post-checkout").is_file());
+
+    let hooks_path = format!("core.hooksPath={}", hooks.display());
+    git(
+        &home,
+        dir.path(),
+        &["clone", "-q", "-c", &hooks_path, "repo", "clone"],
+    );
+    let clone = std::fs::canonicalize(dir.path().join("clone")).unwrap();
+    let holders = home.holders("hooked");
+    let (_, port, _) = holders
+        .iter()
+        .find(|(id, _, _)| id == clone.to_str().unwrap())
+        .unwrap_or_else(|| panic!("the clone holds no port: {holders:?}"));
+    let env = std::fs::read_to_string(clone.join(".env")).unwrap();
+    assert!(env.contains(&format!("\nHOOKED_PORT={port}\n")), "{env}");
+}
+
+#[test]
 fn a_port_that_moves_says_from_what_to_what_and_why() {
     let home = Home::new();
     let dir = repo(&home);
