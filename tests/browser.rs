@@ -89,16 +89,6 @@ async fn type_into(client: &fantoccini::Client, css: &str, text: &str) {
     input.send_keys(text).await.unwrap();
 }
 
-/// The checkout's bin: serves on `PORT` until killed.
-const SERVER: &str = r#"fn main() {
-    let port: u16 = std::env::var("PORT").unwrap().parse().unwrap();
-    let listener = std::net::TcpListener::bind(("127.0.0.1", port)).unwrap();
-    for stream in listener.incoming() {
-        drop(stream);
-    }
-}
-"#;
-
 /// Pixels of the screenshot whose colour is within a small distance of `rgb`.
 fn count_colour(png_bytes: &[u8], rgb: [u8; 3]) -> usize {
     let decoder = png::Decoder::new(std::io::Cursor::new(png_bytes));
@@ -128,7 +118,7 @@ async fn the_dashboard_works_in_a_real_browser() {
     let checkout = common::one_bin_workspace(
         "viewed",
         "[package.metadata.styxy.bins.viewed]\nurl = \"http://127.0.0.1:{port}/health\"",
-        SERVER,
+        common::LISTENING_BIN,
     );
     let manifest = checkout.path().join("Cargo.toml");
     let viewed = home.json(&["assign", "--manifest-path", manifest.to_str().unwrap()]);

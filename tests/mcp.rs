@@ -11,16 +11,6 @@ use std::path::{Path, PathBuf};
 
 use common::Home;
 
-/// A workspace with one server bin, `echo`, that binds `$PORT` on 127.0.0.1.
-const SERVER: &str = r#"fn main() {
-    let port: u16 = std::env::var("PORT").unwrap().parse().unwrap();
-    let listener = std::net::TcpListener::bind(("127.0.0.1", port)).unwrap();
-    for stream in listener.incoming() {
-        drop(stream);
-    }
-}
-"#;
-
 fn python() -> PathBuf {
     std::env::var_os("STYXY_MCP_PYTHON").map_or_else(
         || Path::new(env!("CARGO_MANIFEST_DIR")).join("target/mcp-venv/bin/python"),
@@ -32,7 +22,7 @@ fn python() -> PathBuf {
 fn an_mcp_client_reads_ports_starts_waits_for_and_stops_a_service() {
     let home = Home::new();
     home.ok(&["rule", "add", "echo", "--preferred-start", "31500"]);
-    let ws = common::one_bin_workspace("echo", "", SERVER);
+    let ws = common::one_bin_workspace("echo", "", common::LISTENING_BIN);
     let manifest = ws.path().join("Cargo.toml");
     let python = python();
     assert!(

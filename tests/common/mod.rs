@@ -295,6 +295,16 @@ pub fn free_span_from(from: u16, len: u16) -> u16 {
     panic!("no {len} free ports in {from}-{}", from + 1000);
 }
 
+/// A bin's `src/main.rs` that listens on `$PORT` on 127.0.0.1 until it is killed.
+pub const LISTENING_BIN: &str = r#"fn main() {
+    let port: u16 = std::env::var("PORT").unwrap().parse().unwrap();
+    let listener = std::net::TcpListener::bind(("127.0.0.1", port)).unwrap();
+    for stream in listener.incoming() {
+        drop(stream);
+    }
+}
+"#;
+
 /// A new workspace of one package `name` with one bin whose `src/main.rs` is `main_rs`,
 /// `extra` added to its manifest (metadata), in a temp dir of its own.
 pub fn one_bin_workspace(name: &str, extra: &str, main_rs: &str) -> tempfile::TempDir {
