@@ -186,10 +186,10 @@ pub fn recover(dir: &Path, settings: &Settings, records: &[Record]) -> Result<bo
 fn tail(path: &Path) -> Vec<u8> {
     use std::io::{Read, Seek, SeekFrom};
     const TAIL: u64 = 64 * 1024;
-    let Ok(mut f) = crate::os::open_regular(path, crate::os::Links::Refuse) else {
+    let Ok((mut f, metadata)) = crate::os::open_regular(path, crate::os::Links::Refuse) else {
         return Vec::new();
     };
-    let len = f.metadata().map_or(0, |m| m.len());
+    let len = metadata.len();
     let mut buf = Vec::new();
     let _ = f
         .seek(SeekFrom::Start(len.saturating_sub(TAIL)))
@@ -199,7 +199,7 @@ fn tail(path: &Path) -> Vec<u8> {
 
 fn ends_without_newline(path: &Path) -> bool {
     use std::io::{Read, Seek, SeekFrom};
-    let Ok(mut f) = crate::os::open_regular(path, crate::os::Links::Refuse) else {
+    let Ok((mut f, _)) = crate::os::open_regular(path, crate::os::Links::Refuse) else {
         return false;
     };
     let mut last = [0u8; 1];
@@ -238,7 +238,7 @@ pub fn for_each(dir: &Path, mut visit: impl FnMut(Record)) -> Vec<String> {
     let mut warnings = Vec::new();
     for (_, path) in files {
         match crate::os::open_regular(&path, crate::os::Links::Refuse) {
-            Ok(file) => read_lines(&path, file, &mut visit, &mut warnings),
+            Ok((file, _)) => read_lines(&path, file, &mut visit, &mut warnings),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => warnings.push(format!("{}: skipped: {e}", path.display())),
         }

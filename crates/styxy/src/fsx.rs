@@ -66,11 +66,16 @@ pub fn create_own_subdir(dir: &Path) -> Result<()> {
 /// Checks that `dir`, a subdirectory the tool keeps in the registry, is a directory and not
 /// a symlink, or is missing.
 pub fn check_own_subdir(dir: &Path) -> Result<()> {
-    match fs::symlink_metadata(dir) {
-        Ok(m) if m.is_dir() => Ok(()),
-        Ok(m) => Err(not_a_file(dir, &m)),
+    check_kind(dir, fs::Metadata::is_dir)
+}
+
+/// Checks that `path` is missing or, not followed if a link, of the kind `wanted` says.
+fn check_kind(path: &Path, wanted: fn(&fs::Metadata) -> bool) -> Result<()> {
+    match fs::symlink_metadata(path) {
+        Ok(m) if wanted(&m) => Ok(()),
+        Ok(m) => Err(not_a_file(path, &m)),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(Error::io("cannot read", dir, e)),
+        Err(e) => Err(Error::io("cannot read", path, e)),
     }
 }
 
@@ -80,23 +85,24 @@ pub fn check_own_subdir(dir: &Path) -> Result<()> {
 /// manifests) and the registry dir's own are read this way.
 pub fn read_bounded(path: &Path, cap: u64, links: os::Links) -> std::io::Result<Vec<u8>> {
     use std::io::Read;
-    let file = os::open_regular(path, links)?;
-    // Sized from what was opened, so that the read is a few large ones (a `Take` gives
-    // `read_to_end` no size hint); a file past the cap is refused before any read.
-    let len = file.metadata()?.len();
-    if len > cap {
-        return Err(std::io::Error::new(
+    let too_large = || {
+        std::io::Error::new(
             std::io::ErrorKind::InvalidData,
             format!("it is larger than {}", human_size(cap)),
-        ));
+        )
+    };
+    let (file, metadata) = os::open_regular(path, links)?;
+    // Sized from what was opened, so that the read is a few large ones (a `Take` gives
+    // `read_to_end` no size hint); a file past the cap is refused before any read, and one
+    // that grows past it while read is refused too.
+    let len = metadata.len();
+    if len > cap {
+        return Err(too_large());
     }
     let mut bytes = Vec::with_capacity(usize::try_from(len).unwrap_or(0).saturating_add(1));
     file.take(cap + 1).read_to_end(&mut bytes)?;
     if bytes.len() as u64 > cap {
-        return Err(std::io::Error::new(
-            std::io::ErrorKind::InvalidData,
-            format!("it is larger than {}", human_size(cap)),
-        ));
+        return Err(too_large());
     }
     Ok(bytes)
 }
@@ -144,12 +150,7 @@ pub fn not_a_file(path: &Path, m: &fs::Metadata) -> Error {
 /// symlink (which a write would follow), FIFO (which a read would hang on), device or
 /// directory.
 pub fn check_regular(path: &Path) -> Result<()> {
-    match fs::symlink_metadata(path) {
-        Ok(m) if m.is_file() => Ok(()),
-        Ok(m) => Err(not_a_file(path, &m)),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(Error::io("cannot read", path, e)),
-    }
+    check_kind(path, fs::Metadata::is_file)
 }
 
 /// Checks that the registry directory `dir` belongs to this process's user and that nobody

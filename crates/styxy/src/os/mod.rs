@@ -213,15 +213,24 @@ pub enum Links {
 /// opened (not on a name that may be swapped in between): a FIFO is opened without waiting
 /// for a writer and refused, as are devices, sockets, directories and, with
 /// [`Links::Refuse`], a symlink. The refusal is an `InvalidInput` error saying what the
-/// path is.
-pub fn open_regular(path: &Path, links: Links) -> std::io::Result<File> {
-    open_checked(path, OpenOptions::new().read(true), links)
+/// path is. Returns the file with its metadata (the check's own `fstat`: a caller that
+/// wants the size asks no second time).
+pub fn open_regular(path: &Path, links: Links) -> std::io::Result<(File, std::fs::Metadata)> {
+    open_checked_with_metadata(path, OpenOptions::new().read(true), links)
 }
 
 /// [`open_regular`] with `options` (to append, to create): a FIFO is not waited on for a
 /// reader either (the open fails at once), and what was opened or created must be a
 /// regular file.
 pub fn open_checked(path: &Path, options: &OpenOptions, links: Links) -> std::io::Result<File> {
+    open_checked_with_metadata(path, options, links).map(|(file, _)| file)
+}
+
+fn open_checked_with_metadata(
+    path: &Path,
+    options: &OpenOptions,
+    links: Links,
+) -> std::io::Result<(File, std::fs::Metadata)> {
     let refuse = |kind: &str| {
         std::io::Error::new(
             std::io::ErrorKind::InvalidInput,
@@ -237,9 +246,10 @@ pub fn open_checked(path: &Path, options: &OpenOptions, links: Links) -> std::io
         Err(e) if files::is_fifo_refusal(&e) => return Err(refuse("a FIFO")),
         Err(e) => return Err(e),
     };
-    let t = file.metadata()?.file_type();
+    let metadata = file.metadata()?;
+    let t = metadata.file_type();
     if t.is_file() {
-        return Ok(file);
+        return Ok((file, metadata));
     }
     Err(refuse(if t.is_dir() {
         "a directory"
