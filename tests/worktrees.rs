@@ -157,13 +157,7 @@ fn a_new_worktree_gets_its_ports_and_env_file_and_the_earlier_hook_still_runs() 
     );
     let wt = std::fs::canonicalize(dir.path().join("wt")).unwrap();
     // The new worktree's service is in the registry, and its env file says its port.
-    let holders = home.holders("hooked");
-    let (_, port, _) = holders
-        .iter()
-        .find(|(id, _, _)| id == wt.to_str().unwrap())
-        .unwrap_or_else(|| panic!("{holders:?}"));
-    let env = std::fs::read_to_string(wt.join(".env")).unwrap();
-    assert!(env.contains(&format!("\nHOOKED_PORT={port}\n")), "{env}");
+    let env = assigned_by_the_hook(&home, &wt);
     // The earlier hook ran too, for the branch checkout.
     assert_eq!(
         std::fs::read_to_string(wt.join(".earlier-hook-ran")).unwrap(),
@@ -255,13 +249,20 @@ fn a_fresh_clone_gets_its_ports_and_env_file_from_the_hook() {
         &["clone", "-q", "-c", &hooks_path, "repo", "clone"],
     );
     let clone = std::fs::canonicalize(dir.path().join("clone")).unwrap();
+    assigned_by_the_hook(&home, &clone);
+}
+
+/// Checks that the checkout at `root` (canonical) holds a port of the fixture's service
+/// and that its env file says it, as the hook makes them; returns the env file's text.
+fn assigned_by_the_hook(home: &Home, root: &std::path::Path) -> String {
     let holders = home.holders("hooked");
     let (_, port, _) = holders
         .iter()
-        .find(|(id, _, _)| id == clone.to_str().unwrap())
-        .unwrap_or_else(|| panic!("the clone holds no port: {holders:?}"));
-    let env = std::fs::read_to_string(clone.join(".env")).unwrap();
+        .find(|(id, _, _)| id == root.to_str().unwrap())
+        .unwrap_or_else(|| panic!("{} holds no port: {holders:?}", root.display()));
+    let env = std::fs::read_to_string(root.join(".env")).unwrap();
     assert!(env.contains(&format!("\nHOOKED_PORT={port}\n")), "{env}");
+    env
 }
 
 #[test]
